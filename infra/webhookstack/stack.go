@@ -1,0 +1,102 @@
+// Package webhookstack is the Pulumi program that deploys ai-webhook: certificates from
+// pulumi-tls, the server's Deployment and Service, and the MutatingWebhookConfiguration whose
+// caBundle is the generated CA. Program is the entry point shared by `pulumi up` (infra/main.go)
+// and the Automation API.
+package webhookstack
+
+import (
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// ComponentType is the Pulumi type of the component that owns every resource.
+const ComponentType = "ai-webhook:index:WebhookStack"
+
+// Stack output names.
+const (
+	OutputMutatingWebhookName = "mutating_webhook_name"
+	OutputNamespace           = "namespace"
+	OutputServiceName         = "service_name"
+	OutputDeploymentName      = "deployment_name"
+	OutputCACertPEM           = "ca_cert_pem"
+	OutputServingCertExpiry   = "serving_cert_expiry"
+)
+
+// Program reads and validates the stack configuration, builds the WebhookStack and exports its
+// outputs. Nothing is registered when the configuration is invalid.
+func Program(ctx *pulumi.Context) error {
+	cfg, err := LoadConfig(ctx)
+	if err != nil {
+		return err
+	}
+	stack, err := NewWebhookStack(ctx, "ai-webhook", cfg)
+	if err != nil {
+		return err
+	}
+	for name, value := range stack.outputs() {
+		ctx.Export(name, value)
+	}
+	return nil
+}
+
+// WebhookStack is one ai-webhook installation. Its outputs carry no key material.
+type WebhookStack struct {
+	pulumi.ResourceState
+
+	// MutatingWebhookName is the created MutatingWebhookConfiguration's metadata.name.
+	MutatingWebhookName pulumi.StringOutput
+	Namespace           pulumi.StringOutput
+	ServiceName         pulumi.StringOutput
+	DeploymentName      pulumi.StringOutput
+	// CACertPEM is the CA certificate behind the webhook's caBundle (public).
+	CACertPEM pulumi.StringOutput
+	// ServingCertExpiry is the serving certificate's validityEndTime (RFC 3339).
+	ServingCertExpiry pulumi.StringOutput
+}
+
+// NewWebhookStack registers the component and all its children. cfg must have passed Validate.
+func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.ResourceOption) (*WebhookStack, error) {
+	stack := &WebhookStack{}
+	if err := ctx.RegisterComponentResource(ComponentType, name, stack, opts...); err != nil {
+		return nil, err
+	}
+	child := pulumi.Parent(stack)
+
+	namespace, err := newNamespace(ctx, name, cfg, child)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := newCertificates(ctx, name, cfg, child)
+	if err != nil {
+		return nil, err
+	}
+	work, err := newWorkload(ctx, name, cfg, namespace, certs, child)
+	if err != nil {
+		return nil, err
+	}
+	mwc, err := newMutatingWebhook(ctx, name, cfg, namespace, certs, work, child)
+	if err != nil {
+		return nil, err
+	}
+
+	stack.MutatingWebhookName = mwc.Metadata.Name().Elem()
+	stack.Namespace = namespace
+	stack.ServiceName = work.service.Metadata.Name().Elem()
+	stack.DeploymentName = work.deployment.Metadata.Name().Elem()
+	stack.CACertPEM = certs.caCertPEM
+	stack.ServingCertExpiry = certs.servingCertExpiry
+	if err := ctx.RegisterResourceOutputs(stack, stack.outputs()); err != nil {
+		return nil, err
+	}
+	return stack, nil
+}
+
+func (s *WebhookStack) outputs() pulumi.Map {
+	return pulumi.Map{
+		OutputMutatingWebhookName: s.MutatingWebhookName,
+		OutputNamespace:           s.Namespace,
+		OutputServiceName:         s.ServiceName,
+		OutputDeploymentName:      s.DeploymentName,
+		OutputCACertPEM:           s.CACertPEM,
+		OutputServingCertExpiry:   s.ServingCertExpiry,
+	}
+}

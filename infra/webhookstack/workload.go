@@ -1,0 +1,309 @@
+package webhookstack
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"path"
+	"strconv"
+
+	// The p-prefixed packages are the Pulumi SDK's input types; the k8s.io packages give the
+	// well-known names and constants.
+	pappsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	pcorev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	pmetav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	ppolicyv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/policy/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+)
+
+// appName names the Deployment, Service, ServiceAccount and PodDisruptionBudget. The Service name
+// is fixed because the serving certificate's DNS names are derived from it.
+const appName = "ai-webhook"
+
+// What the server binary expects (see webhook/cmd/ai-webhook).
+const (
+	containerPort     = 8443
+	portName          = "https"
+	servicePort       = 443
+	tlsDir            = "/etc/ai-webhook/tls"
+	profilesDir       = "/etc/ai-webhook/profiles"
+	profilesKey       = "profiles.yaml"
+	shutdownDelay     = "5s"
+	gracePeriodSecond = 30 // must exceed shutdownDelay plus the time to drain in-flight requests
+	nonRootID         = 65532
+)
+
+// tlsCACertKey is the conventional "ca.crt" entry of a kubernetes.io/tls Secret (as cert-manager
+// writes it). k8s.io/api only defines that string for service-account token Secrets
+// (corev1.ServiceAccountRootCAKey), so it is spelled out here.
+const tlsCACertKey = "ca.crt"
+
+// Pod template annotations that roll the pods when the serving certificate or the profiles change.
+// They hold SHA-256 digests of public material only: the certificate, never its key.
+const (
+	annotationCertChecksum     = "checksum/tls-cert"
+	annotationProfilesChecksum = "checksum/profiles"
+)
+
+// selectorLabels select the webhook's pods; commonLabels go on every object.
+func selectorLabels() pulumi.StringMap {
+	return pulumi.StringMap{
+		"app.kubernetes.io/name":      pulumi.String(appName),
+		"app.kubernetes.io/component": pulumi.String("admission-webhook"),
+	}
+}
+
+func commonLabels() pulumi.StringMap {
+	l := selectorLabels()
+	l["app.kubernetes.io/managed-by"] = pulumi.String("pulumi")
+	return l
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// newNamespace creates the namespace, or refers to an existing one when createNamespace is false.
+// Children take the returned name, so they depend on the Namespace when it is created here.
+func newNamespace(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.ResourceOption) (pulumi.StringOutput, error) {
+	if !cfg.CreateNamespace {
+		return pulumi.String(cfg.Namespace).ToStringOutput(), nil
+	}
+	ns, err := pcorev1.NewNamespace(ctx, name, &pcorev1.NamespaceArgs{
+		Metadata: &pmetav1.ObjectMetaArgs{
+			Name:   pulumi.String(cfg.Namespace),
+			Labels: commonLabels(),
+		},
+	}, opts...)
+	if err != nil {
+		return pulumi.StringOutput{}, err
+	}
+	return ns.Metadata.Name().Elem(), nil
+}
+
+// workload is what the MutatingWebhookConfiguration waits for.
+type workload struct {
+	deployment *pappsv1.Deployment
+	service    *pcorev1.Service
+}
+
+// newWorkload creates the TLS Secret, the profiles ConfigMap, the ServiceAccount, the Deployment,
+// its Service and PodDisruptionBudget.
+//
+// The Secret and ConfigMap are auto-named: pulumi-kubernetes replaces them when their data
+// changes, and with a generated name the replacement is created before the old one is deleted,
+// so running pods never lose their mounted files.
+func newWorkload(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.StringOutput, certs *certificates, opts ...pulumi.ResourceOption) (*workload, error) {
+	secret, err := pcorev1.NewSecret(ctx, name+"-tls", &pcorev1.SecretArgs{
+		Metadata: &pmetav1.ObjectMetaArgs{Namespace: namespace, Labels: commonLabels()},
+		Type:     pulumi.String(string(corev1.SecretTypeTLS)),
+		StringData: pulumi.StringMap{
+			corev1.TLSCertKey:       certs.servingCertPEM,
+			corev1.TLSPrivateKeyKey: certs.servingKeyPEM,
+			tlsCACertKey:            certs.caCertPEM,
+		},
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	profiles := string(cfg.profilesYAML())
+	configMap, err := pcorev1.NewConfigMap(ctx, name+"-profiles", &pcorev1.ConfigMapArgs{
+		Metadata: &pmetav1.ObjectMetaArgs{Namespace: namespace, Labels: commonLabels()},
+		Data:     pulumi.StringMap{profilesKey: pulumi.String(profiles)},
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	// The server needs no Kubernetes API access, so it gets no token.
+	sa, err := pcorev1.NewServiceAccount(ctx, name, &pcorev1.ServiceAccountArgs{
+		Metadata:                     &pmetav1.ObjectMetaArgs{Name: pulumi.String(appName), Namespace: namespace, Labels: commonLabels()},
+		AutomountServiceAccountToken: pulumi.Bool(false),
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+
+	deployment, err := pappsv1.NewDeployment(ctx, name, &pappsv1.DeploymentArgs{
+		Metadata: &pmetav1.ObjectMetaArgs{Name: pulumi.String(appName), Namespace: namespace, Labels: commonLabels()},
+		Spec: &pappsv1.DeploymentSpecArgs{
+			Replicas: pulumi.Int(cfg.Replicas),
+			Selector: &pmetav1.LabelSelectorArgs{MatchLabels: selectorLabels()},
+			// Bring a new pod up before an old one goes: admission calls keep being served.
+			Strategy: &pappsv1.DeploymentStrategyArgs{
+				Type: pulumi.String(string(appsv1.RollingUpdateDeploymentStrategyType)),
+				RollingUpdate: &pappsv1.RollingUpdateDeploymentArgs{
+					MaxUnavailable: pulumi.Int(0),
+					MaxSurge:       pulumi.Int(1),
+				},
+			},
+			Template: &pcorev1.PodTemplateSpecArgs{
+				Metadata: &pmetav1.ObjectMetaArgs{
+					Labels: commonLabels(),
+					Annotations: pulumi.StringMap{
+						annotationCertChecksum:     certs.servingCertPEM.ApplyT(sha256Hex).(pulumi.StringOutput),
+						annotationProfilesChecksum: pulumi.String(sha256Hex(profiles)),
+					},
+				},
+				Spec: podSpec(cfg, sa, secret, configMap),
+			},
+		},
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+
+	service, err := pcorev1.NewService(ctx, name, &pcorev1.ServiceArgs{
+		Metadata: &pmetav1.ObjectMetaArgs{Name: pulumi.String(appName), Namespace: namespace, Labels: commonLabels()},
+		Spec: &pcorev1.ServiceSpecArgs{
+			Type:     pulumi.String(string(corev1.ServiceTypeClusterIP)),
+			Selector: selectorLabels(),
+			Ports: pcorev1.ServicePortArray{&pcorev1.ServicePortArgs{
+				Name:       pulumi.String(portName),
+				Port:       pulumi.Int(servicePort),
+				TargetPort: pulumi.String(portName),
+				Protocol:   pulumi.String(string(corev1.ProtocolTCP)),
+			}},
+		},
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+
+	// maxUnavailable (not minAvailable) so a drain is never blocked, even with one replica;
+	// AlwaysAllow lets a drain evict pods that are not ready anyway.
+	_, err = ppolicyv1.NewPodDisruptionBudget(ctx, name, &ppolicyv1.PodDisruptionBudgetArgs{
+		Metadata: &pmetav1.ObjectMetaArgs{Name: pulumi.String(appName), Namespace: namespace, Labels: commonLabels()},
+		Spec: &ppolicyv1.PodDisruptionBudgetSpecArgs{
+			MaxUnavailable:             pulumi.Int(1),
+			Selector:                   &pmetav1.LabelSelectorArgs{MatchLabels: selectorLabels()},
+			UnhealthyPodEvictionPolicy: pulumi.String(string(policyv1.AlwaysAllow)),
+		},
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &workload{deployment: deployment, service: service}, nil
+}
+
+func podSpec(cfg Config, sa *pcorev1.ServiceAccount, secret *pcorev1.Secret, configMap *pcorev1.ConfigMap) *pcorev1.PodSpecArgs {
+	spreadSelector := &pmetav1.LabelSelectorArgs{MatchLabels: selectorLabels()}
+	spec := &pcorev1.PodSpecArgs{
+		ServiceAccountName:            sa.Metadata.Name(),
+		AutomountServiceAccountToken:  pulumi.Bool(false),
+		EnableServiceLinks:            pulumi.Bool(false),
+		TerminationGracePeriodSeconds: pulumi.Int(gracePeriodSecond),
+		SecurityContext: &pcorev1.PodSecurityContextArgs{
+			RunAsNonRoot:   pulumi.Bool(true),
+			RunAsUser:      pulumi.Int(nonRootID),
+			RunAsGroup:     pulumi.Int(nonRootID),
+			FsGroup:        pulumi.Int(nonRootID), // group owner of the mounted key (mode 0440)
+			SeccompProfile: &pcorev1.SeccompProfileArgs{Type: pulumi.String(string(corev1.SeccompProfileTypeRuntimeDefault))},
+		},
+		// Spread the replicas over nodes, so one node going away leaves the webhook serving.
+		// Preferred, not required: a one-node dev cluster still runs every replica.
+		TopologySpreadConstraints: pcorev1.TopologySpreadConstraintArray{&pcorev1.TopologySpreadConstraintArgs{
+			MaxSkew:           pulumi.Int(1),
+			TopologyKey:       pulumi.String(corev1.LabelHostname),
+			WhenUnsatisfiable: pulumi.String(string(corev1.ScheduleAnyway)),
+			LabelSelector:     spreadSelector,
+		}},
+		Affinity: &pcorev1.AffinityArgs{
+			PodAntiAffinity: &pcorev1.PodAntiAffinityArgs{
+				PreferredDuringSchedulingIgnoredDuringExecution: pcorev1.WeightedPodAffinityTermArray{&pcorev1.WeightedPodAffinityTermArgs{
+					Weight: pulumi.Int(100),
+					PodAffinityTerm: &pcorev1.PodAffinityTermArgs{
+						TopologyKey:   pulumi.String(corev1.LabelHostname),
+						LabelSelector: spreadSelector,
+					},
+				}},
+			},
+		},
+		Containers: pcorev1.ContainerArray{container(cfg)},
+		Volumes: pcorev1.VolumeArray{
+			&pcorev1.VolumeArgs{
+				Name: pulumi.String("tls"),
+				Secret: &pcorev1.SecretVolumeSourceArgs{
+					SecretName:  secret.Metadata.Name(),
+					DefaultMode: pulumi.Int(0o440),
+				},
+			},
+			&pcorev1.VolumeArgs{
+				Name:      pulumi.String("profiles"),
+				ConfigMap: &pcorev1.ConfigMapVolumeSourceArgs{Name: configMap.Metadata.Name()},
+			},
+		},
+	}
+	if cfg.PriorityClassName != "" {
+		spec.PriorityClassName = pulumi.String(cfg.PriorityClassName)
+	}
+	return spec
+}
+
+func container(cfg Config) *pcorev1.ContainerArgs {
+	probe := func(endpoint string, period, failures int) *pcorev1.ProbeArgs {
+		return &pcorev1.ProbeArgs{
+			HttpGet: &pcorev1.HTTPGetActionArgs{
+				Path:   pulumi.String(endpoint),
+				Port:   pulumi.String(portName),
+				Scheme: pulumi.String(string(corev1.URISchemeHTTPS)),
+			},
+			PeriodSeconds:    pulumi.Int(period),
+			TimeoutSeconds:   pulumi.Int(2),
+			FailureThreshold: pulumi.Int(failures),
+		}
+	}
+	resources := func(list map[corev1.ResourceName]string) pulumi.StringMap {
+		out := pulumi.StringMap{}
+		for name, value := range list {
+			if value != "" {
+				out[string(name)] = pulumi.String(value)
+			}
+		}
+		return out
+	}
+	return &pcorev1.ContainerArgs{
+		Name:            pulumi.String(appName),
+		Image:           pulumi.String(cfg.Image),
+		ImagePullPolicy: pulumi.String(string(cfg.ImagePullPolicy)),
+		Args: pulumi.ToStringArray([]string{
+			"serve",
+			"--listen=:" + strconv.Itoa(containerPort),
+			"--tls-cert-file=" + path.Join(tlsDir, corev1.TLSCertKey),
+			"--tls-key-file=" + path.Join(tlsDir, corev1.TLSPrivateKeyKey),
+			"--profiles-file=" + path.Join(profilesDir, profilesKey),
+			"--domain=" + cfg.Domain,
+			"--shutdown-delay=" + shutdownDelay,
+			"--log-level=" + cfg.LogLevel,
+		}),
+		Ports: pcorev1.ContainerPortArray{&pcorev1.ContainerPortArgs{
+			Name:          pulumi.String(portName),
+			ContainerPort: pulumi.Int(containerPort),
+			Protocol:      pulumi.String(string(corev1.ProtocolTCP)),
+		}},
+		// /readyz turns 503 as soon as shutdown starts, so the endpoint is dropped before the
+		// server stops; /healthz only says the process is alive.
+		ReadinessProbe: probe("/readyz", 5, 2),
+		LivenessProbe:  probe("/healthz", 10, 3),
+		Resources: &pcorev1.ResourceRequirementsArgs{
+			Requests: resources(cfg.Resources.Requests),
+			Limits:   resources(cfg.Resources.Limits),
+		},
+		SecurityContext: &pcorev1.SecurityContextArgs{
+			RunAsNonRoot:             pulumi.Bool(true),
+			RunAsUser:                pulumi.Int(nonRootID),
+			RunAsGroup:               pulumi.Int(nonRootID),
+			ReadOnlyRootFilesystem:   pulumi.Bool(true),
+			AllowPrivilegeEscalation: pulumi.Bool(false),
+			Privileged:               pulumi.Bool(false),
+			Capabilities:             &pcorev1.CapabilitiesArgs{Drop: pulumi.StringArray{pulumi.String("ALL")}},
+			SeccompProfile:           &pcorev1.SeccompProfileArgs{Type: pulumi.String(string(corev1.SeccompProfileTypeRuntimeDefault))},
+		},
+		VolumeMounts: pcorev1.VolumeMountArray{
+			&pcorev1.VolumeMountArgs{Name: pulumi.String("tls"), MountPath: pulumi.String(tlsDir), ReadOnly: pulumi.Bool(true)},
+			&pcorev1.VolumeMountArgs{Name: pulumi.String("profiles"), MountPath: pulumi.String(profilesDir), ReadOnly: pulumi.Bool(true)},
+		},
+	}
+}

@@ -1,0 +1,156 @@
+// Package inject decides what a profile adds to a Pod and expresses it as JSON Patch
+// operations plus a per-item account (applied, kept, skipped, enforced). It is pure: no HTTP,
+// no clock, no I/O, so the admission server, the offline `inject` command and the tests all
+// share one decision.
+package inject
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ai-webhook/ai-webhook/webhook/profile"
+)
+
+// DefaultDomain prefixes every label and annotation key the injector reads or writes.
+const DefaultDomain = "ai.example.com"
+
+// Keys are the label and annotation keys under one domain.
+type Keys struct {
+	Profile  string // label or annotation naming the profile to apply
+	Inject   string // annotation; "false" opts a Pod out
+	Injected string // annotation stamped with "<profile>@<hash>"
+}
+
+// KeysFor derives the keys for a domain.
+func KeysFor(domain string) Keys {
+	return Keys{Profile: domain + "/profile", Inject: domain + "/inject", Injected: domain + "/injected"}
+}
+
+// mirrorPodAnnotation marks static Pods the kubelet mirrors into the API; they cannot be changed.
+const mirrorPodAnnotation = "kubernetes.io/config.mirror"
+
+// RefusedError means the Pod asks for something that cannot be honoured; the Pod is denied
+// with Error() as the message.
+type RefusedError struct{ Reason string }
+
+func (e *RefusedError) Error() string { return e.Reason }
+
+// choose picks the profile for a Pod: nil with a reason when none applies.
+func choose(pod *corev1.Pod, set *profile.Set, keys Keys) (*profile.Compiled, string, error) {
+	if _, ok := pod.Annotations[mirrorPodAnnotation]; ok {
+		return nil, "mirror pod", nil
+	}
+	if strings.EqualFold(pod.Annotations[keys.Inject], "false") {
+		return nil, "opted out with " + keys.Inject + "=false", nil
+	}
+	byLabel, byAnnotation := pod.Labels[keys.Profile], pod.Annotations[keys.Profile]
+	if byLabel != "" && byAnnotation != "" && byLabel != byAnnotation {
+		return nil, "", &RefusedError{Reason: fmt.Sprintf("label %s=%q and annotation %s=%q disagree: set one",
+			keys.Profile, byLabel, keys.Profile, byAnnotation)}
+	}
+	name := byLabel
+	if name == "" {
+		name = byAnnotation
+	}
+	if name != "" {
+		p, ok := set.Get(name)
+		if !ok {
+			return nil, "", &RefusedError{Reason: fmt.Sprintf("unknown profile %q in %s; known profiles: %s",
+				name, keys.Profile, strings.Join(set.Names(), ", "))}
+		}
+		return p, "", nil
+	}
+	if p, ok := set.Default(); ok && podRequests(pod, p.GPUResource) {
+		return p, "", nil
+	}
+	return nil, "no profile requested", nil
+}
+
+// podRequests reports whether any container of the Pod asks for the resource.
+func podRequests(pod *corev1.Pod, r corev1.ResourceName) bool {
+	for i := range pod.Spec.InitContainers {
+		if requests(&pod.Spec.InitContainers[i], r) {
+			return true
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if requests(&pod.Spec.Containers[i], r) {
+			return true
+		}
+	}
+	return false
+}
+
+func requests(c *corev1.Container, r corev1.ResourceName) bool {
+	q, ok := c.Resources.Limits[r]
+	if !ok {
+		q, ok = c.Resources.Requests[r]
+	}
+	return ok && !q.IsZero()
+}
+
+// target is a container the profile reaches, with its JSON-pointer prefix.
+type target struct {
+	c    *corev1.Container
+	path string // e.g. /spec/containers/0
+	kind string // "container", "init container", "sidecar"
+}
+
+// targets lists the containers a profile reaches, app containers first, in spec order.
+// Regular init containers and native sidecars (init containers with restartPolicy Always) are
+// reached only when the profile says so: init containers usually fetch or prepare and need no
+// GPU, while a sidecar runs beside the app for the Pod's life.
+func targets(pod *corev1.Pod, p *profile.Compiled) []target {
+	var out []target
+	want := func(c *corev1.Container) bool {
+		switch p.Containers.Select {
+		case profile.SelectNamed:
+			for _, n := range p.Containers.Names {
+				if n == c.Name {
+					return true
+				}
+			}
+			return false
+		case profile.SelectGPU:
+			return requests(c, p.GPUResource)
+		}
+		return true
+	}
+	for i := range pod.Spec.Containers {
+		if c := &pod.Spec.Containers[i]; want(c) {
+			out = append(out, target{c: c, path: fmt.Sprintf("/spec/containers/%d", i), kind: "container"})
+		}
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		if (sidecar && !p.Containers.Sidecars) || (!sidecar && !p.Containers.InitContainers) || !want(c) {
+			continue
+		}
+		kind := "init container"
+		if sidecar {
+			kind = "sidecar"
+		}
+		out = append(out, target{c: c, path: fmt.Sprintf("/spec/initContainers/%d", i), kind: kind})
+	}
+	return out
+}
+
+// allContainers lists every container of the Pod, app containers first.
+func allContainers(pod *corev1.Pod) []target {
+	out := make([]target, 0, len(pod.Spec.Containers)+len(pod.Spec.InitContainers))
+	for i := range pod.Spec.Containers {
+		out = append(out, target{c: &pod.Spec.Containers[i], path: fmt.Sprintf("/spec/containers/%d", i), kind: "container"})
+	}
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		kind := "init container"
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			kind = "sidecar"
+		}
+		out = append(out, target{c: c, path: fmt.Sprintf("/spec/initContainers/%d", i), kind: kind})
+	}
+	return out
+}

@@ -1,0 +1,79 @@
+// Package metrics holds the server's Prometheus collectors in one registry of its own, so
+// tests can create as many servers as they like.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Results of an admission request, the label values of RequestsTotal.
+const (
+	ResultMutated   = "mutated"   // a patch was returned
+	ResultUnchanged = "unchanged" // a profile applied but the Pod already had everything
+	ResultSkipped   = "skipped"   // no profile applies (opted out, none named, not a Pod)
+	ResultDenied    = "denied"    // the Pod was refused (unknown profile, ...)
+	ResultError     = "error"     // the request could not be handled (malformed, panic)
+)
+
+// Metrics are the server's collectors.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	RequestsTotal   *prometheus.CounterVec
+	Duration        prometheus.Histogram
+	MutationsTotal  *prometheus.CounterVec
+	SkippedTotal    *prometheus.CounterVec
+	PanicsTotal     prometheus.Counter
+	ReloadsTotal    *prometheus.CounterVec
+	ProfilesLoaded  prometheus.Gauge
+	CertNotAfter    prometheus.Gauge
+	LastReloadError *prometheus.GaugeVec
+}
+
+// New registers the collectors, plus Go runtime and process metrics, in a new registry.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := promauto.With(reg)
+	return &Metrics{
+		Registry: reg,
+		RequestsTotal: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "ai_webhook_admission_requests_total",
+			Help: "Admission requests by result: mutated, unchanged, skipped, denied, error.",
+		}, []string{"result"}),
+		Duration: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ai_webhook_admission_duration_seconds",
+			Help:    "Time from request read to response written.",
+			Buckets: []float64{.00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
+		MutationsTotal: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "ai_webhook_mutations_total",
+			Help: "Pods patched, by profile.",
+		}, []string{"profile"}),
+		SkippedTotal: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "ai_webhook_skipped_items_total",
+			Help: "Profile settings not applied because the Pod set its own value, by profile and field.",
+		}, []string{"profile", "field"}),
+		PanicsTotal: f.NewCounter(prometheus.CounterOpts{
+			Name: "ai_webhook_panics_total",
+			Help: "Panics recovered while handling a request.",
+		}),
+		ReloadsTotal: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "ai_webhook_config_reloads_total",
+			Help: "Loads of the profiles file and the serving certificate, by source and result (success, error).",
+		}, []string{"source", "result"}),
+		ProfilesLoaded: f.NewGauge(prometheus.GaugeOpts{
+			Name: "ai_webhook_profiles_loaded",
+			Help: "Number of profiles currently in use.",
+		}),
+		CertNotAfter: f.NewGauge(prometheus.GaugeOpts{
+			Name: "ai_webhook_certificate_expiry_timestamp_seconds",
+			Help: "NotAfter of the serving certificate in use, as a Unix time.",
+		}),
+		LastReloadError: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ai_webhook_config_last_reload_failed",
+			Help: "1 while the newest version of a source failed to load and the previous one is still in use.",
+		}, []string{"source"}),
+	}
+}
