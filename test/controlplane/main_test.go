@@ -169,7 +169,11 @@ func trackWebhookSources(root string) error {
 		}
 	}
 	return filepath.WalkDir(filepath.Join(root, "webhook"), func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			_, err := os.Stat(path) // a new or removed file changes its directory
 			return err
 		}
 		fh, err := os.Open(path)

@@ -174,3 +174,7 @@ func (p projectedDir) write(files map[string][]byte) error {
 	}
 	return nil
 }
+
+func tlsServerConfig(pair tls.Certificate) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+}

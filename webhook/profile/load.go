@@ -2,6 +2,7 @@ package profile
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -18,9 +20,18 @@ import (
 // are errors, so a typo never silently drops a setting. The error lists every problem, each
 // naming the profile and field.
 func Parse(data []byte) (*Set, error) {
+	j, err := yaml.YAMLToJSONStrict(data) // refuses duplicate keys
+	if err != nil {
+		return nil, fmt.Errorf("profiles: not valid YAML: %w", err)
+	}
 	var f File
-	if err := yaml.UnmarshalStrict(data, &f); err != nil {
+	// The strict decoder reports unknown and duplicate fields with their path.
+	strict, err := kjson.UnmarshalStrict(j, &f)
+	if err != nil {
 		return nil, fmt.Errorf("profiles: cannot read file: %w", err)
+	}
+	if len(strict) > 0 {
+		return nil, fmt.Errorf("profiles: %w (check the spelling against README.md, Writing a profile)", errors.Join(strict...))
 	}
 	for i := range f.Profiles {
 		f.Profiles[i].applyDefaults()

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ai-webhook/ai-webhook/webhook/inject"
@@ -21,7 +23,7 @@ import (
 func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inject", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("f", "", "Pod manifest, YAML or JSON ('-' for stdin)")
+	file := fs.String("f", "", "Pod or workload manifest (Deployment, Job, ...), YAML or JSON ('-' for stdin)")
 	profilesFile := fs.String("profiles-file", "", "profile file (default: the shipped examples)")
 	domain := fs.String("domain", inject.DefaultDomain, "prefix of the label and annotation keys")
 	asPatch := fs.Bool("patch", false, "print the JSON patch the webhook would return")
@@ -53,16 +55,16 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("inject: %s is not YAML or JSON: %w", *file, err)
 	}
-	var pod corev1.Pod
-	if err := yaml.UnmarshalStrict(raw, &pod); err != nil {
-		return fmt.Errorf("inject: %s is not a Pod: %w", *file, err)
+	pod, prefix, err := podOf(original)
+	if err != nil {
+		return fmt.Errorf("inject: %s: %w", *file, err)
 	}
-	if pod.Kind != "Pod" {
-		return fmt.Errorf("inject: %s has kind %q; give a Pod manifest", *file, pod.Kind)
-	}
-	res, err := inject.Mutate(&pod, set, inject.Options{Keys: inject.KeysFor(*domain)})
+	res, err := inject.Mutate(pod, set, inject.Options{Keys: inject.KeysFor(*domain)})
 	if err != nil {
 		return fmt.Errorf("the webhook would deny this Pod: %w", err)
+	}
+	for i := range res.Patch {
+		res.Patch[i].Path = prefix + res.Patch[i].Path
 	}
 	switch {
 	case *asPatch:
@@ -89,6 +91,59 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	_, err = stdout.Write(out)
 	return err
+}
+
+// templatePaths locate the Pod template of the workload kinds, as JSON pointers.
+var templatePaths = map[string]string{
+	"Deployment": "/spec/template", "StatefulSet": "/spec/template", "DaemonSet": "/spec/template",
+	"ReplicaSet": "/spec/template", "Job": "/spec/template", "PodTemplate": "/template",
+	"CronJob": "/spec/jobTemplate/spec/template",
+}
+
+// podOf returns the Pod a manifest describes: the Pod itself, or a workload's Pod template
+// (as its Pods will be admitted), with the JSON pointer of that template in the manifest.
+func podOf(manifest []byte) (*corev1.Pod, string, error) {
+	var meta struct {
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal(manifest, &meta); err != nil {
+		return nil, "", fmt.Errorf("not a Kubernetes object: %w", err)
+	}
+	if meta.Kind == "Pod" {
+		var pod corev1.Pod
+		if err := strictJSON(manifest, &pod); err != nil {
+			return nil, "", fmt.Errorf("not a valid Pod: %w", err)
+		}
+		return &pod, "", nil
+	}
+	prefix, ok := templatePaths[meta.Kind]
+	if !ok {
+		return nil, "", fmt.Errorf("kind %q: give a Pod or a workload with a Pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob)", meta.Kind)
+	}
+	var doc any = map[string]any{}
+	if err := json.Unmarshal(manifest, &doc); err != nil {
+		return nil, "", err
+	}
+	for _, key := range strings.Split(prefix[1:], "/") {
+		m, _ := doc.(map[string]any)
+		if doc = m[key]; doc == nil {
+			return nil, "", fmt.Errorf("%s has no %s", meta.Kind, prefix)
+		}
+	}
+	b, _ := json.Marshal(doc)
+	var tmpl corev1.PodTemplateSpec
+	if err := strictJSON(b, &tmpl); err != nil {
+		return nil, "", fmt.Errorf("%s %s is not a valid Pod template: %w", meta.Kind, prefix, err)
+	}
+	return &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}, prefix, nil
+}
+
+func strictJSON(b []byte, v any) error {
+	strict, err := kjson.UnmarshalStrict(b, v)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
 }
 
 func readInput(name string, stdin io.Reader) ([]byte, error) {

@@ -1,0 +1,21 @@
+// Package bench measures the ai-webhook admission server, runs the same
+// measurements against a reference webhook built on controller-runtime, and
+// renders the figures that `make bench` writes to test/bench/BENCHMARKS.md.
+//
+// The parts, numbered as in the benchmark issue:
+//
+//   - B1 (loadgen.go, servers.go, b1.go): both servers run as separate
+//     processes behind real TLS; a load generator of ours drives them over
+//     HTTP/1.1 with kept-alive connections, closed loop for saturation and
+//     open loop at fixed arrival rates for latency (measured from the intended
+//     send time, so a slow server cannot slow the clock that judges it).
+//     CPU time and peak RSS come from /proc/<pid>.
+//   - B2 and B3 (micro.go): the handlers in-process on Pods of growing size,
+//     against the floor of decoding and encoding the same AdmissionReview.
+//   - B4 (apiserver.go): Pods created through a real kube-apiserver and etcd
+//     (from bin/, built by `make tools`) with and without the webhook.
+//
+// cmd/benchrun runs everything and writes the report; cmd/reference is the
+// reference server. The smoke test runs each path once so the code can't rot;
+// it asserts correctness, never timing.
+package bench

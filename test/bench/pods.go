@@ -1,0 +1,193 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+)
+
+// TypicalPodFile is the shipped example used as "a typical GPU training Pod".
+const TypicalPodFile = "webhook/examples/pods/pytorch-training.yaml"
+
+// RepoRoot is the directory holding go.work at or above dir.
+func RepoRoot(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.work above %s: run from the ai-webhook repository", dir)
+		}
+	}
+}
+
+// ExamplePod reads the shipped example Pod as a user writes it.
+func ExamplePod(root string) (*corev1.Pod, error) {
+	data, err := os.ReadFile(filepath.Join(root, TypicalPodFile))
+	if err != nil {
+		return nil, err
+	}
+	pod := &corev1.Pod{}
+	if err := yaml.UnmarshalStrict(data, pod); err != nil {
+		return nil, fmt.Errorf("%s: %w", TypicalPodFile, err)
+	}
+	return pod, nil
+}
+
+// AsAdmitted returns the Pod as the API server hands it to a mutating webhook on CREATE:
+// defaulted (pull policy, termination message, requests from limits, DNS and scheduler
+// names), with what the built-in admission plugins that run before webhooks add (service
+// account token volume, not-ready/unreachable tolerations, priority) and the managed fields
+// of the create. Webhooks decode all of it, so it belongs in what they are timed on.
+func AsAdmitted(user *corev1.Pod) *corev1.Pod {
+	pod := user.DeepCopy()
+	pod.ManagedFields = []metav1.ManagedFieldsEntry{{
+		Manager: "kubectl-client-side-apply", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
+		Time: ptr.To(metav1.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)), FieldsType: "FieldsV1",
+		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{".":{},"f:ai.example.com/profile":{}}},` +
+			`"f:spec":{"f:containers":{"k:{\"name\":\"trainer\"}":{".":{},"f:command":{},"f:env":{},"f:image":{},"f:name":{},"f:resources":{}}},` +
+			`"f:restartPolicy":{}}}`)},
+	}}
+	spec := &pod.Spec
+	tokenVolume := "kube-api-access-x7k2p"
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: tokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		DefaultMode: ptr.To[int32](0o644),
+		Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: ptr.To[int64](3607), Path: "token"}},
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
+				Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}},
+			{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{{Path: "namespace",
+				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.namespace"}}}}},
+		},
+	}}})
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
+		c.ImagePullPolicy = corev1.PullIfNotPresent
+		c.TerminationMessagePath = corev1.TerminationMessagePathDefault
+		c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
+		if c.Resources.Requests == nil && c.Resources.Limits != nil {
+			c.Resources.Requests = c.Resources.Limits.DeepCopy()
+		}
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: tokenVolume, ReadOnly: true,
+			MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"})
+	}
+	if spec.RestartPolicy == "" {
+		spec.RestartPolicy = corev1.RestartPolicyAlways
+	}
+	spec.TerminationGracePeriodSeconds = ptr.To[int64](30)
+	spec.DNSPolicy = corev1.DNSClusterFirst
+	spec.SecurityContext = &corev1.PodSecurityContext{}
+	spec.SchedulerName = corev1.DefaultSchedulerName
+	spec.ServiceAccountName, spec.DeprecatedServiceAccount = "default", "default"
+	spec.EnableServiceLinks = ptr.To(true)
+	spec.Priority = ptr.To[int32](0)
+	spec.PreemptionPolicy = ptr.To(corev1.PreemptLowerPriority)
+	for _, key := range []string{corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable} {
+		spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists,
+			Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)})
+	}
+	return pod
+}
+
+// WithEnv returns pod with the training container carrying n environment variables in
+// total: the user's own first, then generated ones.
+func WithEnv(pod *corev1.Pod, n int) *corev1.Pod {
+	pod = pod.DeepCopy()
+	c := &pod.Spec.Containers[0]
+	for i := len(c.Env); i < n; i++ {
+		c.Env = append(c.Env, corev1.EnvVar{Name: fmt.Sprintf("APP_SETTING_%05d", i), Value: fmt.Sprintf("value-%d", i)})
+	}
+	return pod
+}
+
+// WithContainers returns pod with n containers: the training container first, then
+// copies of its last container (a small metrics sidecar) under distinct names.
+func WithContainers(pod *corev1.Pod, n int) *corev1.Pod {
+	pod = pod.DeepCopy()
+	cs := pod.Spec.Containers
+	last := cs[len(cs)-1]
+	for i := len(cs); i < n; i++ {
+		c := *last.DeepCopy()
+		c.Name = fmt.Sprintf("sidecar-%02d", i)
+		cs = append(cs, c)
+	}
+	pod.Spec.Containers = cs
+	return pod
+}
+
+// Shape is one Pod of B2.
+type Shape struct {
+	Key        string // short name for tables, e.g. "env-1000"
+	Title      string
+	EnvVars    int // environment variables of the training container
+	Containers int
+	Pod        *corev1.Pod // as admitted (see AsAdmitted)
+}
+
+// Shapes are the Pods of B2: the four named by the issue first (main table), then the
+// points of the growth series (envs and containers) that show whether time grows linearly.
+func Shapes(example *corev1.Pod) (main, envSeries, containerSeries []Shape) {
+	base := AsAdmitted(example)
+	mk := func(key, title string, pod *corev1.Pod) Shape {
+		return Shape{Key: key, Title: title, EnvVars: len(pod.Spec.Containers[0].Env), Containers: len(pod.Spec.Containers), Pod: pod}
+	}
+	typical := mk("typical", "typical GPU training Pod", base)
+	env1k := mk("env-1000", "1,000 env vars", WithEnv(base, 1000))
+	c20 := mk("containers-20", "20 containers", WithContainers(base, 20))
+	env5k := mk("env-5000", "5,000 env vars", WithEnv(base, 5000))
+	main = []Shape{typical, env1k, c20, env5k}
+	envSeries = []Shape{typical, mk("env-250", "250 env vars", WithEnv(base, 250)), env1k,
+		mk("env-2500", "2,500 env vars", WithEnv(base, 2500)), env5k}
+	containerSeries = []Shape{typical, mk("containers-5", "5 containers", WithContainers(base, 5)),
+		mk("containers-10", "10 containers", WithContainers(base, 10)), c20}
+	return main, envSeries, containerSeries
+}
+
+// ReviewBody is the AdmissionReview the API server sends for a CREATE of pod.
+func ReviewBody(pod *corev1.Pod, uid string) ([]byte, error) {
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		return nil, err
+	}
+	gvk := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+	gvr := metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
+	review := admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID: types.UID(uid), Kind: gvk, Resource: gvr, RequestKind: &gvk, RequestResource: &gvr,
+			Name: pod.Name, Namespace: pod.Namespace, Operation: admissionv1.Create,
+			UserInfo: authenticationv1.UserInfo{Username: "system:serviceaccount:kubeflow:training-operator",
+				UID: "5d3c2a7e-6c3b-4e61-9d2f-0a4c1f1b2e3d", Groups: []string{"system:serviceaccounts",
+					"system:serviceaccounts:kubeflow", "system:authenticated"}},
+			Object:  runtime.RawExtension{Raw: raw},
+			DryRun:  ptr.To(false),
+			Options: runtime.RawExtension{Raw: []byte(`{"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1","fieldManager":"training-operator"}`)},
+		},
+	}
+	return json.Marshal(&review)
+}
+
+// ReviewBodies are n reviews of pod that differ only in their UID, as consecutive API
+// server calls do.
+func ReviewBodies(pod *corev1.Pod, n int) ([][]byte, error) {
+	out := make([][]byte, n)
+	for i := range out {
+		b, err := ReviewBody(pod, fmt.Sprintf("0b6c4a52-3f7e-4d1a-9c55-%012d", i))
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}

@@ -1,0 +1,125 @@
+package controlplane
+
+import (
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+)
+
+// Case 1: what the API server stores for an opted-in Pod is the Pod with the
+// profile applied, through the Service, the caBundle and the JSON patch.
+func TestOptedInPodIsStoredWithProfileApplied(t *testing.T) {
+	ns := optedInNamespace(t)
+	installStackWebhook(t, ns)
+
+	for _, tc := range []struct {
+		name  string
+		optIn func(*corev1.Pod)
+	}{
+		{"profile label", optInLabel("pytorch-training")},
+		{"profile annotation", optInAnnotation("pytorch-training")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.ReplaceAll(tc.name, " ", "-")
+			if _, err := createPod(ns, trainingPod(name, tc.optIn), false); err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			stored, err := getPod(ns, name)
+			if err != nil {
+				t.Fatalf("get stored Pod: %v", err)
+			}
+			for _, p := range trainingProfileProblems(stored) {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+// Case 2: outside the selected namespaces the API server never calls the
+// webhook: kube-system and the webhook's own namespace stay excluded even
+// when they carry the opt-in label.
+func TestPodsOutsideSelectedNamespacesAreStoredUntouched(t *testing.T) {
+	installStackWebhook(t, optedInNamespace(t))
+	labelNamespace(t, "kube-system", injectKey, "enabled")
+
+	for _, tc := range []struct{ name, ns string }{
+		{"namespace without the opt-in label", newNamespace(t, nil)},
+		{"namespace opted out", newNamespace(t, map[string]string{injectKey: "disabled"})},
+		{"kube-system even when labelled", "kube-system"},
+		{"the webhook's own namespace even when labelled", webhookNamespace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sent := trainingPod("untouched-"+randSuffix(), optInLabel("pytorch-training"))
+			if _, err := createPod(tc.ns, sent, false); err != nil {
+				t.Fatalf("create in %s: %v", tc.ns, err)
+			}
+			stored, err := getPod(tc.ns, sent.Name)
+			if err != nil {
+				t.Fatalf("get stored Pod: %v", err)
+			}
+			for _, p := range untouchedProblems(stored, sent) {
+				t.Error(p)
+			}
+		})
+	}
+}
+
+// Case 3: a Pod can opt out in a selected namespace; a Pod naming a profile
+// that does not exist is refused with the names of those that do.
+func TestOptOutAndUnknownProfile(t *testing.T) {
+	ns := optedInNamespace(t)
+	installStackWebhook(t, ns)
+
+	t.Run("opt-out annotation stores the Pod untouched", func(t *testing.T) {
+		sent := trainingPod("opted-out", optInLabel("pytorch-training"), optOut)
+		if _, err := createPod(ns, sent, false); err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		stored, err := getPod(ns, sent.Name)
+		if err != nil {
+			t.Fatalf("get stored Pod: %v", err)
+		}
+		for _, p := range untouchedProblems(stored, sent) {
+			t.Error(p)
+		}
+	})
+
+	t.Run("unknown profile is refused listing the known profiles", func(t *testing.T) {
+		_, err := createPod(ns, trainingPod("unknown-profile", optInLabel("pytorch-trainnig")), false)
+		if err == nil {
+			t.Fatal("create succeeded, want it refused")
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, `admission webhook "`+webhookName+`" denied the request`) {
+			t.Errorf("error does not say that %s denied the request: %s", webhookName, msg)
+		}
+		for _, known := range []string{"pytorch-training", "llm-inference", "notebook"} {
+			if !strings.Contains(msg, known) {
+				t.Errorf("error does not list the known profile %q: %s", known, msg)
+			}
+		}
+		if _, err := getPod(ns, "unknown-profile"); !apierrors.IsNotFound(err) {
+			t.Errorf("refused Pod: get returned %v, want NotFound", err)
+		}
+	})
+}
+
+// Case 4: a dry run returns the Pod as it would be stored, mutated, and stores
+// nothing (the configuration declares sideEffects: None).
+func TestDryRunReturnsMutatedPodAndStoresNothing(t *testing.T) {
+	ns := optedInNamespace(t)
+	installStackWebhook(t, ns)
+
+	returned, err := createPod(ns, trainingPod("dry-run", optInLabel("pytorch-training")), true)
+	if err != nil {
+		t.Fatalf("dry-run create: %v", err)
+	}
+	for _, p := range trainingProfileProblems(returned) {
+		t.Error(p)
+	}
+	if _, err := getPod(ns, "dry-run"); !apierrors.IsNotFound(err) {
+		t.Errorf("after a dry run: get returned %v, want NotFound", err)
+	}
+}

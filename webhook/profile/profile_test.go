@@ -1,0 +1,103 @@
+package profile
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestExamplesAreValid(t *testing.T) {
+	set, err := Parse(Examples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(set.Names(), ","); got != "llm-inference,notebook,pytorch-training" {
+		t.Fatalf("example profiles: %s", got)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	set, err := Parse([]byte("profiles:\n- name: p\n  derived:\n    shm: {fraction: 0.5}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := set.Get("p")
+	if p.Containers.Select != SelectAll || p.GPUResource != DefaultGPUResource || p.Derived.Shm.MountPath != "/dev/shm" || p.Derived.Shm.VolumeName != "dshm" {
+		t.Fatalf("defaults not applied: %+v", p.Profile)
+	}
+}
+
+func TestStampChangesWithTheProfile(t *testing.T) {
+	a, _ := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: nvidia}\n"))
+	b, _ := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: nvidia-cdi}\n"))
+	again, _ := Parse([]byte("profiles:\n- {name: p, pod: {runtimeClassName: nvidia}}\n"))
+	pa, _ := a.Get("p")
+	pb, _ := b.Get("p")
+	pa2, _ := again.Get("p")
+	if pa.Stamp == pb.Stamp || pa.Stamp != pa2.Stamp || !strings.HasPrefix(pa.Stamp, "p@") {
+		t.Fatalf("stamps: %s %s %s", pa.Stamp, pb.Stamp, pa2.Stamp)
+	}
+}
+
+func TestEnforced(t *testing.T) {
+	set, err := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: x}\n  container:\n    env: [{name: A, value: b}, {name: B, value: c}]\n  enforce: [runtimeClassName, 'env:A']\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := set.Get("p")
+	if !p.Enforced("runtimeClassName", "") || !p.Enforced("env", "A") || p.Enforced("env", "B") || p.Enforced("limits", "x") {
+		t.Fatal("enforce entries misread")
+	}
+}
+
+// TestInvalidFiles: every problem is refused with the profile and field named.
+func TestInvalidFiles(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"not YAML", "profiles: [", "not valid YAML"},
+		{"no profiles", "profiles: []", "profiles: Required value"},
+		{"unknown field, with its path", "profiles:\n- name: p\n  contianer: {}", `unknown field "profiles[0].contianer"`},
+		{"duplicate key, with its line", "profiles:\n- name: p\n  name: q", `line 3: key "name" already set`},
+		{"missing name", "profiles:\n- description: x", "profiles[0].name: Required value"},
+		{"name not a DNS label", "profiles:\n- name: Big_Name", "profiles[Big_Name].name"},
+		{"duplicate name", "profiles:\n- name: p\n- name: p", "profiles[p].name: Duplicate value"},
+		{"unknown default", "defaultProfile: q\nprofiles:\n- name: p", `defaultProfile: Not found: "q"`},
+		{"bad select", "profiles:\n- name: p\n  containers: {select: some}", `profiles[p].containers.select: Unsupported value: "some"`},
+		{"named without names", "profiles:\n- name: p\n  containers: {select: named}", "profiles[p].containers.names: Required value"},
+		{"names without named", "profiles:\n- name: p\n  containers: {select: all, names: [a]}", "profiles[p].containers.names: Forbidden"},
+		{"bad label key", "profiles:\n- name: p\n  pod: {labels: {'a b': c}}", "profiles[p].pod.labels"},
+		{"bad runtime class", "profiles:\n- name: p\n  pod: {runtimeClassName: NVIDIA}", "profiles[p].pod.runtimeClassName"},
+		{"toleration Exists with value", "profiles:\n- name: p\n  pod: {tolerations: [{key: k, operator: Exists, value: v}]}", "profiles[p].pod.tolerations[0].value"},
+		{"toleration bad effect", "profiles:\n- name: p\n  pod: {tolerations: [{key: k, operator: Exists, effect: Never}]}", "profiles[p].pod.tolerations[0].effect: Unsupported value"},
+		{"tolerationSeconds without NoExecute", "profiles:\n- name: p\n  pod: {tolerations: [{key: k, operator: Exists, effect: NoSchedule, tolerationSeconds: 5}]}", "tolerationSeconds"},
+		{"affinity In without values", "profiles:\n- name: p\n  pod: {affinity: {required: [{key: k, operator: In}]}}", "profiles[p].pod.affinity.required[0].values"},
+		{"preferred weight", "profiles:\n- name: p\n  pod: {affinity: {preferred: [{weight: 0, preference: {matchExpressions: [{key: k, operator: Exists}]}}]}}", "weight"},
+		{"volume without source", "profiles:\n- name: p\n  pod: {volumes: [{name: v}]}", "exactly one volume source"},
+		{"volume with two sources", "profiles:\n- name: p\n  pod: {volumes: [{name: v, emptyDir: {}, hostPath: {path: /x}}]}", "found 2"},
+		{"fractional GPU", "profiles:\n- name: p\n  container: {limits: {nvidia.com/gpu: 500m}}", "whole numbers"},
+		{"zero limit", "profiles:\n- name: p\n  container: {limits: {nvidia.com/gpu: 0}}", "must be positive"},
+		{"bad env name", "profiles:\n- name: p\n  container: {env: [{name: '1X', value: a}]}", "profiles[p].container.env[0].name"},
+		{"duplicate env", "profiles:\n- name: p\n  container: {env: [{name: A, value: a}, {name: A, value: b}]}", "profiles[p].container.env[1].name: Duplicate"},
+		{"env and derived OMP", "profiles:\n- name: p\n  container: {env: [{name: OMP_NUM_THREADS, value: '4'}]}\n  derived: {ompNumThreadsFromCPU: true}", "keep one"},
+		{"relative mount path", "profiles:\n- name: p\n  container: {volumeMounts: [{name: v, mountPath: data}]}", "absolute path"},
+		{"mount clashes with shm", "profiles:\n- name: p\n  container: {volumeMounts: [{name: v, mountPath: /dev/shm}]}\n  derived: {shm: {fraction: 0.5}}", "profiles[p].container.volumeMounts[0].mountPath: Duplicate"},
+		{"shm fraction over 1", "profiles:\n- name: p\n  derived: {shm: {fraction: 1.5}}", "profiles[p].derived.shm.fraction"},
+		{"shm name clashes with a volume", "profiles:\n- name: p\n  pod: {volumes: [{name: dshm, emptyDir: {}}]}\n  derived: {shm: {fraction: 0.5}}", "profiles[p].derived.shm.volumeName: Duplicate"},
+		{"enforce unknown field", "profiles:\n- name: p\n  enforce: [image]", `profiles[p].enforce[0]: Unsupported value: "image"`},
+		{"enforce what is not set", "profiles:\n- name: p\n  enforce: ['env:A']", "the profile sets no env A"},
+		{"enforce key on a scalar", "profiles:\n- name: p\n  pod: {runtimeClassName: x}\n  enforce: ['runtimeClassName:x']", "takes no key"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+func TestAllProblemsReportedAtOnce(t *testing.T) {
+	_, err := Parse([]byte("profiles:\n- name: a\n  pod: {runtimeClassName: X}\n- name: b\n  derived: {shm: {fraction: 0}}\n"))
+	if err == nil || !strings.Contains(err.Error(), "2 problem(s)") || !strings.Contains(err.Error(), "profiles[a]") || !strings.Contains(err.Error(), "profiles[b]") {
+		t.Fatalf("want both problems listed, got %v", err)
+	}
+}

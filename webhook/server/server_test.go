@@ -1,0 +1,275 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/ai-webhook/ai-webhook/webhook/internal/testpki"
+	"github.com/ai-webhook/ai-webhook/webhook/profile"
+)
+
+const serviceName = "ai-webhook.ai-webhook.svc"
+
+type fixture struct {
+	dir    string
+	cfg    Config
+	ca     *testpki.CA
+	srv    *Server
+	addr   string
+	client *http.Client
+	stop   context.CancelFunc
+	done   chan error
+}
+
+// writeAtomic replaces a file the way the kubelet updates a mounted Secret: write aside, rename.
+func writeAtomic(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) issue(t *testing.T) {
+	t.Helper()
+	cert, key, err := f.ca.Issue(serviceName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAtomic(t, f.cfg.KeyFile, key)
+	writeAtomic(t, f.cfg.CertFile, cert)
+}
+
+func newFixture(t *testing.T, delay time.Duration) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := testpki.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{dir: dir, ca: ca, cfg: Config{
+		Listen: "127.0.0.1:0", CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"),
+		ProfilesFile: filepath.Join(dir, "profiles.yaml"), Domain: "ai.example.com",
+		ReloadInterval: 20 * time.Millisecond, ShutdownDelay: delay, ShutdownTimeout: 5 * time.Second,
+	}}
+	f.issue(t)
+	writeAtomic(t, f.cfg.ProfilesFile, profile.Examples)
+	return f
+}
+
+func (f *fixture) start(t *testing.T) {
+	t.Helper()
+	var err error
+	if f.srv, err = New(f.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", f.cfg.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.stop, f.done = cancel, make(chan error, 1)
+	go func() { f.done <- f.srv.Run(ctx, ln) }()
+	f.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.ca.Pool, ServerName: serviceName}}}
+	t.Cleanup(func() { cancel(); <-f.done })
+}
+
+func (f *fixture) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := f.client.Get("https://" + f.addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// servedSerial does a fresh handshake and returns the serial of the certificate served.
+func (f *fixture) servedSerial(t *testing.T) string {
+	t.Helper()
+	conn, err := tls.Dial("tcp", f.addr, &tls.Config{RootCAs: f.ca.Pool, ServerName: serviceName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+func fileSerial(t *testing.T, path string) string {
+	b, _ := os.ReadFile(path)
+	block, _ := pem.Decode(b)
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.SerialNumber.String()
+}
+
+// eventually polls cond until it holds; reloads are asynchronous.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	f := newFixture(t, 0)
+	f.start(t)
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ok", "/metrics": "ai_webhook_profiles_loaded 3"} {
+		code, body := f.get(t, path)
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %q, want 200 with %q", path, code, body, want)
+		}
+	}
+}
+
+func TestOnlyHTTP1AndTLS12Plus(t *testing.T) {
+	f := newFixture(t, 0)
+	f.start(t)
+	conn, err := tls.Dial("tcp", f.addr, &tls.Config{RootCAs: f.ca.Pool, ServerName: serviceName, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := conn.ConnectionState().NegotiatedProtocol; p == "h2" {
+		t.Fatalf("negotiated %q: the API server speaks HTTP/1.1 to webhooks", p)
+	}
+	conn.Close()
+	if _, err := tls.Dial("tcp", f.addr, &tls.Config{RootCAs: f.ca.Pool, ServerName: serviceName, MaxVersion: tls.VersionTLS11}); err == nil {
+		t.Fatal("TLS 1.1 accepted")
+	}
+}
+
+func TestCertificateRotationIsServedWithoutRestart(t *testing.T) {
+	f := newFixture(t, 0)
+	f.start(t)
+	before := f.servedSerial(t)
+	f.issue(t)
+	want := fileSerial(t, f.cfg.CertFile)
+	if want == before {
+		t.Fatal("test did not change the certificate")
+	}
+	eventually(t, "new certificate served", func() bool { return f.servedSerial(t) == want })
+	if got := testutil.ToFloat64(f.srv.Metrics().ReloadsTotal.WithLabelValues("certificate", "success")); got < 2 {
+		t.Fatalf("certificate loads = %v, want >= 2", got)
+	}
+}
+
+func TestMismatchedKeyPairKeepsTheOldCertificate(t *testing.T) {
+	f := newFixture(t, 0)
+	f.start(t)
+	before := f.servedSerial(t)
+	cert, _, _ := f.ca.Issue(serviceName)
+	writeAtomic(t, f.cfg.CertFile, cert) // new cert, old key: half of a rotation
+	eventually(t, "reload error counted", func() bool {
+		return testutil.ToFloat64(f.srv.Metrics().ReloadsTotal.WithLabelValues("certificate", "error")) >= 1
+	})
+	if got := f.servedSerial(t); got != before {
+		t.Fatal("a mismatched pair replaced the working certificate")
+	}
+}
+
+func TestProfileReload(t *testing.T) {
+	f := newFixture(t, 0)
+	f.start(t)
+	m := f.srv.Metrics()
+	writeAtomic(t, f.cfg.ProfilesFile, []byte("profiles:\n- name: BAD_NAME\n"))
+	eventually(t, "invalid profiles counted", func() bool {
+		return testutil.ToFloat64(m.ReloadsTotal.WithLabelValues("profiles", "error")) == 1
+	})
+	if n := f.srv.profiles.current.Load().Len(); n != 3 || testutil.ToFloat64(m.LastReloadError.WithLabelValues("profiles")) != 1 {
+		t.Fatalf("invalid file must keep the previous 3 profiles, have %d", n)
+	}
+	if code, _ := f.get(t, "/readyz"); code != 200 {
+		t.Fatal("a bad reload must not make a serving replica unready")
+	}
+	writeAtomic(t, f.cfg.ProfilesFile, []byte("profiles:\n- name: only-one\n  container:\n    env: [{name: A, value: b}]\n"))
+	eventually(t, "new profiles in use", func() bool {
+		_, ok := f.srv.profiles.current.Load().Get("only-one")
+		return ok
+	})
+	if testutil.ToFloat64(m.LastReloadError.WithLabelValues("profiles")) != 0 {
+		t.Fatal("error gauge not cleared after a good reload")
+	}
+}
+
+func TestStartupRefusesInvalidFiles(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(t *testing.T, f *fixture)
+		want  string
+	}{
+		{"invalid profile names the profile and field", func(t *testing.T, f *fixture) {
+			writeAtomic(t, f.cfg.ProfilesFile, []byte("profiles:\n- name: train\n  derived:\n    shm: {fraction: 2}\n"))
+		}, "profiles[train].derived.shm.fraction"},
+		{"unknown field", func(t *testing.T, f *fixture) {
+			writeAtomic(t, f.cfg.ProfilesFile, []byte("profiles:\n- name: train\n  contianer: {}\n"))
+		}, `unknown field "profiles[0].contianer"`},
+		{"missing certificate", func(t *testing.T, f *fixture) { os.Remove(f.cfg.CertFile) }, "certificate"},
+		{"key that does not match", func(t *testing.T, f *fixture) {
+			_, key, _ := f.ca.Issue(serviceName)
+			writeAtomic(t, f.cfg.KeyFile, key)
+		}, "private key does not match"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, 0)
+			tc.setup(t, f)
+			_, err := New(f.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+// TestGracefulShutdown: after the stop signal readiness fails at once, requests are still
+// answered during the delay with keep-alive off, and Run returns cleanly.
+func TestGracefulShutdown(t *testing.T) {
+	f := newFixture(t, 300*time.Millisecond)
+	f.start(t)
+	if code, _ := f.get(t, "/readyz"); code != 200 {
+		t.Fatal("not ready")
+	}
+	f.stop()
+	eventually(t, "readyz fails while draining", func() bool { code, _ := f.get(t, "/readyz"); return code == 503 })
+	resp, err := f.client.Get("https://" + f.addr + "/healthz")
+	if err != nil {
+		t.Fatalf("requests must still be answered while draining: %v", err)
+	}
+	resp.Body.Close()
+	if !resp.Close {
+		t.Fatal("responses while draining must close the connection")
+	}
+	select {
+	case err := <-f.done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		f.done <- nil // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop")
+	}
+}
