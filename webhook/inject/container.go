@@ -70,7 +70,7 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 		m.op(jsonpatch.Replace(t.path+"/resources/requests/"+jsonpatch.Escape(key), q))
 		res.Requests[r] = q
 	}
-	m.mapAdd(t.path+"/resources", &res.Limits, "limits", r, q, res.Requests == nil && res.Claims == nil)
+	m.mapAdd(t.path+"/resources", &res.Limits, "limits", r, q, len(res.Requests) == 0 && len(res.Claims) == 0)
 	if _, ok := res.Requests[r]; !ok {
 		m.mapAdd(t.path+"/resources", &res.Requests, "requests", r, q, false)
 	}
@@ -79,15 +79,16 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 	}
 }
 
-// mapAdd adds one entry to a ResourceList member of resources, creating what is absent. When
-// the whole resources object may be absent from the request JSON (it is empty in the typed
-// Pod), the object itself is added, which also covers a missing parent.
+// mapAdd adds one entry to a ResourceList member of resources, creating what is absent (an
+// empty list is omitted from the JSON, so it counts as absent). When the whole resources
+// object may be absent from the request JSON (it is empty in the typed Pod), the object itself
+// is added, which also covers a missing parent.
 func (m *mutation) mapAdd(parent string, list *corev1.ResourceList, member string, r corev1.ResourceName, q resource.Quantity, parentMayBeAbsent bool) {
 	switch {
-	case *list == nil && parentMayBeAbsent:
+	case len(*list) == 0 && parentMayBeAbsent:
 		*list = corev1.ResourceList{r: q}
 		m.op(jsonpatch.Add(parent, map[string]corev1.ResourceList{member: *list}))
-	case *list == nil:
+	case len(*list) == 0:
 		*list = corev1.ResourceList{r: q}
 		m.op(jsonpatch.Add(parent+"/"+member, *list))
 	default:

@@ -205,7 +205,7 @@ func (m *mutation) mapEntry(path string, have *map[string]string, field, k, v st
 			m.note("pod", field, k, Kept, v)
 		}
 		return
-	case *have == nil:
+	case len(*have) == 0: // an empty map is omitted from the JSON: add the whole map
 		m.op(jsonpatch.Add(path, map[string]string{k: v}))
 		*have = map[string]string{}
 	case !ok:
