@@ -3,7 +3,6 @@ package webhookstack
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -133,11 +132,11 @@ func defaultConfig() Config {
 func LoadConfig(ctx *pulumi.Context) (Config, error) {
 	cfg := defaultConfig()
 	c := config.New(ctx, ConfigNamespace)
-	if err := decodeConfig(&cfg, func(key string) (string, bool) {
+	if errs := decodeConfig(&cfg, func(key string) (string, bool) {
 		v, err := c.Try(key)
 		return v, err == nil
-	}); err != nil {
-		return Config{}, err
+	}); len(errs) > 0 {
+		return Config{}, &ConfigError{Problems: errs}
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -147,7 +146,7 @@ func LoadConfig(ctx *pulumi.Context) (Config, error) {
 
 // decodeConfig sets each field of cfg whose key lookup finds a value. Config values arrive as
 // text: strings verbatim, integers and booleans as their literals, objects and arrays as JSON.
-func decodeConfig(cfg *Config, lookup func(key string) (string, bool)) error {
+func decodeConfig(cfg *Config, lookup func(key string) (string, bool)) []error {
 	var errs []error
 	v := reflect.ValueOf(cfg).Elem()
 	for i := range v.NumField() {
@@ -160,7 +159,7 @@ func decodeConfig(cfg *Config, lookup func(key string) (string, bool)) error {
 			errs = append(errs, fmt.Errorf("%s:%s %w", ConfigNamespace, key, err))
 		}
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func configKey(f reflect.StructField) string {
@@ -185,15 +184,47 @@ func decodeValue(raw string, field reflect.Value) error {
 		}
 		field.SetBool(b)
 	default:
+		// `pulumi config set --path` stores true/false and integers as JSON booleans and numbers,
+		// but every leaf of our objects is a string (a label value, a quantity such as cpu: 1):
+		// read such scalars as their text.
+		var tree any
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&tree); err != nil {
+			return fmt.Errorf("must be a JSON %s: %w", jsonKind(field), err)
+		}
+		text, err := json.Marshal(scalarsAsText(tree))
+		if err != nil {
+			return err
+		}
 		// Decoding onto the default merges maps key by key, so setting one path (say
 		// resources.limits.memory) keeps the other defaults. Unknown fields are typos: refuse them.
-		dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+		dec = json.NewDecoder(bytes.NewReader(text))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(field.Addr().Interface()); err != nil {
 			return fmt.Errorf("must be a JSON %s matching the documented shape: %w", jsonKind(field), err)
 		}
 	}
 	return nil
+}
+
+// scalarsAsText replaces the numbers and booleans in a decoded JSON tree by their text.
+func scalarsAsText(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = scalarsAsText(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = scalarsAsText(e)
+		}
+	case json.Number:
+		return v.String()
+	case bool:
+		return strconv.FormatBool(v)
+	}
+	return v
 }
 
 func jsonKind(v reflect.Value) string {
@@ -289,8 +320,27 @@ func (c *Config) Validate() error {
 	if c.EarlyRenewalHours < 0 || c.EarlyRenewalHours >= c.CertValidityHours {
 		bad("earlyRenewalHours", "must be at least 0 and less than certValidityHours (%d), got %d", c.CertValidityHours, c.EarlyRenewalHours)
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return &ConfigError{Problems: errs}
+	}
+	return nil
 }
+
+// ConfigError lists every problem found in the stack configuration, one per line.
+type ConfigError struct{ Problems []error }
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "invalid stack configuration (%d problem(s)); fix with `pulumi config set [--path] KEY VALUE`:", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(strings.ReplaceAll(p.Error(), "\n", "\n    "))
+	}
+	return b.String()
+}
+
+// Unwrap returns the individual problems.
+func (e *ConfigError) Unwrap() []error { return e.Problems }
 
 func (r Resources) validate() []error {
 	var errs []error

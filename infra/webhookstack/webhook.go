@@ -1,7 +1,6 @@
 package webhookstack
 
 import (
-	"encoding/base64"
 	"fmt"
 
 	padmissionv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/admissionregistration/v1"
@@ -36,9 +35,7 @@ func newMutatingWebhook(ctx *pulumi.Context, name string, cfg Config, namespace 
 				Path:      pulumi.String(mutatePath),
 				Port:      pulumi.Int(servicePort),
 			},
-			CaBundle: certs.caCertPEM.ApplyT(func(pem string) string {
-				return base64.StdEncoding.EncodeToString([]byte(pem))
-			}).(pulumi.StringOutput),
+			CaBundle: base64Of(certs.caCertPEM),
 		},
 		Rules:                   rulesArgs(cfg.Rules),
 		FailurePolicy:           pulumi.String(string(cfg.FailurePolicy)),

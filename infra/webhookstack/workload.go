@@ -2,6 +2,7 @@ package webhookstack
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"path"
 	"strconv"
@@ -61,6 +62,13 @@ func commonLabels() pulumi.StringMap {
 	return l
 }
 
+// base64Of encodes a PEM output for Secret data and caBundle. A secret input stays secret.
+func base64Of(pem pulumi.StringOutput) pulumi.StringOutput {
+	return pem.ApplyT(func(s string) string {
+		return base64.StdEncoding.EncodeToString([]byte(s))
+	}).(pulumi.StringOutput)
+}
+
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
@@ -100,10 +108,12 @@ func newWorkload(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.
 	secret, err := pcorev1.NewSecret(ctx, name+"-tls", &pcorev1.SecretArgs{
 		Metadata: &pmetav1.ObjectMetaArgs{Namespace: namespace, Labels: commonLabels()},
 		Type:     pulumi.String(string(corev1.SecretTypeTLS)),
-		StringData: pulumi.StringMap{
-			corev1.TLSCertKey:       certs.servingCertPEM,
-			corev1.TLSPrivateKeyKey: certs.servingKeyPEM,
-			tlsCACertKey:            certs.caCertPEM,
+		// data, not stringData: it is what the API server stores, so a refresh or preview finds
+		// nothing to change.
+		Data: pulumi.StringMap{
+			corev1.TLSCertKey:       base64Of(certs.servingCertPEM),
+			corev1.TLSPrivateKeyKey: base64Of(certs.servingKeyPEM),
+			tlsCACertKey:            base64Of(certs.caCertPEM),
 		},
 	}, opts...)
 	if err != nil {

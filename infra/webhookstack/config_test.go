@@ -1,0 +1,214 @@
+package webhookstack
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/diag/colors"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"sigs.k8s.io/yaml"
+)
+
+func TestInvalidConfigFailsNamingTheKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		config map[string]string
+		want   string
+	}{
+		{"image missing", map[string]string{"image": ""}, `ai-webhook:image is required`},
+		{"failurePolicy wrong case", map[string]string{"failurePolicy": "fail"}, `ai-webhook:failurePolicy must be "Ignore" or "Fail", got "fail"`},
+		{"timeout zero", map[string]string{"timeoutSeconds": "0"}, `ai-webhook:timeoutSeconds must be between 1 and 30, got 0`},
+		{"timeout too long", map[string]string{"timeoutSeconds": "31"}, `ai-webhook:timeoutSeconds must be between 1 and 30, got 31`},
+		{"timeout not a number", map[string]string{"timeoutSeconds": "ten"}, `ai-webhook:timeoutSeconds must be an integer, got "ten"`},
+		{"createNamespace not a bool", map[string]string{"createNamespace": "yes please"}, `ai-webhook:createNamespace must be true or false, got "yes please"`},
+		{"unknown selector mode", map[string]string{"namespaceSelector": `{"mode":"optin"}`}, `ai-webhook:namespaceSelector.mode must be "optIn", "optOut", "all" or "custom", got "optin"`},
+		{"selector field typo", map[string]string{"namespaceSelector": `{"mod":"all"}`}, `ai-webhook:namespaceSelector must be a JSON object matching the documented shape: json: unknown field "mod"`},
+		{"custom without selector", map[string]string{"namespaceSelector": `{"mode":"custom"}`}, `ai-webhook:namespaceSelector mode "custom" needs matchLabels or matchExpressions`},
+		{"labels outside custom", map[string]string{"namespaceSelector": `{"mode":"optIn","matchLabels":{"a":"b"}}`}, `matchLabels and matchExpressions are used only with mode "custom"`},
+		{"custom with a bad operator", map[string]string{"namespaceSelector": `{"mode":"custom","matchExpressions":[{"key":"team","operator":"Is","values":["ml"]}]}`}, `ai-webhook:namespaceSelector.matchExpressions[0].operator: Invalid value: "Is"`},
+		{"bad object selector", map[string]string{"objectSelector": `{"matchLabels":{"bad key!":"x"}}`}, `ai-webhook:objectSelector.matchLabels`},
+		{"no rules", map[string]string{"rules": `[]`}, `ai-webhook:rules must list at least one rule`},
+		{"bad operation", map[string]string{"rules": `[{"operations":["PATCH"],"apiGroups":[""],"apiVersions":["v1"],"resources":["pods"]}]`}, `ai-webhook:rules[0].operations must hold "CREATE", "UPDATE", "DELETE", "CONNECT" or "*", got "PATCH"`},
+		{"replicas zero", map[string]string{"replicas": "0"}, `ai-webhook:replicas must be at least 1, got 0`},
+		{"bad namespace", map[string]string{"namespace": "AI_Webhook"}, `ai-webhook:namespace must be a valid namespace name, got "AI_Webhook"`},
+		{"short webhook name", map[string]string{"webhookName": "example.com"}, `ai-webhook:webhookName must be a fully qualified name of at least three segments`},
+		{"bad pull policy", map[string]string{"imagePullPolicy": "always"}, `ai-webhook:imagePullPolicy must be "Always", "IfNotPresent" or "Never", got "always"`},
+		{"bad log level", map[string]string{"logLevel": "verbose"}, `ai-webhook:logLevel must be "debug", "info", "warn" or "error", got "verbose"`},
+		{"bad quantity", map[string]string{"resources": `{"limits":{"memory":"lots"}}`}, `ai-webhook:resources.limits.memory must be a quantity such as 100m or 128Mi, got "lots"`},
+		{"request over limit", map[string]string{"resources": `{"requests":{"memory":"1Gi"}}`}, `ai-webhook:resources.requests.memory (1Gi) must not exceed resources.limits.memory (256Mi)`},
+		{"cert outlives CA", map[string]string{"certValidityHours": "100000"}, `ai-webhook:certValidityHours must be between 1 and caValidityHours (87600), got 100000`},
+		{"renewal window too wide", map[string]string{"earlyRenewalHours": "2160"}, `ai-webhook:earlyRenewalHours must be at least 0 and less than certValidityHours (2160), got 2160`},
+		{"profiles not YAML", map[string]string{"profiles": "profiles: ["}, `ai-webhook:profiles is not a valid profile file: profiles:`},
+		{"profiles with an unknown field", map[string]string{"profiles": "profiles:\n- name: x\n  colour: blue\n"}, `ai-webhook:profiles is not a valid profile file`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res, err := run(t, tt.config)
+			if err == nil {
+				t.Fatalf("config %v was accepted", tt.config)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error\n%v\ndoes not contain\n%s", err, tt.want)
+			}
+			for _, r := range res.resources {
+				if r.Type != "pulumi:pulumi:Stack" {
+					t.Errorf("invalid config still registered %s %q", r.Type, r.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestInvalidConfigReportsEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	_, err := run(t, map[string]string{"failurePolicy": "Sometimes", "replicas": "0", "domain": "Not A Domain"})
+	if err == nil {
+		t.Fatal("invalid config was accepted")
+	}
+	var cfgErr *ConfigError
+	if !errors.As(err, &cfgErr) {
+		t.Fatalf("error is not a *ConfigError: %v", err)
+	}
+	want(t, "problems", len(cfgErr.Problems), 3)
+	for _, key := range []string{"ai-webhook:failurePolicy", "ai-webhook:replicas", "ai-webhook:domain"} {
+		if !strings.Contains(err.Error(), "\n  "+key+" ") {
+			t.Errorf("error does not list %s on a line of its own:\n%v", key, err)
+		}
+	}
+}
+
+// projectConfig is the config block of Pulumi.yaml.
+type projectConfig map[string]struct {
+	Type        string         `json:"type"`
+	Description string         `json:"description"`
+	Default     any            `json:"default"`
+	Items       map[string]any `json:"items"`
+}
+
+func readYAML(t *testing.T, file string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := yaml.YAMLToJSON(data)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // keep 87600 as written, not 87600.0
+	if err := dec.Decode(into); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+// configText renders a YAML value the way the Pulumi CLI hands it to the program: scalars as
+// their text, objects and arrays as JSON.
+func configText(t *testing.T, v any) string {
+	t.Helper()
+	switch v := v.(type) {
+	case string:
+		return v
+	case bool, json.Number:
+		return fmt.Sprint(v)
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+}
+
+func TestPulumiYAMLDeclaresEveryKeyWithTheProgramDefault(t *testing.T) {
+	t.Parallel()
+	var project struct {
+		Name   string        `json:"name"`
+		Main   string        `json:"main"`
+		Config projectConfig `json:"config"`
+	}
+	readYAML(t, "../../Pulumi.yaml", &project)
+	want(t, "project name", project.Name, ConfigNamespace)
+	want(t, "main", project.Main, "infra/")
+
+	typeOf := map[reflect.Kind]string{
+		reflect.String: "string", reflect.Int: "integer", reflect.Bool: "boolean",
+		reflect.Struct: "object", reflect.Slice: "array",
+	}
+	var keys []string
+	fields := reflect.TypeFor[Config]()
+	for i := range fields.NumField() {
+		key := configKey(fields.Field(i))
+		keys = append(keys, key)
+		decl, ok := project.Config[key]
+		if !ok {
+			t.Errorf("Pulumi.yaml does not declare %q", key)
+			continue
+		}
+		want(t, key+" type", decl.Type, typeOf[fields.Field(i).Type.Kind()])
+		if decl.Description == "" {
+			t.Errorf("Pulumi.yaml gives %q no description", key)
+		}
+	}
+	want(t, "declared keys", slices.Sorted(maps.Keys(project.Config)), slices.Sorted(slices.Values(keys)))
+
+	// Decode the declared defaults onto an empty Config: a key missing a default, or a default
+	// differing from defaultConfig, shows up as a difference.
+	var fromYAML Config
+	if errs := decodeConfig(&fromYAML, func(key string) (string, bool) {
+		decl, ok := project.Config[key]
+		if !ok || decl.Default == nil {
+			return "", false
+		}
+		return configText(t, decl.Default), true
+	}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if goDefaults := defaultConfig(); !reflect.DeepEqual(fromYAML, goDefaults) {
+		t.Errorf("Pulumi.yaml defaults differ from defaultConfig:\n yaml: %+v\n   go: %+v", fromYAML, goDefaults)
+	}
+	if decl := project.Config["image"]; decl.Default != nil {
+		t.Error("image has a default in Pulumi.yaml; it must stay required")
+	}
+}
+
+func TestProjectAndDevStackFilesLoadWithThePulumiSDK(t *testing.T) {
+	t.Parallel()
+	project, err := workspace.LoadProject("../../Pulumi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := workspace.LoadProjectStack(diag.DefaultSink(io.Discard, io.Discard, diag.FormatOptions{Color: colors.Never}), project, "../../Pulumi.dev.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDevStackDeploys(t *testing.T) {
+	t.Parallel()
+	var stack struct {
+		Config map[string]any `json:"config"`
+	}
+	readYAML(t, "../../Pulumi.dev.yaml", &stack)
+	config := map[string]string{}
+	for key, value := range stack.Config {
+		name, ok := strings.CutPrefix(key, ConfigNamespace+":")
+		if !ok {
+			continue // provider keys such as kubernetes:context
+		}
+		config[name] = configText(t, value)
+	}
+	res := mustRun(t, config)
+	want(t, "image", str(res.one(t, typeDeployment).Inputs, "spec.template.spec.containers.0.image"), "ai-webhook:dev")
+}
