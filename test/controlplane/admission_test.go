@@ -11,6 +11,7 @@ import (
 // Case 1: what the API server stores for an opted-in Pod is the Pod with the
 // profile applied, through the Service, the caBundle and the JSON patch.
 func TestOptedInPodIsStoredWithProfileApplied(t *testing.T) {
+	requireControlPlane(t)
 	ns := optedInNamespace(t)
 	installStackWebhook(t, ns)
 
@@ -18,8 +19,8 @@ func TestOptedInPodIsStoredWithProfileApplied(t *testing.T) {
 		name  string
 		optIn func(*corev1.Pod)
 	}{
-		{"profile label", optInLabel("pytorch-training")},
-		{"profile annotation", optInAnnotation("pytorch-training")},
+		{"profile label", optInLabel(gpuProfile)},
+		{"profile annotation", optInAnnotation(gpuProfile)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.ReplaceAll(tc.name, " ", "-")
@@ -30,7 +31,7 @@ func TestOptedInPodIsStoredWithProfileApplied(t *testing.T) {
 			if err != nil {
 				t.Fatalf("get stored Pod: %v", err)
 			}
-			for _, p := range trainingProfileProblems(stored) {
+			for _, p := range gpuProfileProblems(stored) {
 				t.Error(p)
 			}
 		})
@@ -41,6 +42,7 @@ func TestOptedInPodIsStoredWithProfileApplied(t *testing.T) {
 // webhook: kube-system and the webhook's own namespace stay excluded even
 // when they carry the opt-in label.
 func TestPodsOutsideSelectedNamespacesAreStoredUntouched(t *testing.T) {
+	requireControlPlane(t)
 	installStackWebhook(t, optedInNamespace(t))
 	labelNamespace(t, "kube-system", injectKey, "enabled")
 
@@ -51,7 +53,7 @@ func TestPodsOutsideSelectedNamespacesAreStoredUntouched(t *testing.T) {
 		{"the webhook's own namespace even when labelled", webhookNamespace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sent := trainingPod("untouched-"+randSuffix(), optInLabel("pytorch-training"))
+			sent := trainingPod("untouched-"+randSuffix(), optInLabel(gpuProfile))
 			if _, err := createPod(tc.ns, sent, false); err != nil {
 				t.Fatalf("create in %s: %v", tc.ns, err)
 			}
@@ -69,11 +71,12 @@ func TestPodsOutsideSelectedNamespacesAreStoredUntouched(t *testing.T) {
 // Case 3: a Pod can opt out in a selected namespace; a Pod naming a profile
 // that does not exist is refused with the names of those that do.
 func TestOptOutAndUnknownProfile(t *testing.T) {
+	requireControlPlane(t)
 	ns := optedInNamespace(t)
 	installStackWebhook(t, ns)
 
 	t.Run("opt-out annotation stores the Pod untouched", func(t *testing.T) {
-		sent := trainingPod("opted-out", optInLabel("pytorch-training"), optOut)
+		sent := trainingPod("opted-out", optInLabel(gpuProfile), optOut)
 		if _, err := createPod(ns, sent, false); err != nil {
 			t.Fatalf("create: %v", err)
 		}
@@ -87,7 +90,7 @@ func TestOptOutAndUnknownProfile(t *testing.T) {
 	})
 
 	t.Run("unknown profile is refused listing the known profiles", func(t *testing.T) {
-		_, err := createPod(ns, trainingPod("unknown-profile", optInLabel("pytorch-trainnig")), false)
+		_, err := createPod(ns, trainingPod("unknown-profile", optInLabel("gpu-trainnig")), false)
 		if err == nil {
 			t.Fatal("create succeeded, want it refused")
 		}
@@ -95,7 +98,7 @@ func TestOptOutAndUnknownProfile(t *testing.T) {
 		if !strings.Contains(msg, `admission webhook "`+webhookName+`" denied the request`) {
 			t.Errorf("error does not say that %s denied the request: %s", webhookName, msg)
 		}
-		for _, known := range []string{"pytorch-training", "llm-inference", "notebook"} {
+		for _, known := range []string{gpuProfile, "notebook"} {
 			if !strings.Contains(msg, known) {
 				t.Errorf("error does not list the known profile %q: %s", known, msg)
 			}
@@ -109,14 +112,15 @@ func TestOptOutAndUnknownProfile(t *testing.T) {
 // Case 4: a dry run returns the Pod as it would be stored, mutated, and stores
 // nothing (the configuration declares sideEffects: None).
 func TestDryRunReturnsMutatedPodAndStoresNothing(t *testing.T) {
+	requireControlPlane(t)
 	ns := optedInNamespace(t)
 	installStackWebhook(t, ns)
 
-	returned, err := createPod(ns, trainingPod("dry-run", optInLabel("pytorch-training")), true)
+	returned, err := createPod(ns, trainingPod("dry-run", optInLabel(gpuProfile)), true)
 	if err != nil {
 		t.Fatalf("dry-run create: %v", err)
 	}
-	for _, p := range trainingProfileProblems(returned) {
+	for _, p := range gpuProfileProblems(returned) {
 		t.Error(p)
 	}
 	if _, err := getPod(ns, "dry-run"); !apierrors.IsNotFound(err) {

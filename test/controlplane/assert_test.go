@@ -12,15 +12,15 @@ import (
 
 const gpuResource corev1.ResourceName = "nvidia.com/gpu"
 
-// trainingProfileProblems lists how pod differs from a trainingPod with the
-// shipped pytorch-training profile applied to the named containers (all
-// containers when none are named). Empty means applied.
-func trainingProfileProblems(pod *corev1.Pod, containers ...string) []string {
+// gpuProfileProblems lists how pod differs from a trainingPod with the
+// gpu-training profile of testdata/profiles.yaml applied to the named
+// containers (all containers when none are named). Empty means applied.
+func gpuProfileProblems(pod *corev1.Pod, containers ...string) []string {
 	var probs []string
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 
-	if v := pod.Annotations[injectedKey]; !strings.HasPrefix(v, "pytorch-training@") || len(v) == len("pytorch-training@") {
-		bad("annotation %s = %q, want pytorch-training@<hash>", injectedKey, v)
+	if v := pod.Annotations[injectedKey]; !strings.HasPrefix(v, gpuProfile+"@") || len(v) == len(gpuProfile+"@") {
+		bad("annotation %s = %q, want %s@<hash>", injectedKey, v, gpuProfile)
 	}
 	if pod.Labels[domain+"/workload"] != "training" {
 		bad("label %s/workload = %q, want training", domain, pod.Labels[domain+"/workload"])
@@ -50,12 +50,7 @@ func trainingProfileProblems(pod *corev1.Pod, containers ...string) []string {
 		bad("dshm sizeLimit = %v, want 2Gi", shm.EmptyDir.SizeLimit)
 	}
 
-	wantEnv := map[string]string{
-		"NCCL_DEBUG":                      "WARN",
-		"NCCL_SOCKET_IFNAME":              "eth0",
-		"TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",
-		"PYTHONUNBUFFERED":                "1",
-	}
+	wantEnv := map[string]string{"NCCL_DEBUG": "WARN", "PYTHONUNBUFFERED": "1"}
 	for _, c := range pod.Spec.Containers {
 		if len(containers) > 0 && !slices.Contains(containers, c.Name) {
 			continue

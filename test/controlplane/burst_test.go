@@ -20,6 +20,7 @@ const (
 // The log reports the admission latency the API server measured for the
 // webhook (apiserver_admission_webhook_admission_duration_seconds).
 func TestBurstOfCreatesIsAllAdmittedAndMutated(t *testing.T) {
+	requireControlPlane(t)
 	ns := optedInNamespace(t)
 	installStackWebhook(t, ns)
 	durations := map[string]string{"name": webhookName, "type": "admit", "operation": "CREATE"}
@@ -37,15 +38,15 @@ func TestBurstOfCreatesIsAllAdmittedAndMutated(t *testing.T) {
 		wg.Go(func() {
 			for i := range next {
 				t0 := time.Now()
-				p, err := createPod(ns, trainingPod(fmt.Sprintf("burst-%03d", i), optInLabel("pytorch-training")), false)
+				p, err := createPod(ns, trainingPod(fmt.Sprintf("burst-%03d", i), optInLabel(gpuProfile)), false)
 				d := time.Since(t0)
 				mu.Lock()
 				latencies = append(latencies, d)
 				switch {
 				case err != nil:
 					problems = append(problems, fmt.Sprintf("create burst-%03d: %v", i, err))
-				case len(trainingProfileProblems(p)) > 0:
-					problems = append(problems, fmt.Sprintf("burst-%03d: %v", i, trainingProfileProblems(p)))
+				case len(gpuProfileProblems(p)) > 0:
+					problems = append(problems, fmt.Sprintf("burst-%03d: %v", i, gpuProfileProblems(p)))
 				}
 				mu.Unlock()
 			}
@@ -67,7 +68,7 @@ func TestBurstOfCreatesIsAllAdmittedAndMutated(t *testing.T) {
 	}
 	mutated := 0
 	for i := range stored.Items {
-		if len(trainingProfileProblems(&stored.Items[i])) == 0 {
+		if len(gpuProfileProblems(&stored.Items[i])) == 0 {
 			mutated++
 		}
 	}
@@ -76,7 +77,9 @@ func TestBurstOfCreatesIsAllAdmittedAndMutated(t *testing.T) {
 	}
 
 	slices.Sort(latencies)
-	pct := func(q float64) time.Duration { return latencies[int(q*float64(len(latencies)-1))].Round(100 * time.Microsecond) }
+	pct := func(q float64) time.Duration {
+		return latencies[int(q*float64(len(latencies)-1))].Round(100 * time.Microsecond)
+	}
 	t.Logf("%d creates by %d workers in %v (%.0f/s); client-side create latency p50=%v p90=%v p99=%v max=%v",
 		burstPods, burstWorkers, wall.Round(time.Millisecond), float64(burstPods)/wall.Seconds(),
 		pct(0.5), pct(0.9), pct(0.99), latencies[len(latencies)-1].Round(100*time.Microsecond))

@@ -60,11 +60,14 @@ func exposeService(ctx context.Context, c kubernetes.Interface, name, ip string,
 	return nil
 }
 
-// stackWebhook is the MutatingWebhookConfiguration the stack deploys in its
-// optIn mode: Pods in namespaces labelled ai.example.com/inject=enabled,
-// never kube-system nor the webhook's own namespace (or the webhook could
-// block its own restart), reinvoked when a later webhook changes the Pod.
-// Options change one thing for a test.
+// stackWebhook is the MutatingWebhookConfiguration the stack deploys
+// (infra/webhookstack) in its optIn mode: Pods in namespaces labelled
+// ai.example.com/inject=enabled, never the system namespaces nor the
+// webhook's own (or the webhook could block its own restart), no mirror Pods,
+// reinvoked when a later webhook changes the Pod. One difference: the stack
+// defaults to failurePolicy Ignore, the tests use Fail so that a failed call
+// shows up as an error rather than as an unmutated Pod. Options change one
+// thing for a test.
 func stackWebhook(opts ...func(*admissionregistrationv1.MutatingWebhook)) *admissionregistrationv1.MutatingWebhookConfiguration {
 	w := admissionregistrationv1.MutatingWebhook{
 		Name: webhookName,
@@ -81,9 +84,18 @@ func stackWebhook(opts ...func(*admissionregistrationv1.MutatingWebhook)) *admis
 				Scope: ptr.To(admissionregistrationv1.NamespacedScope),
 			},
 		}},
-		NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
-			{Key: injectKey, Operator: metav1.LabelSelectorOpIn, Values: []string{"enabled"}},
-			{Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpNotIn, Values: []string{"kube-system", webhookNamespace}},
+		NamespaceSelector: &metav1.LabelSelector{
+			MatchLabels: map[string]string{injectKey: "enabled"},
+			MatchExpressions: []metav1.LabelSelectorRequirement{{
+				Key:      corev1.LabelMetadataName,
+				Operator: metav1.LabelSelectorOpNotIn,
+				Values:   []string{"kube-system", "kube-public", "kube-node-lease", webhookNamespace},
+			}},
+		},
+		MatchConditions: []admissionregistrationv1.MatchCondition{{
+			Name: "not-mirror-pod",
+			Expression: fmt.Sprintf("object == null || !has(object.metadata.annotations) || !(%q in object.metadata.annotations)",
+				corev1.MirrorPodAnnotationKey),
 		}},
 		FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
 		MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
@@ -148,7 +160,7 @@ func installStackWebhook(t *testing.T, ns string) {
 	t.Helper()
 	installWebhook(t, stackWebhook())
 	eventually(t, 30*time.Second, "the API server to call ai-webhook", func() error {
-		p, err := createPod(ns, trainingPod("probe", optInLabel("pytorch-training")), true)
+		p, err := createPod(ns, trainingPod("probe", optInLabel(gpuProfile)), true)
 		if err != nil {
 			return err
 		}

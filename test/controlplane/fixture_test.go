@@ -14,7 +14,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,7 +24,6 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 )
@@ -34,10 +35,11 @@ const (
 	profileKey       = domain + "/profile"
 	injectKey        = domain + "/inject"
 	injectedKey      = domain + "/injected"
+	gpuProfile       = "gpu-training" // in testdata/profiles.yaml
 	webhookNamespace = "ai-webhook"
 	webhookService   = "ai-webhook"
-	webhookName      = "inject." + domain // the webhook's name in the MutatingWebhookConfiguration
-	configName       = "ai-webhook"       // the MutatingWebhookConfiguration
+	webhookName      = domain                // the webhook's name in the configuration, as the stack names it
+	configName       = "ai-mutating-webhook" // the stack's MutatingWebhookConfiguration
 
 	apiServerAddress = "10.250.0.1"  // --advertise-address
 	webhookAddress   = "10.250.0.10" // the ai-webhook process, as its EndpointSlice says
@@ -45,21 +47,38 @@ const (
 )
 
 // fx is the control plane and webhook shared by all tests of the package,
-// started by TestMain inside the private network namespace.
-var fx *fixture
+// started by the first test that calls requireControlPlane and stopped by
+// TestMain, inside the private network namespace.
+var (
+	fx      *fixture
+	fxOnce  sync.Once
+	fxError error
+)
+
+// requireControlPlane starts the shared etcd, kube-apiserver and webhook on
+// first use and fails the test when they could not start. Starting them while
+// tests run (not in TestMain) lets `go test` record what they read.
+func requireControlPlane(t *testing.T) {
+	t.Helper()
+	fxOnce.Do(func() {
+		fx, fxError = startFixture(os.Getenv(envRepoRoot), os.Getenv(envWebhookBin), os.Getenv(envWorkDir))
+	})
+	if fxError != nil {
+		t.Fatalf("start the control plane and the webhook: %v", fxError)
+	}
+}
 
 type fixture struct {
 	root    string
 	workDir string
 	logs    map[string]string // component -> log file
 
-	env       *envtest.Environment
-	restCfg   *rest.Config
-	client    kubernetes.Interface
-	ca        *certAuthority
-	tlsDir    projectedDir // the webhook's Secret volume: tls.crt, tls.key
-	webhook   *exec.Cmd
-	webhookUp chan struct{} // closed when the webhook process exits
+	env           *envtest.Environment
+	client        kubernetes.Interface
+	ca            *certAuthority
+	tlsDir        projectedDir // the webhook's Secret volume: tls.crt, tls.key
+	webhook       *exec.Cmd
+	webhookExited chan struct{} // closed when the webhook process has exited
 }
 
 func startFixture(root, webhookBin, workDir string) (*fixture, error) {
@@ -68,6 +87,9 @@ func startFixture(root, webhookBin, workDir string) (*fixture, error) {
 	}
 	logf.SetLogger(logr.Discard()) // envtest logs through controller-runtime; its errors are returned
 	f := &fixture{root: root, workDir: workDir, logs: map[string]string{}}
+	if err := trackInputs(root); err != nil {
+		return f, err
+	}
 
 	ca, err := newCertAuthority("ai-webhook-ca")
 	if err != nil {
@@ -82,9 +104,9 @@ func startFixture(root, webhookBin, workDir string) (*fixture, error) {
 	if err := f.tlsDir.write(map[string][]byte{"tls.crt": serving.certPEM, "tls.key": serving.keyPEM}); err != nil {
 		return f, err
 	}
-	profiles, err := os.ReadFile(filepath.Join(root, "webhook", "profile", "examples.yaml"))
+	profiles, err := os.ReadFile(filepath.Join("testdata", "profiles.yaml"))
 	if err != nil {
-		return f, fmt.Errorf("the tests use the shipped example profiles: %w", err)
+		return f, err
 	}
 	profilesDir := projectedDir{dir: filepath.Join(workDir, "profiles")}
 	if err := profilesDir.write(map[string][]byte{"profiles.yaml": profiles}); err != nil {
@@ -132,7 +154,6 @@ func (f *fixture) startControlPlane() error {
 	if err != nil {
 		return fmt.Errorf("start etcd and kube-apiserver from %s: %w", bin, err)
 	}
-	f.restCfg = cfg
 	f.client, err = kubernetes.NewForConfig(cfg)
 	return err
 }
@@ -160,8 +181,8 @@ func (f *fixture) startWebhook(bin, profilesFile string) error {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
 	f.webhook = cmd
-	f.webhookUp = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(f.webhookUp) }()
+	f.webhookExited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(f.webhookExited) }()
 
 	client := &http.Client{
 		Timeout:   2 * time.Second,
@@ -173,7 +194,7 @@ func (f *fixture) startWebhook(bin, profilesFile string) error {
 	var lastErr error
 	for time.Now().Before(deadline) {
 		select {
-		case <-f.webhookUp:
+		case <-f.webhookExited:
 			return fmt.Errorf("ai-webhook serve exited early (%v); its log is printed below", cmd.ProcessState)
 		default:
 		}
@@ -253,7 +274,7 @@ func (f *fixture) stop() {
 	if f.webhook != nil && f.webhook.Process != nil {
 		_ = f.webhook.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-f.webhookUp:
+		case <-f.webhookExited:
 		case <-time.After(15 * time.Second):
 			_ = f.webhook.Process.Kill()
 		}
@@ -272,6 +293,37 @@ func (f *fixture) metrics(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("GET /metrics: %w", err)
 	}
 	return bytes.Clone(data), nil
+}
+
+// trackInputs opens every file the webhook binary is built from and stats the
+// control-plane binaries, so that `go test` counts them as inputs of this test
+// (it records files opened while tests run): its result cache then notices a
+// change to the webhook, which TestMain builds in a subprocess it cannot see.
+func trackInputs(root string) error {
+	for _, name := range controlPlaneBinaries {
+		if _, err := os.Stat(filepath.Join(root, "bin", name)); err != nil {
+			return err
+		}
+	}
+	for _, f := range []string{"go.work", "go.work.sum"} {
+		if fh, err := os.Open(filepath.Join(root, f)); err == nil {
+			fh.Close()
+		}
+	}
+	return filepath.WalkDir(filepath.Join(root, "webhook"), func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			_, err := os.Stat(path) // a new or removed file changes its directory
+			return err
+		}
+		fh, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		return fh.Close()
+	})
 }
 
 func webhookServerName() string { return webhookService + "." + webhookNamespace + ".svc" }

@@ -68,9 +68,6 @@ func runOutsideNetns() int {
 	if err != nil {
 		return fatal(err)
 	}
-	if err := trackWebhookSources(root); err != nil {
-		return fatal(err)
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return fatal(err)
@@ -91,6 +88,7 @@ func runOutsideNetns() int {
 		envWebhookBin+"="+bin,
 		envRepoRoot+"="+root,
 		envWorkDir+"="+workDir,
+		"TMPDIR="+workDir, // envtest's etcd data and certificates go where this process removes them
 	)
 	// If this process is killed, unshare is killed, and --kill-child takes the
 	// whole PID namespace (control plane included) with it.
@@ -118,8 +116,8 @@ func runOutsideNetns() int {
 	}
 }
 
-// runInsideNetns sets up the namespace's network, starts the control plane and
-// the webhook, runs the tests and stops everything.
+// runInsideNetns sets up the namespace's network, runs the tests and stops
+// the control plane and the webhook they started.
 func runInsideNetns(m *testing.M) int {
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"},
@@ -129,20 +127,13 @@ func runInsideNetns(m *testing.M) int {
 			return fatal(fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out))
 		}
 	}
-	f, err := startFixture(os.Getenv(envRepoRoot), os.Getenv(envWebhookBin), os.Getenv(envWorkDir))
-	if err != nil {
-		if f != nil {
-			f.dumpLogs(os.Stderr)
-			f.stop()
+	code := m.Run() // the first test starts the fixture (requireControlPlane)
+	if fx != nil {
+		if code != 0 {
+			fx.dumpLogs(os.Stderr)
 		}
-		return fatal(err)
+		fx.stop()
 	}
-	fx = f
-	code := m.Run()
-	if code != 0 {
-		f.dumpLogs(os.Stderr)
-	}
-	f.stop()
 	return code
 }
 
@@ -156,32 +147,6 @@ func buildWebhook(root, dir string) (string, error) {
 		return "", fmt.Errorf("build the webhook under test (%s in %s): %v\n%s", strings.Join(cmd.Args, " "), root, err, out)
 	}
 	return bin, nil
-}
-
-// trackWebhookSources opens every file the webhook binary is built from, so
-// that `go test` counts them as inputs of this test: its result cache then
-// notices a change to the webhook (the build above runs in a subprocess, which
-// the cache cannot see).
-func trackWebhookSources(root string) error {
-	for _, f := range []string{"go.work", "go.work.sum"} {
-		if fh, err := os.Open(filepath.Join(root, f)); err == nil {
-			fh.Close()
-		}
-	}
-	return filepath.WalkDir(filepath.Join(root, "webhook"), func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			_, err := os.Stat(path) // a new or removed file changes its directory
-			return err
-		}
-		fh, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		return fh.Close()
-	})
 }
 
 // repoRoot is the directory holding go.work, above the package directory that

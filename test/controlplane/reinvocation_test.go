@@ -28,13 +28,14 @@ const (
 // the API server calls ai-webhook again, and the profile reaches the new
 // container without duplicating anything it already added.
 func TestReinvocationAppliesProfileToContainerAddedLater(t *testing.T) {
+	requireControlPlane(t)
 	ns := optedInNamespace(t)
 	installStackWebhook(t, ns)
 
 	sidecar := startTestWebhook(t, sidecarService, sidecarAddress, sidecarPort, addSidecar)
 	installWebhook(t, sidecarWebhookConfig())
 	eventually(t, 30*time.Second, "the API server to call the sidecar webhook", func() error {
-		_, err := createPod(ns, trainingPod("probe", optInLabel("pytorch-training"), withSidecarLabel), true)
+		_, err := createPod(ns, trainingPod("probe", optInLabel(gpuProfile), withSidecarLabel), true)
 		if err == nil && sidecar.calls.Load() == 0 {
 			return errors.New("the sidecar webhook has not been called yet")
 		}
@@ -42,7 +43,7 @@ func TestReinvocationAppliesProfileToContainerAddedLater(t *testing.T) {
 	})
 
 	before := scrapeMetrics(t)
-	if _, err := createPod(ns, trainingPod("reinvoked", optInLabel("pytorch-training"), withSidecarLabel), false); err != nil {
+	if _, err := createPod(ns, trainingPod("reinvoked", optInLabel(gpuProfile), withSidecarLabel), false); err != nil {
 		t.Fatalf("create: %v", err)
 	}
 	after := scrapeMetrics(t)
@@ -55,7 +56,7 @@ func TestReinvocationAppliesProfileToContainerAddedLater(t *testing.T) {
 		t.Fatalf("containers = %v, want [trainer log-shipper]", names)
 	}
 	// Both containers, the sidecar included, carry the profile; nothing twice.
-	for _, p := range trainingProfileProblems(stored) {
+	for _, p := range gpuProfileProblems(stored) {
 		t.Error(p)
 	}
 	calls := after.counter(metricWebhookRequests, map[string]string{"name": webhookName}) -

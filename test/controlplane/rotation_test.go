@@ -17,6 +17,7 @@ import (
 // Pod is mutated, and the webhook serves the new certificate, to new
 // connections of the API server too.
 func TestServingCertRotationDropsNoAdmission(t *testing.T) {
+	requireControlPlane(t)
 	ns := optedInNamespace(t)
 	installStackWebhook(t, ns)
 	addr := net.JoinHostPort(webhookAddress, strconv.Itoa(webhookPort))
@@ -36,7 +37,7 @@ func TestServingCertRotationDropsNoAdmission(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				p, err := createPod(ns, trainingPod(fmt.Sprintf("rot-%d-%d", w, i), optInLabel("pytorch-training")), false)
+				p, err := createPod(ns, trainingPod(fmt.Sprintf("rot-%d-%d", w, i), optInLabel(gpuProfile)), false)
 				switch {
 				case err != nil:
 					failed.Add(1)

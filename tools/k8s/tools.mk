@@ -32,10 +32,10 @@ K8S_LDFLAGS := -s -w $(foreach p,$(K8S_VERSION_PKGS),\
 	-X $(p).gitTreeState=clean)
 
 # k8s_build: $(1) = module directory, $(2) = package, $(3) = ldflags.
-k8s_build = cd $(1) && GOWORK=off flock $(BUILD_LOCK) go build -ldflags '$(3)' -o $(abspath $@) $(2)
+k8s_build = mkdir -p $(BIN) && cd $(1) && GOWORK=off flock $(BUILD_LOCK) go build -ldflags '$(3)' -o $(abspath $@) $(2)
 
 .PHONY: k8s-tools k8s-tools-clean
-k8s-tools: $(K8S_TOOLS) ## Build kube-apiserver, kube-controller-manager, kubectl, etcd and kwok into $(BIN)
+k8s-tools: $(K8S_TOOLS) ## Build kube-apiserver, kube-controller-manager, kubectl, etcd and kwok into bin/
 
 $(BIN)/kube-apiserver:
 	$(call k8s_build,$(K8S_TOOLS_DIR),k8s.io/kubernetes/cmd/kube-apiserver,$(K8S_LDFLAGS))
