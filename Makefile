@@ -8,7 +8,8 @@ IMAGE ?= ai-webhook:dev
 PKGS := ./webhook/... ./infra/... ./test/...
 
 include tools/k8s/tools.mk
--include tools/pulumi/tools.mk
+include tools/pulumi/tools.mk
+include test/localcluster/localcluster.mk
 
 .DEFAULT_GOAL := help
 .PHONY: help build test unit lint bench image tools fmt
@@ -22,7 +23,7 @@ build: ## Build the webhook binary into bin/ and compile everything
 
 tools: $(K8S_TOOLS) $(PULUMI_TOOLS) ## Build the control plane and Pulumi binaries the tests use (once)
 
-test: lint tools ## Every test: unit, fuzz seeds, control plane, pulumi up end to end
+test: lint tools pulumi-tools-test ## Every test: unit, fuzz seeds, control plane, pulumi up end to end
 	$(GO) test -count=1 -timeout 40m $(PKGS)
 
 unit: ## Only the fast tests of the product modules (no tools needed)

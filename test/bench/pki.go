@@ -64,17 +64,18 @@ func (p *PKI) Client(user string, groups ...string) (certPEM, keyPEM []byte, err
 	})
 }
 
-// Key makes a bare private key in PEM (the API server's service-account signing key).
+// Key makes a bare private key in SEC 1 PEM ("EC PRIVATE KEY"), the form the API server
+// reads as both --service-account-key-file and --service-account-signing-key-file.
 func Key() ([]byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		return nil, err
 	}
-	return pemBlock("PRIVATE KEY", der), nil
+	return pemBlock("EC PRIVATE KEY", der), nil
 }
 
 func (p *PKI) issue(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) {

@@ -22,6 +22,10 @@ const TypicalPodFile = "webhook/examples/pods/pytorch-training.yaml"
 
 // RepoRoot is the directory holding go.work at or above dir.
 func RepoRoot(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
 			return d, nil
@@ -190,4 +194,19 @@ func ReviewBodies(pod *corev1.Pod, n int) ([][]byte, error) {
 		out[i] = b
 	}
 	return out, nil
+}
+
+// Dedupe lists the shapes of the lists once each, in order of first appearance.
+func Dedupe(lists ...[]Shape) []Shape {
+	seen := map[string]bool{}
+	var out []Shape
+	for _, l := range lists {
+		for _, s := range l {
+			if !seen[s.Key] {
+				seen[s.Key] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }

@@ -1,6 +1,9 @@
-// Module for building the Pulumi CLI from source (no downloads of prebuilt
-// binaries are possible here). Kept out of go.work and built with GOWORK=off:
-// its requirements and replace must not leak into the product modules.
+// Tools module: the Pulumi CLI built from source (no prebuilt binaries can be
+// downloaded here) and the test-only pulumi-resource-tls stand-in
+// (tlsprovider). Kept out of go.work and built with GOWORK=off: its
+// requirements and replace must not leak into the product modules. The
+// Kubernetes provider is its own module (kubernetes/): its dependencies
+// conflict with the CLI's. See tools.mk.
 module github.com/ai-webhook/ai-webhook/tools/pulumi
 
 go 1.26.6

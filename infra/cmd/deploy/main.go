@@ -51,8 +51,9 @@ Environment:
   PULUMI_BACKEND_URL        state backend, e.g. file:///abs/path (created if missing)
   PULUMI_CONFIG_PASSPHRASE  passphrase of the stack's secrets
   PULUMI_SKIP_UPDATE_CHECK  defaults to true here
-  PATH                      must hold pulumi and the provider plugins
-                            (pulumi-resource-kubernetes, pulumi-resource-tls)
+  PATH                      must hold the pulumi CLI; provider plugins come from PATH
+                            (pulumi-resource-kubernetes, pulumi-resource-tls) or from
+                            "pulumi plugin install"
 
 Flags:
 `
@@ -66,6 +67,7 @@ type options struct {
 	showSecrets     bool
 	expectNoChanges bool
 	diff            bool
+	refresh         bool
 	replace         []string
 	config          []string
 }
@@ -106,6 +108,7 @@ func parseArgs(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.showSecrets, "show-secrets", false, "outputs: print secret values")
 	fs.BoolVar(&o.expectNoChanges, "expect-no-changes", false, "up, preview, refresh: fail if anything would change")
 	fs.BoolVar(&o.diff, "diff", false, "show detailed property diffs")
+	fs.BoolVar(&o.refresh, "refresh", false, "up: refresh the state from the cluster first (objects deleted behind Pulumi's back are recreated)")
 	fs.Var((*listFlag)(&o.replace), "replace", "up, preview: URN of a resource to replace (repeatable), e.g. to force certificate renewal")
 	fs.Var((*listFlag)(&o.config), "config", "set stack config before running, as KEY=VALUE with --path semantics, e.g. namespaceSelector.mode=optOut (repeatable; written to Pulumi.<stack>.yaml)")
 	// Accept flags before and after the command.
@@ -188,7 +191,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	)
 	switch o.command {
 	case "up":
-		opts := []optup.Option{optup.ProgressStreams(progress), optup.EventStreams(evs)}
+		// The outputs are printed below, complete (the progress display truncates them).
+		opts := []optup.Option{optup.ProgressStreams(progress), optup.EventStreams(evs), optup.SuppressOutputs()}
 		if o.expectNoChanges {
 			opts = append(opts, optup.ExpectNoChanges())
 		}
@@ -197,6 +201,9 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		if len(o.replace) > 0 {
 			opts = append(opts, optup.Replace(o.replace))
+		}
+		if o.refresh {
+			opts = append(opts, optup.Refresh())
 		}
 		var res auto.UpResult
 		res, runErr = stack.Up(ctx, opts...)
@@ -271,7 +278,9 @@ func collectSteps(evs <-chan events.EngineEvent) []Step {
 			continue
 		}
 		md := ev.ResourcePreEvent.Metadata
-		if md.Op == "same" || md.Op == "read" {
+		// A refresh visits every resource; --expect-no-changes and the change
+		// counts tell whether anything differed.
+		if md.Op == "same" || md.Op == "read" || md.Op == "refresh" {
 			continue
 		}
 		steps = append(steps, Step{Op: string(md.Op), Type: md.Type, URN: md.URN})

@@ -74,7 +74,9 @@ func (h *harness) diff(typ string, oldIns, oldState, news resource.PropertyMap) 
 	return resp
 }
 
-func str(m resource.PropertyMap, k string) string { return plain(m[resource.PropertyKey(k)]).StringValue() }
+func str(m resource.PropertyMap, k string) string {
+	return plain(m[resource.PropertyKey(k)]).StringValue()
+}
 
 func stringList(vs ...string) resource.PropertyValue {
 	var arr []resource.PropertyValue

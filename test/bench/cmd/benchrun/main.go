@@ -1,0 +1,270 @@
+// Command benchrun is `make bench`: it builds ai-webhook and the controller-runtime
+// reference, measures both (B1 over TLS, B2/B3 in-process, B4 through a real API server
+// when bin/ has one), prints the report and rewrites BENCHMARKS.md (-out).
+//
+//	go run ./test/bench/cmd/benchrun -out test/bench/BENCHMARKS.md
+//
+// Run it from the repository root on an otherwise idle machine; the figures are only as
+// good as the quiet around them.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ai-webhook/ai-webhook/test/bench"
+)
+
+type options struct {
+	out         string
+	rounds      int
+	step        time.Duration
+	warmup      time.Duration
+	concurrency int
+	rates       string
+	benchtime   string
+	b4Rounds    int
+	b4Pods      int
+	only        string
+	profileDir  string
+	keep        bool
+	timeout     time.Duration
+}
+
+func main() {
+	if os.Getenv(bench.EnvChild) == bench.Noop {
+		// Re-executed as the no-op calibration server (see bench.NoopMain).
+		if err := bench.NoopMain(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "no-op server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.StringVar(&o.out, "out", "", "rewrite this BENCHMARKS.md (the generated part); empty: only print")
+	flag.IntVar(&o.rounds, "rounds", 3, "B1: alternating rounds")
+	flag.DurationVar(&o.step, "step", 4*time.Second, "B1: length of each phase")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "B1: closed-loop warm-up per server")
+	flag.IntVar(&o.concurrency, "concurrency", 25, "B1: closed-loop connections")
+	flag.StringVar(&o.rates, "rates", "500,1000,2000", "B1: open-loop rates, requests/s")
+	flag.StringVar(&o.benchtime, "benchtime", "1s", "B2/B3: time per case (testing's -benchtime syntax)")
+	flag.IntVar(&o.b4Rounds, "b4-rounds", 5, "B4: rounds")
+	flag.IntVar(&o.b4Pods, "b4-pods", 60, "B4: Pods per condition per round")
+	flag.StringVar(&o.only, "only", "b1,b2,b4", "parts to run (b2 includes the B3 floor)")
+	flag.StringVar(&o.profileDir, "profile", "", "instead of benchmarking, write pprof CPU and allocation profiles of ai-webhook's handler and server here")
+	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (server logs)")
+	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		os.Exit(1)
+	}
+}
+
+func progress(msg string) { fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), msg) }
+
+func run(o options) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	root, err := bench.RepoRoot(wd)
+	if err != nil {
+		return err
+	}
+	var rates []int
+	for _, s := range strings.Split(o.rates, ",") {
+		r, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || r <= 0 {
+			return fmt.Errorf("-rates: %q is not a positive number", s)
+		}
+		rates = append(rates, r)
+	}
+	parts := map[string]bool{}
+	for _, p := range strings.Split(o.only, ",") {
+		parts[strings.TrimSpace(p)] = true
+	}
+	scratch, err := os.MkdirTemp("", "ai-webhook-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		progress("scratch directory (kept): " + scratch)
+	} else {
+		defer os.RemoveAll(scratch)
+	}
+
+	rep := &bench.Report{Machine: bench.ThisMachine(), Date: start, Command: command(), LoadStart: bench.LoadAvg()}
+	serverCPU, loadCPU, err := cpuLayout()
+	if err != nil {
+		return err
+	}
+	if serverCPU >= 0 {
+		rep.ServerCPUs, rep.LoadCPUs, rep.MicroCPUs = []int{serverCPU}, []int{loadCPU}, []int{serverCPU}
+	} else {
+		rep.Notes = append(rep.Notes, "Only one CPU: servers and load generator were not confined to separate CPUs.")
+	}
+	fx, err := bench.NewFixture(root, scratch)
+	if err != nil {
+		return err
+	}
+
+	if o.profileDir != "" {
+		// Alone, so the allocation profile holds nothing but the profiled work.
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+		progress("profiling ai-webhook's handler and server into " + o.profileDir)
+		return bench.Profile(ctx, fx, o.profileDir, progress)
+	}
+	if parts["b1"] || parts["b4"] {
+		progress("building ai-webhook and the reference")
+		ours, ref := filepath.Join(scratch, "ai-webhook"), filepath.Join(scratch, "reference")
+		for bin, pkg := range map[string]string{ours: "./webhook/cmd/ai-webhook", ref: "./test/bench/cmd/reference"} {
+			cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			}
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		var servers []*bench.Server
+		for _, k := range []struct{ kind, bin string }{{bench.Ours, ours}, {bench.Reference, ref}, {bench.Noop, self}, {bench.NoopPatch, self}} {
+			l := bench.Launcher{Argv: []string{k.bin}, Env: []string{"GOMAXPROCS=" + strconv.Itoa(max(1, len(rep.ServerCPUs)))}}
+			if k.bin == self {
+				l.Env = append(l.Env, bench.EnvChild+"="+bench.Noop)
+			}
+			s, err := bench.StartServer(ctx, fx, k.kind, l, rep.ServerCPUs)
+			if err != nil {
+				return err
+			}
+			defer s.Stop()
+			servers = append(servers, s)
+		}
+		if parts["b1"] {
+			cfg := bench.B1Config{Rounds: o.rounds, Step: o.step, Warmup: o.warmup, Concurrency: o.concurrency, Rates: rates,
+				MaxRequests: 1 << 20, MaxInFlight: 2000, LoadCPUs: rep.LoadCPUs, Settle: 200 * time.Millisecond}
+			if rep.B1, err = bench.RunB1(ctx, cfg, servers[:3], progress); err != nil {
+				return fmt.Errorf("B1: %w", err)
+			}
+		}
+		if parts["b4"] {
+			for _, noFsync := range []bool{false, true} {
+				b4 := bench.RunB4(ctx, fx, root, bench.B4Config{Rounds: o.b4Rounds, Pods: o.b4Pods, NoFsync: noFsync}, servers, progress)
+				rep.B4 = append(rep.B4, b4)
+				if b4.Skipped != "" {
+					progress(b4.Skipped)
+					break
+				}
+				if b4.Err != nil {
+					progress(fmt.Sprintf("B4 (%s) failed: %v", b4.Setup(), b4.Err))
+				}
+			}
+		}
+		for _, s := range servers {
+			s.Stop()
+		}
+	}
+
+	if parts["b2"] {
+		if err := micro(rep, fx, o, progress); err != nil {
+			return err
+		}
+	}
+
+	rep.Duration, rep.LoadEnd = time.Since(start), bench.LoadAvg()
+	var md bytes.Buffer
+	rep.Markdown(&md)
+	fmt.Print(md.String())
+	if o.out != "" {
+		old, err := os.ReadFile(o.out)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err := os.WriteFile(o.out, []byte(bench.Splice(string(old), md.String())), 0o644); err != nil {
+			return err
+		}
+		progress("wrote " + o.out)
+	}
+	return nil
+}
+
+// micro runs B2 and B3 on one CPU with GOMAXPROCS=1.
+func micro(rep *bench.Report, fx *bench.Fixture, o options, progress func(string)) error {
+	if len(rep.MicroCPUs) > 0 {
+		undo, err := bench.PinSelf(rep.MicroCPUs)
+		if err != nil {
+			return err
+		}
+		defer undo()
+	} else {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	}
+	restore, err := bench.SetBenchTime(o.benchtime)
+	if err != nil {
+		return fmt.Errorf("-benchtime: %w", err)
+	}
+	defer restore()
+	main, envs, ctrs := bench.Shapes(fx.Example)
+	shapes := bench.Dedupe(main, envs, ctrs)
+	impls := bench.Impls(fx.Profiles)
+	progress("B2/B3 checking every answer")
+	if err := bench.VerifyImpls(impls, shapes); err != nil {
+		return fmt.Errorf("B2: %w", err)
+	}
+	if rep.Micro, err = bench.RunMicro(impls, shapes, progress); err != nil {
+		return fmt.Errorf("B2: %w", err)
+	}
+	keys := func(s []bench.Shape) []string {
+		var k []string
+		for _, x := range s {
+			k = append(k, x.Key)
+		}
+		return k
+	}
+	rep.MicroMain, rep.EnvSeries, rep.CtrSeries = keys(main), keys(envs), keys(ctrs)
+	return nil
+}
+
+// cpuLayout picks, from the CPUs this process may use, the last for the servers (and
+// B2/B3) and the first for the load generator; -1 when there is only one.
+func cpuLayout() (server, load int, err error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return 0, 0, err
+	}
+	var cpus []int
+	for c := range 1024 {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	if len(cpus) < 2 {
+		return -1, -1, nil
+	}
+	return slices.Max(cpus), slices.Min(cpus), nil
+}
+
+// command is how this run was invoked, for the report.
+func command() string {
+	return strings.TrimSpace("go run ./test/bench/cmd/benchrun " + strings.Join(os.Args[1:], " "))
+}

@@ -1,0 +1,298 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ai-webhook/ai-webhook/webhook/profile"
+)
+
+// Domain is the key prefix every server of the benchmark uses.
+const Domain = "ai.example.com"
+
+// Fixture is what every server of one run shares: certificates, the shipped profiles and
+// the typical Pod with its review bodies.
+type Fixture struct {
+	Dir          string // scratch directory: certificates, profiles, logs
+	PKI          *PKI
+	CertDir      string // tls.crt and tls.key
+	ProfilesFile string
+	Profiles     *profile.Set
+	Example      *corev1.Pod // the user's Pod (ExamplePod)
+	Typical      *corev1.Pod // as admitted (AsAdmitted)
+	Bodies       [][]byte    // reviews of Typical, distinct UIDs
+}
+
+// NewFixture prepares dir for a run.
+func NewFixture(root, dir string) (*Fixture, error) {
+	pki, err := NewPKI()
+	if err != nil {
+		return nil, err
+	}
+	certPEM, keyPEM, err := pki.Serving()
+	if err != nil {
+		return nil, err
+	}
+	fx := &Fixture{Dir: dir, PKI: pki, CertDir: filepath.Join(dir, "tls"), ProfilesFile: filepath.Join(dir, "profiles.yaml")}
+	if err := os.MkdirAll(fx.CertDir, 0o755); err != nil {
+		return nil, err
+	}
+	for name, data := range map[string][]byte{
+		filepath.Join(fx.CertDir, "tls.crt"): certPEM, filepath.Join(fx.CertDir, "tls.key"): keyPEM,
+		fx.ProfilesFile: profile.Examples,
+	} {
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if fx.Profiles, err = profile.Parse(profile.Examples); err != nil {
+		return nil, err
+	}
+	if fx.Example, err = ExamplePod(root); err != nil {
+		return nil, err
+	}
+	fx.Typical = AsAdmitted(fx.Example)
+	if fx.Bodies, err = ReviewBodies(fx.Typical, 64); err != nil {
+		return nil, err
+	}
+	return fx, nil
+}
+
+// patchFile writes ai-webhook's patch for the typical Pod (from its handler, in-process).
+func (fx *Fixture) patchFile() (string, error) {
+	code, resp := Answer(Impls(fx.Profiles)[0].Handler, fx.Bodies[0])
+	if code != http.StatusOK {
+		return "", fmt.Errorf("ai-webhook handler: HTTP %d: %s", code, resp)
+	}
+	var rev admissionv1.AdmissionReview
+	if err := json.Unmarshal(resp, &rev); err != nil || rev.Response == nil || len(rev.Response.Patch) == 0 {
+		return "", fmt.Errorf("ai-webhook handler returned no patch (%v): %.300s", err, resp)
+	}
+	file := filepath.Join(fx.Dir, "ai-webhook-patch.json")
+	return file, os.WriteFile(file, rev.Response.Patch, 0o600)
+}
+
+// Server is a webhook server under test, in its own process.
+type Server struct {
+	Name   string
+	Proc   *Proc
+	Target *Target
+	Addr   string // 127.0.0.1:port
+}
+
+// EnvChild makes a benchmark binary (the test binary, benchrun) act as the server kind
+// it names instead, so a server can run as a process without a binary of its own.
+const EnvChild = "AI_WEBHOOK_BENCH_CHILD"
+
+// Kind of server: how to pass it the fixture.
+const (
+	Ours      = "ai-webhook"
+	Reference = "reference"
+	Noop      = "no-op" // calibration: TLS and HTTP only (NoopMain)
+	// NoopPatch is the no-op server answering with ai-webhook's patch for the typical Pod,
+	// computed once: what the API server pays to apply that patch, without computing it.
+	NoopPatch = "no-op with ai-webhook's patch"
+)
+
+// StartServer starts the server kind (Ours, Reference or Noop) with launcher l, confined
+// to cpus, and waits until it answers a review correctly.
+func StartServer(ctx context.Context, fx *Fixture, kind string, l Launcher, cpus []int) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var args []string
+	switch kind {
+	case Ours:
+		args = []string{"serve", "--listen=" + addr,
+			"--tls-cert-file=" + filepath.Join(fx.CertDir, "tls.crt"), "--tls-key-file=" + filepath.Join(fx.CertDir, "tls.key"),
+			"--profiles-file=" + fx.ProfilesFile, "--domain=" + Domain, "--log-level=info", "--shutdown-delay=0s"}
+	case Reference:
+		args = []string{"--listen=" + addr, "--cert-dir=" + fx.CertDir, "--profiles-file=" + fx.ProfilesFile, "--domain=" + Domain}
+	case Noop:
+		args = []string{"--listen=" + addr, "--cert-dir=" + fx.CertDir}
+	case NoopPatch:
+		file, err := fx.patchFile()
+		if err != nil {
+			return nil, err
+		}
+		args = []string{"--listen=" + addr, "--cert-dir=" + fx.CertDir, "--patch-file=" + file}
+	default:
+		return nil, fmt.Errorf("unknown server kind %q", kind)
+	}
+	proc, err := StartProc(strings.ReplaceAll(kind, " ", "-"), fx.Dir, cpus, l, args...)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Name: kind, Proc: proc, Addr: addr, Target: &Target{
+		URL: "https://" + addr + "/mutate?timeout=10s", Client: NewClient(fx.PKI.Pool), Bodies: fx.Bodies, AllowOnly: kind == Noop,
+	}}
+	if err := s.waitReady(ctx, fx); err != nil {
+		proc.Stop(time.Second)
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitReady polls with a real review until the answer is correct (CheckResponse).
+func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
+	deadline := time.Now().Add(20 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		if err := s.Proc.Exited(); err != nil {
+			return err
+		}
+		resp, err := s.Post(ctx, fx.Bodies[0])
+		if err == nil {
+			if s.Target.AllowOnly {
+				err = checkAllowed(fx.Bodies[0], resp)
+			} else {
+				_, err = CheckResponse(fx.Typical, fx.Bodies[0], resp)
+			}
+			if err != nil {
+				return fmt.Errorf("%s answered wrongly: %w", s.Name, err)
+			}
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s not ready after 20s: %v; log:\n%s", s.Name, last, s.Proc.LogTail(2000))
+}
+
+// Post sends one review and returns the body of a 200 answer.
+func (s *Server) Post(ctx context.Context, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Target.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.Target.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+// Count is how many reviews a no-op server answered (GET /count).
+func (s *Server) Count(ctx context.Context) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+s.Addr+"/count", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := s.Target.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s /count: HTTP %d", s.Name, resp.StatusCode)
+	}
+	return strconv.ParseInt(string(b), 10, 64)
+}
+
+// Stop ends the server.
+func (s *Server) Stop() {
+	s.Target.Client.CloseIdleConnections()
+	s.Proc.Stop(5 * time.Second)
+}
+
+// checkAllowed verifies an answer is an allowed AdmissionReview v1 for the request's UID.
+func checkAllowed(reqBody, respBody []byte) error {
+	var req, resp admissionv1.AdmissionReview
+	if err := json.Unmarshal(reqBody, &req); err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
+	if err := json.Unmarshal(respBody, &resp); err != nil {
+		return fmt.Errorf("response: %w: %.300s", err, respBody)
+	}
+	if r := resp.Response; r == nil || r.UID != req.Request.UID || !r.Allowed || resp.APIVersion != "admission.k8s.io/v1" {
+		return fmt.Errorf("not an allowed answer for uid %q: %.300s", req.Request.UID, respBody)
+	}
+	return nil
+}
+
+// CheckResponse verifies an answer to reqBody fully: an AdmissionReview v1 with the
+// request's UID, allowed, with a JSON Patch that applies to the Pod and yields a Pod the
+// profile was applied to (the stamp annotation is there). It returns the patched Pod.
+func CheckResponse(pod *corev1.Pod, reqBody, respBody []byte) (*corev1.Pod, error) {
+	var req, resp admissionv1.AdmissionReview
+	if err := json.Unmarshal(reqBody, &req); err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	if err := json.Unmarshal(respBody, &resp); err != nil {
+		return nil, fmt.Errorf("response: %w: %.300s", err, respBody)
+	}
+	r := resp.Response
+	switch {
+	case resp.APIVersion != "admission.k8s.io/v1" || resp.Kind != "AdmissionReview":
+		return nil, fmt.Errorf("response is %q %q, want admission.k8s.io/v1 AdmissionReview", resp.APIVersion, resp.Kind)
+	case r == nil:
+		return nil, fmt.Errorf("review has no response: %.300s", respBody)
+	case r.UID != req.Request.UID:
+		return nil, fmt.Errorf("response uid %q, want %q", r.UID, req.Request.UID)
+	case !r.Allowed:
+		return nil, fmt.Errorf("not allowed: %+v", r.Result)
+	case r.PatchType == nil || *r.PatchType != admissionv1.PatchTypeJSONPatch || len(r.Patch) == 0:
+		return nil, fmt.Errorf("no JSON patch in the response")
+	}
+	patch, err := jsonpatch.DecodePatch(r.Patch)
+	if err != nil {
+		return nil, fmt.Errorf("patch does not decode: %w", err)
+	}
+	patched, err := patch.Apply(req.Request.Object.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("patch does not apply: %w", err)
+	}
+	out := &corev1.Pod{}
+	if err := json.Unmarshal(patched, out); err != nil {
+		return nil, fmt.Errorf("patched Pod does not decode: %w", err)
+	}
+	if out.Annotations[Domain+"/injected"] == "" {
+		return nil, fmt.Errorf("patched Pod has no %s/injected annotation", Domain)
+	}
+	if len(out.Spec.Containers) != len(pod.Spec.Containers) {
+		return nil, fmt.Errorf("patched Pod has %d containers, want %d", len(out.Spec.Containers), len(pod.Spec.Containers))
+	}
+	return out, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}

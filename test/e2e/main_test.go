@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ai-webhook/ai-webhook/test/localcluster"
+)
+
+// The test binary runs twice. First in the caller's network namespace, where
+// it checks that the tools are built, builds the webhook and the deploy
+// command (the module cache is there) and prepares a Pulumi work directory;
+// then re-executed by unshare inside fresh network and PID namespaces
+// (marked by envInside), where it starts the local cluster and runs the
+// tests. Everything the tests start dies with the PID namespace.
+const (
+	envInside  = "AI_WEBHOOK_E2E_INSIDE"
+	envWorkDir = "AI_WEBHOOK_E2E_WORKDIR"
+	envRoot    = "AI_WEBHOOK_E2E_ROOT"
+	// envTLSProvider=real runs against the real pulumi-tls plugin (installed
+	// with `pulumi plugin install resource tls v5.2.0` in the default
+	// PULUMI_HOME) instead of the test-only stand-in.
+	envTLSProvider = "AI_WEBHOOK_E2E_TLS_PROVIDER"
+
+	stackName  = "e2e"
+	passphrase = "ai-webhook-e2e"
+)
+
+// pulumiBinaries are needed in bin/ besides localcluster.Binaries.
+var pulumiBinaries = []string{"pulumi", "pulumi-resource-kubernetes", "pulumi-resource-tls"}
+
+// env is the test environment inside the namespaces.
+var env struct {
+	root, workDir string
+	deployBin     string
+	cluster       *localcluster.Cluster
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envInside) != "1" {
+		os.Exit(outside(m))
+	}
+	os.Exit(inside(m))
+}
+
+func outside(m *testing.M) int {
+	root, err := repoRoot()
+	if err != nil {
+		return fatal(err)
+	}
+	bin := filepath.Join(root, "bin")
+	var missing []string
+	for _, name := range slices.Concat(localcluster.Binaries, pulumiBinaries) {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fatal(fmt.Errorf("missing from %s: %s. Run `make tools` in %s: it builds the control plane and the Pulumi CLI and plugins from Go modules",
+			bin, strings.Join(missing, ", "), root))
+	}
+	for _, tool := range []string{"unshare", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fatal(fmt.Errorf("%s not found in PATH: the end-to-end test runs the cluster in a private network namespace (install util-linux and iproute2)", tool))
+		}
+	}
+	// -test.list and friends need no cluster.
+	if flagSet("test.list") {
+		return m.Run()
+	}
+
+	workDir, err := os.MkdirTemp("", "ai-webhook-e2e-")
+	if err != nil {
+		return fatal(err)
+	}
+	defer os.RemoveAll(workDir)
+	for out, pkg := range map[string]string{"ai-webhook": "./webhook/cmd/ai-webhook", "deploy": "./infra/cmd/deploy"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(workDir, out), pkg)
+		cmd.Dir = root
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fatal(fmt.Errorf("go build %s: %v\n%s", pkg, err, b))
+		}
+	}
+	if err := prepareProject(root, filepath.Join(workDir, "project")); err != nil {
+		return fatal(err)
+	}
+	pathDir, pulumiHome, err := pluginPath(bin, workDir)
+	if err != nil {
+		return fatal(err)
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return fatal(err)
+	}
+	args := []string{"--net", "--pid", "--fork", "--kill-child"}
+	if os.Geteuid() != 0 {
+		args = append(args, "--map-root-user")
+	}
+	args = append(append(args, "--", self), os.Args[1:]...)
+	cmd := exec.Command("unshare", args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(),
+		envInside+"=1", envWorkDir+"="+workDir, envRoot+"="+root,
+		"PATH="+pathDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"PULUMI_BACKEND_URL=file://"+filepath.Join(workDir, "state"),
+		"PULUMI_CONFIG_PASSPHRASE="+passphrase,
+		"PULUMI_SKIP_UPDATE_CHECK=true",
+		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true",
+	)
+	if pulumiHome != "" {
+		cmd.Env = append(cmd.Env, "PULUMI_HOME="+pulumiHome)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fatal(fmt.Errorf("start %s: %w (the test needs to create namespaces: run as root, or enable unprivileged user namespaces)", cmd, err))
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for s := range sigs {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	err = cmd.Wait()
+	signal.Stop(sigs)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit) && exit.ExitCode() > 0:
+		return exit.ExitCode()
+	default:
+		return fatal(fmt.Errorf("%s: %w", cmd, err))
+	}
+}
+
+// pluginPath returns the directory to put first on PATH (the pulumi CLI and
+// the provider plugins, found there as ambient plugins) and the PULUMI_HOME
+// to use ("" for the default one, which holds installed plugins).
+func pluginPath(bin, workDir string) (string, string, error) {
+	switch os.Getenv(envTLSProvider) {
+	case "", "standin":
+		return bin, filepath.Join(workDir, "pulumi-home"), nil
+	case "real":
+		// Everything from bin but the stand-in, so the engine loads the
+		// installed pulumi-tls plugin.
+		dir := filepath.Join(workDir, "path")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", "", err
+		}
+		for _, name := range []string{"pulumi", "pulumi-resource-kubernetes"} {
+			if err := os.Symlink(filepath.Join(bin, name), filepath.Join(dir, name)); err != nil {
+				return "", "", err
+			}
+		}
+		return dir, "", nil
+	default:
+		return "", "", fmt.Errorf("%s must be standin or real", envTLSProvider)
+	}
+}
+
+// prepareProject copies Pulumi.yaml and the dev stack's config (as the e2e
+// stack's) into dir: the test changes stack config, and that must not touch
+// the repository's files.
+func prepareProject(root, dir string) error {
+	// Pulumi.yaml says main: infra/, and the engine checks that the directory
+	// exists even though the deploy command serves the program itself.
+	if err := os.MkdirAll(filepath.Join(dir, "infra"), 0o755); err != nil {
+		return err
+	}
+	for src, dst := range map[string]string{"Pulumi.yaml": "Pulumi.yaml", "Pulumi.dev.yaml": "Pulumi." + stackName + ".yaml"} {
+		data, err := os.ReadFile(filepath.Join(root, src))
+		if err != nil {
+			return err
+		}
+		if dst != "Pulumi.yaml" {
+			// The salt belongs to the dev stack's passphrase.
+			data = dropLines(data, "encryptionsalt:")
+		}
+		if err := os.WriteFile(filepath.Join(dir, dst), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dropLines(data []byte, prefix string) []byte {
+	var keep []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(l, prefix) {
+			keep = append(keep, l)
+		}
+	}
+	return []byte(strings.Join(keep, "\n"))
+}
+
+func inside(m *testing.M) int {
+	if flagSet("test.list") {
+		return m.Run()
+	}
+	if err := localcluster.SetupNetwork(); err != nil {
+		return fatal(err)
+	}
+	env.root, env.workDir = os.Getenv(envRoot), os.Getenv(envWorkDir)
+	env.deployBin = filepath.Join(env.workDir, "deploy")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	c, err := localcluster.Start(ctx, localcluster.Options{
+		BinDir:        filepath.Join(env.root, "bin"),
+		StateDir:      filepath.Join(env.workDir, "cluster"),
+		WebhookBinary: filepath.Join(env.workDir, "ai-webhook"),
+	})
+	if err != nil {
+		if c != nil {
+			dumpLogs(c)
+		}
+		return fatal(err)
+	}
+	fmt.Printf("local cluster ready in %v\n", time.Since(start).Round(time.Millisecond))
+	env.cluster = c
+	code := m.Run()
+	if code != 0 {
+		dumpLogs(c)
+	}
+	c.Stop()
+	return code
+}
+
+func dumpLogs(c *localcluster.Cluster) {
+	for name, path := range c.Logs() {
+		fmt.Fprintf(os.Stderr, "----- %s (%s), last lines -----\n%s\n", name, path, tailFile(path, 25))
+	}
+	for _, path := range c.WebhookLogs() {
+		fmt.Fprintf(os.Stderr, "----- webhook %s, last lines -----\n%s\n", path, tailFile(path, 25))
+	}
+}
+
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func flagSet(name string) bool {
+	for _, a := range os.Args[1:] {
+		if strings.HasPrefix(a, "-"+name) || strings.HasPrefix(a, "--"+name) {
+			return true
+		}
+	}
+	return false
+}
+
+func repoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.work above %s", wd)
+		}
+	}
+}
+
+func fatal(err error) int {
+	fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+	return 1
+}

@@ -1,0 +1,502 @@
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// runner is the kubelet stand-in for the workload Pods (the webhook's): kwok
+// gives them an IP and phase Running; the runner runs the real binary for
+// each, on that IP, with the Pod's Secret and ConfigMap volumes written to
+// disk, and reports readiness from the Pod's own readiness probe.
+//
+// What a kubelet does and the runner does not: liveness probes (a process
+// that exits is restarted, with a short backoff), resource limits, security
+// contexts, containers other than the first. Probes run every second
+// whatever periodSeconds says, so rollouts are quick.
+type runner struct {
+	client   kubernetes.Interface
+	opts     Options
+	dir      string
+	selector labels.Selector
+
+	pods       corelisters.PodLister
+	secrets    corelisters.SecretLister
+	configMaps corelisters.ConfigMapLister
+
+	mu    sync.Mutex
+	procs map[types.UID]*podProc
+	logs  []string
+}
+
+func newRunner(client kubernetes.Interface, opts Options, dir string) *runner {
+	return &runner{
+		client:   client,
+		opts:     opts,
+		dir:      dir,
+		selector: labels.SelectorFromSet(labels.Set{opts.WorkloadLabelKey: opts.WorkloadLabelValue}),
+		procs:    map[types.UID]*podProc{},
+	}
+}
+
+func (r *runner) run(ctx context.Context) {
+	factory := informers.NewSharedInformerFactory(r.client, 0)
+	podInf := factory.Core().V1().Pods()
+	secretInf := factory.Core().V1().Secrets()
+	cmInf := factory.Core().V1().ConfigMaps()
+	r.pods, r.secrets, r.configMaps = podInf.Lister(), secretInf.Lister(), cmInf.Lister()
+
+	poke := make(chan struct{}, 1)
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { nudge(poke) },
+		UpdateFunc: func(any, any) { nudge(poke) },
+		DeleteFunc: func(any) { nudge(poke) },
+	}
+	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), secretInf.Informer(), cmInf.Informer()} {
+		_, _ = inf.AddEventHandler(handler)
+	}
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			r.stopAll()
+			return
+		case <-poke:
+		case <-tick.C:
+		}
+		r.sync(ctx)
+	}
+}
+
+func nudge(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// sync starts a process for every running workload Pod, keeps their volume
+// files current, and terminates the processes of Pods being deleted.
+func (r *runner) sync(ctx context.Context) {
+	pods, err := r.pods.List(r.selector)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[types.UID]bool{}
+	for _, pod := range pods {
+		seen[pod.UID] = true
+		p := r.procs[pod.UID]
+		if pod.DeletionTimestamp != nil {
+			grace := 30 * time.Second
+			if pod.DeletionGracePeriodSeconds != nil {
+				grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
+			}
+			if p != nil {
+				p.terminate(grace)
+			} else {
+				go r.deletePod(ctx, pod.Namespace, pod.Name, pod.UID)
+			}
+			continue
+		}
+		if pod.Spec.NodeName == "" || pod.Status.PodIP == "" || pod.Status.Phase != corev1.PodRunning || len(pod.Spec.Containers) == 0 {
+			continue
+		}
+		podDir := filepath.Join(r.dir, pod.Namespace, pod.Name+"-"+string(pod.UID)[:8])
+		if err := r.writeVolumes(pod, podDir); err != nil {
+			// Like a kubelet: the container waits for its volumes.
+			continue
+		}
+		if p == nil {
+			p = r.newPodProc(pod, podDir)
+			r.procs[pod.UID] = p
+			r.logs = append(r.logs, p.logPath)
+			go p.run(ctx)
+		}
+	}
+	for uid, p := range r.procs {
+		if !seen[uid] {
+			p.terminate(5 * time.Second)
+		}
+	}
+}
+
+func (r *runner) forget(uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.procs, uid)
+}
+
+func (r *runner) stopAll() {
+	r.mu.Lock()
+	procs := make([]*podProc, 0, len(r.procs))
+	for _, p := range r.procs {
+		procs = append(procs, p)
+	}
+	r.mu.Unlock()
+	for _, p := range procs {
+		<-p.finished
+	}
+}
+
+func (r *runner) logFiles() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.logs)
+}
+
+// deletePod finishes a Pod's deletion once its process is gone, as the
+// kubelet does when a container has stopped.
+func (r *runner) deletePod(ctx context.Context, ns, name string, uid types.UID) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	zero := int64(0)
+	err := r.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero,
+		Preconditions:      &metav1.Preconditions{UID: &uid},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		r.opts.Logf("delete pod %s/%s: %v", ns, name, err)
+	}
+}
+
+// writeVolumes writes the Pod's Secret and ConfigMap volumes under dir, only
+// the files whose content changed, each atomically (the server reloads them).
+func (r *runner) writeVolumes(pod *corev1.Pod, dir string) error {
+	for _, v := range pod.Spec.Volumes {
+		files := map[string][]byte{}
+		switch {
+		case v.Secret != nil:
+			s, err := r.secrets.Secrets(pod.Namespace).Get(v.Secret.SecretName)
+			if err != nil {
+				return err
+			}
+			files = keyToPath(s.Data, v.Secret.Items)
+		case v.ConfigMap != nil:
+			cm, err := r.configMaps.ConfigMaps(pod.Namespace).Get(v.ConfigMap.Name)
+			if err != nil {
+				return err
+			}
+			data := map[string][]byte{}
+			for k, s := range cm.Data {
+				data[k] = []byte(s)
+			}
+			for k, b := range cm.BinaryData {
+				data[k] = b
+			}
+			files = keyToPath(data, v.ConfigMap.Items)
+		}
+		volDir := filepath.Join(dir, "volumes", v.Name)
+		if err := os.MkdirAll(volDir, 0o755); err != nil {
+			return err
+		}
+		for rel, data := range files {
+			path := filepath.Join(volDir, rel)
+			if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return err
+			}
+			tmp := path + ".tmp"
+			if err := os.WriteFile(tmp, data, 0o600); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func keyToPath(data map[string][]byte, items []corev1.KeyToPath) map[string][]byte {
+	files := map[string][]byte{}
+	if len(items) == 0 {
+		for k, v := range data {
+			files[k] = v
+		}
+		return files
+	}
+	for _, it := range items {
+		if v, ok := data[it.Key]; ok {
+			files[it.Path] = v
+		}
+	}
+	return files
+}
+
+// podProc runs one workload Pod's process.
+type podProc struct {
+	r         *runner
+	ns, name  string
+	uid       types.UID
+	ip        string
+	args, env []string
+	container corev1.Container
+	all       []corev1.Container
+	logPath   string
+
+	termOnce sync.Once
+	termCh   chan time.Duration
+	finished chan struct{}
+}
+
+func (r *runner) newPodProc(pod *corev1.Pod, dir string) *podProc {
+	c := pod.Spec.Containers[0]
+	p := &podProc{
+		r: r, ns: pod.Namespace, name: pod.Name, uid: pod.UID, ip: pod.Status.PodIP,
+		container: c, all: pod.Spec.Containers,
+		logPath:  filepath.Join(dir, c.Name+".log"),
+		termCh:   make(chan time.Duration, 1),
+		finished: make(chan struct{}),
+	}
+	mounts := slices.Clone(c.VolumeMounts)
+	slices.SortFunc(mounts, func(a, b corev1.VolumeMount) int { return len(b.MountPath) - len(a.MountPath) })
+	local := func(path string) string {
+		for _, m := range mounts {
+			if path == m.MountPath || strings.HasPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/") {
+				return filepath.Join(dir, "volumes", m.Name, m.SubPath, strings.TrimPrefix(path, m.MountPath))
+			}
+		}
+		return path
+	}
+	for _, a := range c.Args {
+		switch name, value, isFlag := strings.Cut(a, "="); {
+		case isFlag && name == "--listen":
+			// The Pod's address: the EndpointSlice names it.
+			_, port, err := net.SplitHostPort(value)
+			if err != nil {
+				port = value
+			}
+			a = "--listen=" + net.JoinHostPort(p.ip, port)
+		case isFlag && strings.HasPrefix(value, "/"):
+			a = name + "=" + local(value)
+		case strings.HasPrefix(a, "/"):
+			a = local(a)
+		}
+		p.args = append(p.args, a)
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			p.env = append(p.env, e.Name+"="+e.Value)
+		}
+	}
+	return p
+}
+
+func (p *podProc) terminate(grace time.Duration) {
+	p.termOnce.Do(func() { p.termCh <- grace })
+}
+
+func (p *podProc) run(ctx context.Context) {
+	defer close(p.finished)
+	restarts := 0
+	for {
+		proc, err := startProcess(p.name, p.logPath, p.r.opts.WebhookBinary, p.env, p.args...)
+		started := time.Now()
+		if err != nil {
+			p.r.opts.Logf("pod %s/%s: %v", p.ns, p.name, err)
+		} else {
+			p.r.opts.Logf("pod %s/%s: started %s on %s", p.ns, p.name, filepath.Base(p.r.opts.WebhookBinary), p.ip)
+			outcome := p.supervise(ctx, proc, restarts, started)
+			switch outcome {
+			case outcomeCancelled:
+				return
+			case outcomeTerminated:
+				p.r.deletePod(ctx, p.ns, p.name, p.uid)
+				p.r.forget(p.uid)
+				return
+			}
+			p.r.opts.Logf("pod %s/%s: process exited (%v), restarting", p.ns, p.name, proc.err)
+		}
+		restarts++
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.termCh:
+			p.r.deletePod(ctx, p.ns, p.name, p.uid)
+			p.r.forget(p.uid)
+			return
+		case <-time.After(time.Duration(min(restarts, 10)) * time.Second):
+		}
+	}
+}
+
+type outcome int
+
+const (
+	outcomeCrashed outcome = iota
+	outcomeTerminated
+	outcomeCancelled
+)
+
+// supervise probes the process every second and reports the Pod's readiness
+// until the process exits, the Pod is deleted, or the cluster stops.
+func (p *podProc) supervise(ctx context.Context, proc *process, restarts int, started time.Time) outcome {
+	probe := p.container.ReadinessProbe
+	threshold := 3
+	if probe != nil && probe.FailureThreshold > 0 {
+		threshold = int(probe.FailureThreshold)
+	}
+	ready, reported, failures := false, false, 0
+	report := func() {
+		if ready != reported && p.setReady(ctx, ready, restarts, started) == nil {
+			reported = ready
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			proc.stop(5 * time.Second)
+			return outcomeCancelled
+		case grace := <-p.termCh:
+			// The kubelet's order: out of the endpoints, SIGTERM, then kill
+			// after the grace period.
+			ready = false
+			report()
+			proc.stop(grace)
+			return outcomeTerminated
+		case <-proc.done:
+			ready = false
+			report()
+			return outcomeCrashed
+		case <-tick.C:
+			if p.probe(ctx, probe) {
+				failures = 0
+				ready = true
+			} else if failures++; failures >= threshold {
+				ready = false
+			}
+			report()
+		}
+	}
+}
+
+// probe runs the container's readiness probe once (no probe: ready).
+func (p *podProc) probe(ctx context.Context, probe *corev1.Probe) bool {
+	if probe == nil {
+		return true
+	}
+	timeout := time.Second
+	if probe.TimeoutSeconds > 0 {
+		timeout = time.Duration(probe.TimeoutSeconds) * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	switch {
+	case probe.HTTPGet != nil:
+		g := probe.HTTPGet
+		host := g.Host
+		if host == "" {
+			host = p.ip
+		}
+		scheme := strings.ToLower(string(g.Scheme))
+		if scheme == "" {
+			scheme = "http"
+		}
+		url := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(p.port(g.Port.IntValue(), g.Port.String()))) + g.Path
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false
+		}
+		// Like the kubelet: no certificate verification for probes.
+		client := &http.Client{Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kubelet probe semantics
+			DisableKeepAlives: true,
+		}}
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode >= 200 && resp.StatusCode < 400
+	case probe.TCPSocket != nil:
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(p.ip, strconv.Itoa(p.port(probe.TCPSocket.Port.IntValue(), probe.TCPSocket.Port.String()))))
+		if err != nil {
+			return false
+		}
+		_ = conn.Close()
+		return true
+	}
+	return true // exec and gRPC probes are not simulated
+}
+
+// port resolves a probe port given by number or by the container port's name.
+func (p *podProc) port(number int, name string) int {
+	if number > 0 {
+		return number
+	}
+	for _, cp := range p.container.Ports {
+		if cp.Name == name {
+			return int(cp.ContainerPort)
+		}
+	}
+	return 0
+}
+
+// setReady patches the Pod's Ready and ContainersReady conditions and its
+// container statuses.
+func (p *podProc) setReady(ctx context.Context, ready bool, restarts int, started time.Time) error {
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	now := metav1.Now()
+	var statuses []corev1.ContainerStatus
+	for _, c := range p.all {
+		statuses = append(statuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, Ready: ready, Started: new(true),
+			RestartCount: int32(restarts),
+			State:        corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(started)}},
+		})
+	}
+	patch := map[string]any{"status": map[string]any{
+		"conditions": []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: status, LastTransitionTime: now},
+			{Type: corev1.ContainersReady, Status: status, LastTransitionTime: now},
+		},
+		"containerStatuses": statuses,
+	}}
+	data, err := json.Marshal(patch)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_, err = p.r.client.CoreV1().Pods(p.ns).Patch(ctx, p.name, types.StrategicMergePatchType, data, metav1.PatchOptions{}, "status")
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("pod %s/%s status: %w", p.ns, p.name, err)
+	}
+	return nil
+}
