@@ -37,8 +37,9 @@ lint: ## gofmt check and go vet
 fmt: ## Format all Go code
 	gofmt -w webhook infra test tools
 
-bench: ## Benchmarks: Go micro-benchmarks, then the load comparison (rewrites test/bench/BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchmem ./webhook/...
+bench: $(BIN)/kube-apiserver $(BIN)/etcd ## Benchmarks: Go micro-benchmarks, then B1-B4 against the reference (rewrites test/bench/BENCHMARKS.md)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./webhook/...
+	flock /tmp/ai-webhook-build.lock $(GO) run ./test/bench/cmd/benchrun -out test/bench/BENCHMARKS.md
 
 image: ## Build the container image (needs a Docker engine)
 	@if docker info >/dev/null 2>&1; then docker build -t $(IMAGE) .; \

@@ -9,13 +9,16 @@
 //     HTTP/1.1 with kept-alive connections, closed loop for saturation and
 //     open loop at fixed arrival rates for latency (measured from the intended
 //     send time, so a slow server cannot slow the clock that judges it).
-//     CPU time and peak RSS come from /proc/<pid>.
+//     CPU time and peak RSS come from /proc/<pid>. A no-op server (noop.go) on the
+//     same TLS stack calibrates what the transport alone costs.
 //   - B2 and B3 (micro.go): the handlers in-process on Pods of growing size,
 //     against the floor of decoding and encoding the same AdmissionReview.
 //   - B4 (apiserver.go): Pods created through a real kube-apiserver and etcd
-//     (from bin/, built by `make tools`) with and without the webhook.
+//     (from bin/, built by `make tools`) with no webhook, with each server, and with
+//     the no-op server answering with and without ai-webhook's patch, which splits the
+//     overhead into the API server's share and ai-webhook's.
 //
-// cmd/benchrun runs everything and writes the report; cmd/reference is the
-// reference server. The smoke test runs each path once so the code can't rot;
+// cmd/benchrun runs everything and writes the report (or, with -profile, writes pprof
+// profiles of ai-webhook instead; profile.go); cmd/reference is the reference server. The smoke test runs each path once so the code can't rot;
 // it asserts correctness, never timing.
 package bench

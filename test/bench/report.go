@@ -474,12 +474,32 @@ func (r *Report) markdownB4(p printer) {
 			p("| %s | %d | %s | %s | %s | %s | %d |\n", c.Name, c.Lat.N, fmtDur(c.Lat.P50), fmtDur(c.Lat.P99), ov, over, c.Failed)
 		}
 		p("\n")
+		if d, ok := b.decompose(); ok {
+			p("Of ai-webhook's %s added to the p50: %s is the API server calling any webhook (no-op), %s the API server applying "+
+				"ai-webhook's patch (no-op with the patch, minus no-op), %s ai-webhook's own time (minus no-op with the patch).\n\n",
+				fmtDur(d[0]+d[1]+d[2]), fmtDur(d[0]), fmtDur(d[1]), fmtDur(d[2]))
+		}
 		for _, c := range b.Conds {
 			if c.Err != nil {
 				p("First error under %s: `%v`\n\n", c.Name, c.Err)
 			}
 		}
 	}
+}
+
+// decompose splits ai-webhook's p50 overhead into calling a webhook, applying the patch and
+// ai-webhook's own part.
+func (b *B4Result) decompose() ([3]time.Duration, bool) {
+	p50 := map[string]time.Duration{}
+	for _, c := range b.Conds {
+		p50[c.Name] = c.Lat.P50
+	}
+	for _, k := range []string{NoWebhook, Noop, NoopPatch, Ours} {
+		if p50[k] == 0 {
+			return [3]time.Duration{}, false
+		}
+	}
+	return [3]time.Duration{p50[Noop] - p50[NoWebhook], p50[NoopPatch] - p50[Noop], p50[Ours] - p50[NoopPatch]}, true
 }
 
 func cpus(c []int) string {

@@ -75,8 +75,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) outcome {
 	case len(bytes.TrimSpace(body)) == 0:
 		return httpError(w, http.StatusBadRequest, "empty body: expected an AdmissionReview")
 	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil {
+	review, objectErr, err := decodeReview(body)
+	if err != nil {
 		return httpError(w, http.StatusBadRequest, "malformed AdmissionReview: "+err.Error())
 	}
 	if review.APIVersion != admissionv1.SchemeGroupVersion.String() || review.Kind != "AdmissionReview" {
@@ -88,14 +88,46 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) outcome {
 	}
 	ctx, cancel := requestContext(r)
 	defer cancel()
-	resp, out := h.review(ctx, review.Request)
+	resp, out := h.review(ctx, review.Request, objectErr)
 	resp.UID = review.Request.UID
-	review.Request, review.Response = nil, resp
+	answer := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
 	w.Header().Set("Content-Type", "application/json")
-	if err := json.NewEncoder(w).Encode(&review); err != nil {
+	if err := json.NewEncoder(w).Encode(&answer); err != nil {
 		h.Log.Warn("writing response failed", "uid", resp.UID, "error", err)
 	}
 	return out
+}
+
+// podReview is an AdmissionReview whose object is decoded straight into a Pod: one pass over
+// the bytes instead of two (RawExtension first, then the Pod), which was a fifth of the
+// handler's time. The Pod field, shallower than the embedded request's RawExtension of the
+// same JSON name, takes precedence.
+type podReview struct {
+	metav1.TypeMeta
+	Request *podRequest `json:"request,omitempty"`
+}
+
+type podRequest struct {
+	admissionv1.AdmissionRequest
+	Object *corev1.Pod `json:"object,omitempty"`
+}
+
+// decodeReview decodes the review in one pass. When the object does not decode as a Pod (a
+// non-Pod kind, or a broken Pod) the review is decoded generically, so the request still gets
+// an answer with its UID; objectErr then says why the object is not a Pod.
+func decodeReview(body []byte) (review podReview, objectErr, err error) {
+	if objectErr = json.Unmarshal(body, &review); objectErr == nil {
+		return review, nil, nil
+	}
+	var generic admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &generic); err != nil {
+		return review, nil, err
+	}
+	review = podReview{TypeMeta: generic.TypeMeta}
+	if generic.Request != nil {
+		review.Request = &podRequest{AdmissionRequest: *generic.Request}
+	}
+	return review, objectErr, nil
 }
 
 // requestContext honours ?timeout= (the API server's remaining budget, e.g. "10s").
@@ -112,8 +144,8 @@ func httpError(w http.ResponseWriter, code int, msg string) outcome {
 }
 
 // review turns a request into a response; panics become an error response that keeps the UID.
-func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest) (resp *admissionv1.AdmissionResponse, out outcome) {
-	out.review = req
+func (h *Handler) review(ctx context.Context, req *podRequest, objectErr error) (resp *admissionv1.AdmissionResponse, out outcome) {
+	out.review = &req.AdmissionRequest
 	defer func() {
 		if p := recover(); p != nil {
 			h.Metrics.PanicsTotal.Inc()
@@ -132,21 +164,21 @@ func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return allow("operation " + string(req.Operation))
 	}
-	if len(req.Object.Raw) == 0 {
+	if objectErr != nil {
+		out.result, out.message = metrics.ResultError, "malformed pod: "+objectErr.Error()
+		return denied(http.StatusBadRequest, "cannot decode the Pod: "+objectErr.Error()), out
+	}
+	pod := req.Object
+	if pod == nil {
 		out.result, out.message = metrics.ResultError, "request has no object"
 		return denied(http.StatusBadRequest, "the request carries no Pod object"), out
 	}
+	out.pod = pod
 	set := h.Profiles()
 	if set == nil {
 		out.result, out.message = metrics.ResultError, "profiles not loaded"
 		return denied(http.StatusServiceUnavailable, "ai-webhook has no profiles loaded yet"), out
 	}
-	pod := &corev1.Pod{}
-	if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
-		out.result, out.message = metrics.ResultError, "malformed pod: "+err.Error()
-		return denied(http.StatusBadRequest, "cannot decode the Pod: "+err.Error()), out
-	}
-	out.pod = pod
 	if err := ctx.Err(); err != nil {
 		out.result, out.message = metrics.ResultError, "deadline passed before mutating"
 		return denied(http.StatusGatewayTimeout, "the API server's timeout passed before the Pod was mutated"), out

@@ -174,6 +174,10 @@ func TestAnswers(t *testing.T) {
 		{name: "not a pod", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) {
 			r.Request.Resource = metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 		}), wantStatus: 200, wantAllowed: true},
+		{name: "not a pod, with an object that is no Pod", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) {
+			r.Request.Resource = metav1.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+			r.Request.Object.Raw = []byte(`{"spec":{"replicas":3,"containers":"not a list"}}`)
+		}), wantStatus: 200, wantAllowed: true},
 		{name: "pod subresource", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) { r.Request.SubResource = "status" }), wantStatus: 200, wantAllowed: true},
 		{name: "DELETE with no object", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) {
 			r.Request.Operation, r.Request.Object = admissionv1.Delete, runtime.RawExtension{}

@@ -12,8 +12,6 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
-func (t target) where() string { return fmt.Sprintf("%s %q", t.kind, t.c.Name) }
-
 // container applies the container settings and the per-container derived values.
 func (m *mutation) container(t target) {
 	cs := &m.p.Container
@@ -29,7 +27,7 @@ func (m *mutation) container(t target) {
 			n := max(cpu.MilliValue()/1000, 1)
 			m.env(t, corev1.EnvVar{Name: profile.EnvOMPNumThreads, Value: strconv.FormatInt(n, 10)})
 		} else {
-			m.note(t.where(), "env", profile.EnvOMPNumThreads, NotUsed, "no cpu limit")
+			m.note(t.where, "env", profile.EnvOMPNumThreads, NotUsed, "no cpu limit")
 		}
 	}
 	for _, vm := range cs.VolumeMounts {
@@ -49,10 +47,10 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 	req, hasRequest := res.Requests[r]
 	switch {
 	case hasLimit && have.Cmp(q) == 0:
-		m.note(t.where(), "limits", key, Kept, q.String())
+		m.note(t.where, "limits", key, Kept, q.String())
 		return
 	case hasLimit:
-		if !m.conflict(t.where(), "limits", key, have.String(), q.String()) {
+		if !m.conflict(t.where, "limits", key, have.String(), q.String()) {
 			return
 		}
 		m.op(jsonpatch.Replace(t.path+"/resources/limits/"+jsonpatch.Escape(key), q))
@@ -64,7 +62,7 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 		return
 	case hasRequest && req.Cmp(q) != 0:
 		// The Pod asked for another amount through its request: that is the user's value.
-		if !m.conflict(t.where(), "limits", key, "request "+req.String(), q.String()) {
+		if !m.conflict(t.where, "limits", key, "request "+req.String(), q.String()) {
 			return
 		}
 		m.op(jsonpatch.Replace(t.path+"/resources/requests/"+jsonpatch.Escape(key), q))
@@ -75,7 +73,7 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 		m.mapAdd(t.path+"/resources", &res.Requests, "requests", r, q, false)
 	}
 	if !hasLimit {
-		m.note(t.where(), "limits", key, Applied, q.String())
+		m.note(t.where, "limits", key, Applied, q.String())
 	}
 }
 
@@ -110,10 +108,10 @@ func (m *mutation) env(t target, e corev1.EnvVar) {
 	case idx < 0:
 		m.appendTo(t.path+"/env", len(t.c.Env), e)
 		t.c.Env = append(t.c.Env, e)
-		m.note(t.where(), "env", e.Name, Applied, describeEnv(e))
+		m.note(t.where, "env", e.Name, Applied, describeEnv(e))
 	case equality.Semantic.DeepEqual(t.c.Env[idx], e):
-		m.note(t.where(), "env", e.Name, Kept, describeEnv(e))
-	case m.conflict(t.where(), "env", e.Name, describeEnv(t.c.Env[idx]), describeEnv(e)):
+		m.note(t.where, "env", e.Name, Kept, describeEnv(e))
+	case m.conflict(t.where, "env", e.Name, describeEnv(t.c.Env[idx]), describeEnv(e)):
 		m.op(jsonpatch.Replace(fmt.Sprintf("%s/env/%d", t.path, idx), e))
 		t.c.Env[idx] = e
 	}
@@ -133,17 +131,17 @@ func (m *mutation) mount(t target, vm corev1.VolumeMount) {
 	idx := mountIndex(t.c, vm.MountPath)
 	switch {
 	case idx >= 0 && equality.Semantic.DeepEqual(t.c.VolumeMounts[idx], vm):
-		m.note(t.where(), "volumeMounts", vm.MountPath, Kept, vm.Name)
+		m.note(t.where, "volumeMounts", vm.MountPath, Kept, vm.Name)
 	case idx >= 0:
-		if m.conflict(t.where(), "volumeMounts", vm.MountPath, t.c.VolumeMounts[idx].Name, vm.Name) {
+		if m.conflict(t.where, "volumeMounts", vm.MountPath, t.c.VolumeMounts[idx].Name, vm.Name) {
 			m.op(jsonpatch.Replace(fmt.Sprintf("%s/volumeMounts/%d", t.path, idx), vm))
 			t.c.VolumeMounts[idx] = vm
 		}
 	case m.volumeIndex(vm.Name) < 0:
-		m.note(t.where(), "volumeMounts", vm.MountPath, Skipped, "the pod has no volume "+vm.Name)
+		m.note(t.where, "volumeMounts", vm.MountPath, Skipped, "the pod has no volume "+vm.Name)
 	default:
 		m.appendTo(t.path+"/volumeMounts", len(t.c.VolumeMounts), vm)
 		t.c.VolumeMounts = append(t.c.VolumeMounts, vm)
-		m.note(t.where(), "volumeMounts", vm.MountPath, Applied, vm.Name)
+		m.note(t.where, "volumeMounts", vm.MountPath, Applied, vm.Name)
 	}
 }

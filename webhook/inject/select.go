@@ -6,6 +6,7 @@ package inject
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -93,9 +94,13 @@ func requests(c *corev1.Container, r corev1.ResourceName) bool {
 
 // target is a container the profile reaches, with its JSON-pointer prefix.
 type target struct {
-	c    *corev1.Container
-	path string // e.g. /spec/containers/0
-	kind string // "container", "init container", "sidecar"
+	c     *corev1.Container
+	path  string // e.g. /spec/containers/0
+	where string // e.g. `container "trainer"`, for the account of items
+}
+
+func newTarget(c *corev1.Container, list string, i int, kind string) target {
+	return target{c: c, path: "/spec/" + list + "/" + strconv.Itoa(i), where: kind + " " + strconv.Quote(c.Name)}
 }
 
 // targets lists the containers a profile reaches, app containers first, in spec order.
@@ -120,7 +125,7 @@ func targets(pod *corev1.Pod, p *profile.Compiled) []target {
 	}
 	for i := range pod.Spec.Containers {
 		if c := &pod.Spec.Containers[i]; want(c) {
-			out = append(out, target{c: c, path: fmt.Sprintf("/spec/containers/%d", i), kind: "container"})
+			out = append(out, newTarget(c, "containers", i, "container"))
 		}
 	}
 	for i := range pod.Spec.InitContainers {
@@ -133,7 +138,7 @@ func targets(pod *corev1.Pod, p *profile.Compiled) []target {
 		if sidecar {
 			kind = "sidecar"
 		}
-		out = append(out, target{c: c, path: fmt.Sprintf("/spec/initContainers/%d", i), kind: kind})
+		out = append(out, newTarget(c, "initContainers", i, kind))
 	}
 	return out
 }
@@ -142,7 +147,7 @@ func targets(pod *corev1.Pod, p *profile.Compiled) []target {
 func allContainers(pod *corev1.Pod) []target {
 	out := make([]target, 0, len(pod.Spec.Containers)+len(pod.Spec.InitContainers))
 	for i := range pod.Spec.Containers {
-		out = append(out, target{c: &pod.Spec.Containers[i], path: fmt.Sprintf("/spec/containers/%d", i), kind: "container"})
+		out = append(out, newTarget(&pod.Spec.Containers[i], "containers", i, "container"))
 	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
@@ -150,7 +155,7 @@ func allContainers(pod *corev1.Pod) []target {
 		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
 			kind = "sidecar"
 		}
-		out = append(out, target{c: c, path: fmt.Sprintf("/spec/initContainers/%d", i), kind: kind})
+		out = append(out, newTarget(c, "initContainers", i, kind))
 	}
 	return out
 }

@@ -62,7 +62,7 @@ func main() {
 	flag.StringVar(&o.rates, "rates", "500,1000,2000", "B1: open-loop rates, requests/s")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "B2/B3: time per case (testing's -benchtime syntax)")
 	flag.IntVar(&o.b4Rounds, "b4-rounds", 5, "B4: rounds")
-	flag.IntVar(&o.b4Pods, "b4-pods", 60, "B4: Pods per condition per round")
+	flag.IntVar(&o.b4Pods, "b4-pods", 100, "B4: Pods per condition per round")
 	flag.StringVar(&o.only, "only", "b1,b2,b4", "parts to run (b2 includes the B3 floor)")
 	flag.StringVar(&o.profileDir, "profile", "", "instead of benchmarking, write pprof CPU and allocation profiles of ai-webhook's handler and server here")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (server logs)")
