@@ -15,6 +15,9 @@ const (
 	useServerAuth       = "server_auth"
 )
 
+// caCommonName is the CA's subject common name. It names no namespace: see newCertificates.
+const caCommonName = appName + " CA"
+
 // certificates are the pulumi-tls outputs the rest of the stack uses. servingKeyPEM is a secret.
 type certificates struct {
 	caCertPEM         pulumi.StringOutput
@@ -51,12 +54,16 @@ func newCertificates(ctx *pulumi.Context, name string, cfg Config, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
+	// The CA's inputs must not follow the namespace: changing them replaces the CA, and a new CA
+	// reaches the serving Secret before the webhook's caBundle, which is updated only after the
+	// Deployment has rolled; under failurePolicy Fail, Pods are refused meanwhile. The serving
+	// certificate carries the namespaced names.
 	ca, err := tls.NewSelfSignedCert(ctx, name+"-ca", &tls.SelfSignedCertArgs{
 		PrivateKeyPem:   caKey.PrivateKeyPem,
 		IsCaCertificate: pulumi.Bool(true),
 		SetSubjectKeyId: pulumi.Bool(true),
 		Subject: &tls.SelfSignedCertSubjectArgs{
-			CommonName:   pulumi.String(appName + " CA (" + cfg.Namespace + ")"),
+			CommonName:   pulumi.String(caCommonName),
 			Organization: pulumi.String(appName),
 		},
 		ValidityPeriodHours: pulumi.Int(cfg.CAValidityHours),

@@ -42,7 +42,8 @@ const (
 // Config is the whole stack configuration: one field per "ai-webhook:<key>" config key, the key
 // being the field's json tag. Strings, integers and booleans are plain config values; the other
 // fields are JSON objects or arrays (set them with `pulumi config set --path`). Keys that are not
-// set keep the value from defaultConfig; Pulumi.yaml declares the same keys and defaults (a test
+// set keep the value from defaultConfig: objects are merged key by key with the default, arrays
+// replace the default array whole. Pulumi.yaml declares the same keys and defaults (a test
 // keeps the two equal).
 type Config struct {
 	// Image is the ai-webhook container image. Required: there is no registry to default to.
@@ -197,8 +198,12 @@ func decodeValue(raw string, field reflect.Value) error {
 		if err != nil {
 			return err
 		}
-		// Decoding onto the default merges maps key by key, so setting one path (say
-		// resources.limits.memory) keeps the other defaults. Unknown fields are typos: refuse them.
+		// Decoding onto the default merges objects key by key, so setting one path (say
+		// resources.limits.memory) keeps the other defaults. Arrays are different: encoding/json
+		// decodes an array into the existing elements of the slice, so a rule given without scope
+		// would keep the default rule's scope. Every array the value gives replaces the default's
+		// outright. Unknown fields are typos: refuse them.
+		clearGivenArrays(tree, field)
 		dec = json.NewDecoder(bytes.NewReader(text))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(field.Addr().Interface()); err != nil {
@@ -206,6 +211,103 @@ func decodeValue(raw string, field reflect.Value) error {
 		}
 	}
 	return nil
+}
+
+// clearGivenArrays sets to nil every slice in v that tree, the JSON about to be decoded onto v,
+// gives as an array, so the decoded array replaces the slice instead of being decoded element by
+// element onto it. Objects are followed into struct fields (matched to keys as encoding/json does)
+// and through non-nil pointers; map values need nothing, encoding/json decodes them from zero.
+func clearGivenArrays(tree any, v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			clearGivenArrays(tree, v.Elem())
+		}
+	case reflect.Slice:
+		if _, ok := tree.([]any); ok && v.CanSet() {
+			v.SetZero()
+		}
+	case reflect.Array:
+		if elems, ok := tree.([]any); ok {
+			for i := range min(len(elems), v.Len()) {
+				clearGivenArrays(elems[i], v.Index(i))
+			}
+		}
+	case reflect.Struct:
+		obj, ok := tree.(map[string]any)
+		if !ok {
+			return
+		}
+		fields := jsonFields(v, 0, nil)
+		for key, sub := range obj {
+			if f, ok := jsonField(fields, key); ok {
+				clearGivenArrays(sub, f)
+			}
+		}
+	}
+}
+
+// namedField is a struct field under the name encoding/json reads it by; depth counts the
+// embedded structs it is promoted through.
+type namedField struct {
+	name  string
+	depth int
+	value reflect.Value
+}
+
+// jsonFields lists the fields of struct v that encoding/json decodes into, the fields of embedded
+// structs without a json name included (as json:",inline" in the Kubernetes API types).
+func jsonFields(v reflect.Value, depth int, out []namedField) []namedField {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		fv := v.Field(i)
+		if f.Anonymous && name == "" {
+			if fv.Kind() == reflect.Pointer {
+				if fv.IsNil() {
+					continue // nothing in it to clear
+				}
+				fv = fv.Elem()
+			}
+			if fv.Kind() == reflect.Struct {
+				out = jsonFields(fv, depth+1, out)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, namedField{name, depth, fv})
+	}
+	return out
+}
+
+// jsonField finds the field encoding/json decodes key into: an exact name before a
+// case-insensitive one, the shallowest first.
+func jsonField(fields []namedField, key string) (reflect.Value, bool) {
+	for _, match := range []func(string) bool{
+		func(name string) bool { return name == key },
+		func(name string) bool { return strings.EqualFold(name, key) },
+	} {
+		var best *namedField
+		for i, f := range fields {
+			if match(f.name) && (best == nil || f.depth < best.depth) {
+				best = &fields[i]
+			}
+		}
+		if best != nil {
+			return best.value, true
+		}
+	}
+	return reflect.Value{}, false
 }
 
 // scalarsAsText replaces the numbers and booleans in a decoded JSON tree by their text.

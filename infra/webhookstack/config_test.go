@@ -16,6 +16,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/diag/colors"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -211,4 +214,116 @@ func TestDevStackDeploys(t *testing.T) {
 	}
 	res := mustRun(t, config)
 	want(t, "image", str(res.one(t, typeDeployment).Inputs, "spec.template.spec.containers.0.image"), "ai-webhook:dev")
+}
+
+// A value given in config replaces the default's arrays whole (encoding/json alone would decode a
+// user's rules[0] onto the default rules[0], keeping its scope) while objects still merge with
+// the default key by key, and keys not given keep their defaults.
+func TestGivenArraysReplaceTheDefaultAndAbsentKeysKeepIt(t *testing.T) {
+	t.Parallel()
+	namespaced := admissionregistrationv1.NamespacedScope
+	tests := []struct {
+		name   string
+		config map[string]string
+		check  func(t *testing.T, got Config)
+	}{
+		{"rule without scope has no scope", map[string]string{
+			"rules": `[{"operations":["CREATE","UPDATE"],"apiGroups":[""],"apiVersions":["v1"],"resources":["pods"]}]`,
+		}, func(t *testing.T, got Config) {
+			want(t, "rules", got.Rules, []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+			}})
+		}},
+		{"shorter rule lists keep none of the default's", map[string]string{
+			"rules": `[{"operations":["CREATE"],"apiGroups":["apps"],"apiVersions":["v1"],"resources":["deployments"]}]`,
+		}, func(t *testing.T, got Config) {
+			want(t, "rules[0].apiGroups", got.Rules[0].APIGroups, []string{"apps"})
+			want(t, "rules[0].resources", got.Rules[0].Resources, []string{"deployments"})
+			want(t, "rules[0].scope", got.Rules[0].Scope, (*admissionregistrationv1.ScopeType)(nil))
+		}},
+		{"rule with a scope keeps it", map[string]string{
+			"rules": `[{"operations":["CREATE"],"apiGroups":[""],"apiVersions":["v1"],"resources":["pods"],"scope":"*"},` +
+				`{"operations":["CREATE"],"apiGroups":[""],"apiVersions":["v1"],"resources":["pods"]}]`,
+		}, func(t *testing.T, got Config) {
+			want(t, "rules[0].scope", *got.Rules[0].Scope, admissionregistrationv1.AllScopes)
+			want(t, "rules[1].scope", got.Rules[1].Scope, (*admissionregistrationv1.ScopeType)(nil))
+		}},
+		{"nested array in an object replaces, sibling keys merge", map[string]string{
+			"namespaceSelector": `{"matchExpressions":[{"key":"tier","operator":"Exists"}]}`,
+		}, func(t *testing.T, got Config) {
+			want(t, "namespaceSelector", got.NamespaceSelector, NamespaceSelector{
+				Mode:             ModeOptIn, // not given: the default
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpExists}},
+			})
+		}},
+		{"absent keys keep their defaults", map[string]string{
+			"replicas": "3",
+		}, func(t *testing.T, got Config) {
+			want(t, "replicas", got.Replicas, 3)
+			def := defaultConfig()
+			want(t, "rules", got.Rules, def.Rules)
+			want(t, "rules[0].scope", *got.Rules[0].Scope, namespaced)
+			want(t, "namespaceSelector", got.NamespaceSelector, def.NamespaceSelector)
+			want(t, "resources", got.Resources, def.Resources)
+		}},
+		{"one path in an object keeps the other defaults", map[string]string{
+			"resources": `{"limits":{"memory":"512Mi"}}`,
+		}, func(t *testing.T, got Config) {
+			want(t, "resources", got.Resources, Resources{
+				Requests: map[corev1.ResourceName]string{corev1.ResourceCPU: "50m", corev1.ResourceMemory: "64Mi"},
+				Limits:   map[corev1.ResourceName]string{corev1.ResourceCPU: "1", corev1.ResourceMemory: "512Mi"},
+			})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := defaultConfig()
+			if errs := decodeConfig(&got, func(key string) (string, bool) {
+				v, ok := tt.config[key]
+				return v, ok
+			}); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			tt.check(t, got)
+		})
+	}
+}
+
+// Arrays are replaced wherever they sit: a default with several elements, each with a nested
+// array, loses all of them to a shorter value, and a pointer field is followed.
+func TestClearGivenArraysReachesNestedAndEmbeddedFields(t *testing.T) {
+	t.Parallel()
+	type inner struct {
+		Values []string `json:"values"`
+		Keep   []string `json:"keep"`
+	}
+	type outer struct {
+		admissionregistrationv1.Rule `json:",inline"`
+		Items                        []inner `json:"items"`
+		Ptr                          *inner  `json:"ptr"`
+	}
+	v := outer{
+		Rule:  admissionregistrationv1.Rule{APIGroups: []string{"default"}, Resources: []string{"pods"}},
+		Items: []inner{{Values: []string{"a", "b"}}, {Values: []string{"c"}}},
+		Ptr:   &inner{Values: []string{"x"}, Keep: []string{"kept"}},
+	}
+	if err := json.Unmarshal([]byte(`{"APIGroups":["apps"],"items":[{"keep":["k"]}],"ptr":{"values":["y"]}}`), &v); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "plain json keeps the default's first item values", v.Items[0].Values, []string{"a", "b"})
+
+	v = outer{
+		Rule:  admissionregistrationv1.Rule{APIGroups: []string{"default"}, Resources: []string{"pods"}},
+		Items: []inner{{Values: []string{"a", "b"}}, {Values: []string{"c"}}},
+		Ptr:   &inner{Values: []string{"x"}, Keep: []string{"kept"}},
+	}
+	if err := decodeValue(`{"APIGroups":["apps"],"items":[{"keep":["k"]}],"ptr":{"values":["y"]}}`, reflect.ValueOf(&v).Elem()); err != nil {
+		t.Fatal(err)
+	}
+	want(t, "embedded apiGroups (matched case-insensitively)", v.APIGroups, []string{"apps"})
+	want(t, "embedded resources (not given)", v.Resources, []string{"pods"})
+	want(t, "items", v.Items, []inner{{Keep: []string{"k"}}})
+	want(t, "ptr", *v.Ptr, inner{Values: []string{"y"}, Keep: []string{"kept"}})
 }

@@ -171,6 +171,21 @@ func TestServingCertificateVerifiesForTheServiceDNSName(t *testing.T) {
 	}
 }
 
+// A new CA would reach the serving Secret before the caBundle (which waits for the Deployment to
+// roll): under failurePolicy Fail, Pods would be refused meanwhile. Moving the webhook to another
+// namespace must leave the CA's inputs as they were; only the serving certificate follows.
+func TestCAInputsDoNotFollowTheNamespace(t *testing.T) {
+	t.Parallel()
+	caInputs := func(namespace string) map[string]any {
+		in := maps.Clone(mustRun(t, map[string]string{"namespace": namespace}).one(t, typeSelfSignedCert).Inputs)
+		delete(in, "privateKeyPem") // the mock makes a new key every run
+		return in
+	}
+	before, after := caInputs("ai-webhook"), caInputs("platform")
+	want(t, "CA inputs after a namespace change", after, before)
+	want(t, "CA subject", get(before, "subject"), map[string]any{"commonName": "ai-webhook CA", "organization": "ai-webhook"})
+}
+
 func TestNamespaceSelectorModes(t *testing.T) {
 	t.Parallel()
 	exclusions := func(own string) map[string]any {

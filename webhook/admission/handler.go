@@ -41,6 +41,11 @@ var podResource = metav1.GroupVersionResource{Group: "", Version: "v1", Resource
 
 // outcome is what one request did, for the log line and the metrics.
 type outcome struct {
+	// status is the HTTP status: 200, or a 5xx when the webhook itself failed. A 5xx makes the
+	// API server apply the configuration's failurePolicy (Ignore admits the Pod unmutated,
+	// Fail refuses it), the operator's choice; a denial inside a 200 would refuse the Pod
+	// whatever that choice. The body still carries an AdmissionReview with the UID.
+	status   int
 	result   string
 	review   *admissionv1.AdmissionRequest
 	pod      *corev1.Pod
@@ -92,6 +97,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) outcome {
 	resp.UID = review.Request.UID
 	answer := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
 	w.Header().Set("Content-Type", "application/json")
+	if out.status != 0 {
+		w.WriteHeader(out.status)
+	}
 	if err := json.NewEncoder(w).Encode(&answer); err != nil {
 		h.Log.Warn("writing response failed", "uid", resp.UID, "error", err)
 	}
@@ -150,8 +158,8 @@ func (h *Handler) review(ctx context.Context, req *podRequest, objectErr error) 
 		if p := recover(); p != nil {
 			h.Metrics.PanicsTotal.Inc()
 			h.Log.Error("panic while mutating", "uid", req.UID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-			out.result, out.message = metrics.ResultError, fmt.Sprintf("internal error: %v", p)
-			resp = denied(http.StatusInternalServerError, "ai-webhook failed to mutate this Pod (internal error, see webhook logs)")
+			resp, out = failed(out, http.StatusInternalServerError, fmt.Sprintf("internal error: %v", p),
+				"ai-webhook failed to mutate this Pod (internal error, see webhook logs)")
 		}
 	}()
 	allow := func(why string) (*admissionv1.AdmissionResponse, outcome) {
@@ -161,7 +169,8 @@ func (h *Handler) review(ctx context.Context, req *podRequest, objectErr error) 
 	if req.Resource != podResource || req.SubResource != "" {
 		return allow(fmt.Sprintf("not a pod: %s %s", req.Resource.String(), req.SubResource))
 	}
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+	if req.Operation != admissionv1.Create {
+		// Pod specs are nearly immutable after creation: only CREATE is mutated.
 		return allow("operation " + string(req.Operation))
 	}
 	if objectErr != nil {
@@ -176,16 +185,10 @@ func (h *Handler) review(ctx context.Context, req *podRequest, objectErr error) 
 	out.pod = pod
 	set := h.Profiles()
 	if set == nil {
-		out.result, out.message = metrics.ResultError, "profiles not loaded"
-		return denied(http.StatusServiceUnavailable, "ai-webhook has no profiles loaded yet"), out
+		return failed(out, http.StatusServiceUnavailable, "profiles not loaded", "ai-webhook has no profiles loaded yet")
 	}
 	if err := ctx.Err(); err != nil {
-		out.result, out.message = metrics.ResultError, "deadline passed before mutating"
-		return denied(http.StatusGatewayTimeout, "the API server's timeout passed before the Pod was mutated"), out
-	}
-	if req.Operation == admissionv1.Update {
-		// Pod specs are nearly immutable after creation: only CREATE is mutated.
-		return allow("update")
+		return failed(out, http.StatusGatewayTimeout, "deadline passed before mutating", "the API server's timeout passed before the Pod was mutated")
 	}
 	res, err := inject.Mutate(pod, set, inject.Options{Keys: h.Keys})
 	out.decision = res
@@ -215,6 +218,12 @@ func (h *Handler) review(ctx context.Context, req *podRequest, objectErr error) 
 		h.Metrics.MutationsTotal.WithLabelValues(res.Profile.Name).Inc()
 	}
 	return resp, out
+}
+
+// failed answers a request the webhook could not handle itself, with an HTTP 5xx.
+func failed(out outcome, code int, logMsg, msg string) (*admissionv1.AdmissionResponse, outcome) {
+	out.status, out.result, out.message = code, metrics.ResultError, logMsg
+	return denied(int32(code), msg), out
 }
 
 func denied(code int32, msg string) *admissionv1.AdmissionResponse {

@@ -195,9 +195,12 @@ func TestAnswers(t *testing.T) {
 		}), wantStatus: 200, wantAllowed: true},
 		{name: "dry run is mutated the same way", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) { dry := true; r.Request.DryRun = &dry }),
 			wantStatus: 200, wantAllowed: true, wantPatch: true},
-		{name: "profiles not loaded", body: reviewJSON(t, nil), profiles: func() *profile.Set { return nil }, wantStatus: 200, wantCode: 503},
-		{name: "timeout already spent", body: reviewJSON(t, nil), query: "?timeout=1ns", wantStatus: 200, wantCode: 504},
-		{name: "panic keeps the UID", body: reviewJSON(t, nil), profiles: func() *profile.Set { panic("boom") }, wantStatus: 200, wantCode: 500, wantText: "internal error"},
+		// The webhook's own failures are HTTP 5xx, so the API server applies failurePolicy; the
+		// body still answers with the UID and says what failed.
+		{name: "profiles not loaded", body: reviewJSON(t, nil), profiles: func() *profile.Set { return nil }, wantStatus: 503, wantText: "no profiles loaded"},
+		{name: "timeout already spent", body: reviewJSON(t, nil), query: "?timeout=1ns", wantStatus: 504, wantText: "timeout passed"},
+		{name: "panic keeps the UID", body: reviewJSON(t, nil), profiles: func() *profile.Set { panic("boom") }, wantStatus: 500, wantText: "internal error"},
+		{name: "UPDATE is left alone", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) { r.Request.Operation = admissionv1.Update }), wantStatus: 200, wantAllowed: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,8 +228,17 @@ func TestAnswers(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.wantStatus, body)
 			}
 			if resp.StatusCode != 200 {
-				if !strings.Contains(string(body), tc.wantText) {
+				var review admissionv1.AdmissionReview
+				if resp.StatusCode >= 500 {
+					if err := json.Unmarshal(body, &review); err != nil || review.Response == nil || review.Response.UID != uid ||
+						review.Response.Allowed || !strings.Contains(review.Response.Result.Message, tc.wantText) {
+						t.Fatalf("a 5xx must carry a review with the UID saying %q: %s", tc.wantText, body)
+					}
+				} else if !strings.Contains(string(body), tc.wantText) {
 					t.Fatalf("body %q does not say %q", body, tc.wantText)
+				}
+				if tc.name == "panic keeps the UID" && testutil.ToFloat64(h.Metrics.PanicsTotal) != 1 {
+					t.Fatal("panic not counted")
 				}
 				return
 			}
@@ -243,9 +255,6 @@ func TestAnswers(t *testing.T) {
 			}
 			if !r.Allowed && (r.Result == nil || r.Result.Code != tc.wantCode || !strings.Contains(r.Result.Message, tc.wantText)) {
 				t.Fatalf("denial %+v, want code %d and %q", r.Result, tc.wantCode, tc.wantText)
-			}
-			if tc.name == "panic keeps the UID" && testutil.ToFloat64(h.Metrics.PanicsTotal) != 1 {
-				t.Fatal("panic not counted")
 			}
 		})
 	}

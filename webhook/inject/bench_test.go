@@ -56,5 +56,5 @@ func benchmarkMutate(b *testing.B, pod *corev1.Pod) {
 	}
 }
 
-func BenchmarkMutateTypicalGPUPod(b *testing.B)     { benchmarkMutate(b, typicalGPUPod()) }
+func BenchmarkMutateTypicalGPUPod(b *testing.B)   { benchmarkMutate(b, typicalGPUPod()) }
 func BenchmarkMutatePathologicalPod(b *testing.B) { benchmarkMutate(b, pathologicalPod()) }

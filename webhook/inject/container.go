@@ -85,10 +85,10 @@ func (m *mutation) mapAdd(parent string, list *corev1.ResourceList, member strin
 	switch {
 	case len(*list) == 0 && parentMayBeAbsent:
 		*list = corev1.ResourceList{r: q}
-		m.op(jsonpatch.Add(parent, map[string]corev1.ResourceList{member: *list}))
+		m.op(jsonpatch.Add(parent, map[string]corev1.ResourceList{member: {r: q}}))
 	case len(*list) == 0:
 		*list = corev1.ResourceList{r: q}
-		m.op(jsonpatch.Add(parent+"/"+member, *list))
+		m.op(jsonpatch.Add(parent+"/"+member, corev1.ResourceList{r: q}))
 	default:
 		(*list)[r] = q
 		m.op(jsonpatch.Add(parent+"/"+member+"/"+jsonpatch.Escape(string(r)), q))
@@ -139,6 +139,8 @@ func (m *mutation) mount(t target, vm corev1.VolumeMount) {
 		}
 	case m.volumeIndex(vm.Name) < 0:
 		m.note(t.where, "volumeMounts", vm.MountPath, Skipped, "the pod has no volume "+vm.Name)
+	case m.foreign[vm.Name]:
+		m.note(t.where, "volumeMounts", vm.MountPath, Skipped, "volume "+vm.Name+" is the pod's own, not the profile's")
 	default:
 		m.appendTo(t.path+"/volumeMounts", len(t.c.VolumeMounts), vm)
 		t.c.VolumeMounts = append(t.c.VolumeMounts, vm)

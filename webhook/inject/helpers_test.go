@@ -67,7 +67,9 @@ func withSidecar(name string) podOpt {
 }
 
 // onMain edits the first app container.
-func onMain(f func(c *corev1.Container)) podOpt { return func(p *corev1.Pod) { f(&p.Spec.Containers[0]) } }
+func onMain(f func(c *corev1.Container)) podOpt {
+	return func(p *corev1.Pod) { f(&p.Spec.Containers[0]) }
+}
 
 func limits(kv ...string) corev1.ResourceList {
 	l := corev1.ResourceList{}

@@ -1,8 +1,10 @@
 package inject
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -88,17 +90,25 @@ func (it Item) label() string {
 	return it.Field + " " + it.Key
 }
 
+// shorten cuts s to at most n bytes without splitting a UTF-8 character.
 func shorten(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-3] + "..."
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 type mutation struct {
 	pod *corev1.Pod
 	p   *profile.Compiled
 	res *Result
+	// foreign holds the profile's volume names that the Pod defines differently: the Pod's
+	// volume of that name is the user's, and the profile must not mount it.
+	foreign map[string]bool
 }
 
 func (m *mutation) op(o jsonpatch.Operation) { m.res.Patch = append(m.res.Patch, o) }
@@ -125,13 +135,14 @@ func (m *mutation) apply(keys Keys) {
 	m.mapEntries("/metadata/annotations", &m.pod.Annotations, "annotations", s.Annotations)
 	m.stamp(keys.Injected)
 	spec := &m.pod.Spec
-	if m.scalar("/spec/runtimeClassName", "runtimeClassName", ptr.Deref(spec.RuntimeClassName, ""), s.RuntimeClassName) {
+	if m.scalar("/spec/runtimeClassName", "runtimeClassName", ptr.Deref(spec.RuntimeClassName, ""), s.RuntimeClassName, "") {
 		spec.RuntimeClassName = ptr.To(s.RuntimeClassName)
 	}
-	if m.scalar("/spec/schedulerName", "schedulerName", spec.SchedulerName, s.SchedulerName) {
+	// The API server defaults an empty schedulerName before webhooks run: that is no user choice.
+	if m.scalar("/spec/schedulerName", "schedulerName", spec.SchedulerName, s.SchedulerName, corev1.DefaultSchedulerName) {
 		spec.SchedulerName = s.SchedulerName
 	}
-	if m.scalar("/spec/priorityClassName", "priorityClassName", spec.PriorityClassName, s.PriorityClassName) {
+	if m.scalar("/spec/priorityClassName", "priorityClassName", spec.PriorityClassName, s.PriorityClassName, "") {
 		spec.PriorityClassName = s.PriorityClassName
 		m.dropResolvedPriority()
 	}
@@ -158,7 +169,8 @@ func (m *mutation) apply(keys Keys) {
 }
 
 // scalar decides a Pod-level string field; it reports whether the caller must store want.
-func (m *mutation) scalar(path, name, have, want string) bool {
+// apiDefault is the value the API server fills in when the user sets none; it counts as unset.
+func (m *mutation) scalar(path, name, have, want, apiDefault string) bool {
 	switch {
 	case want == "":
 		return false
@@ -168,6 +180,10 @@ func (m *mutation) scalar(path, name, have, want string) bool {
 	case have == "":
 		m.op(jsonpatch.Add(path, want))
 		m.note("pod", name, "", Applied, want)
+		return true
+	case have == apiDefault:
+		m.op(jsonpatch.Replace(path, want))
+		m.note("pod", name, "", Applied, want+" (was the API default "+have+")")
 		return true
 	case m.conflict("pod", name, "", have, want):
 		m.op(jsonpatch.Replace(path, want))
@@ -292,17 +308,10 @@ func (m *mutation) requiredAffinity(want []corev1.NodeSelectorRequirement) {
 	}()
 	if terms == nil || len(terms.NodeSelectorTerms) == 0 {
 		sel := &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: append([]corev1.NodeSelectorRequirement(nil), want...)}}}
-		switch {
-		case spec.Affinity == nil:
-			spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: sel}}
-			m.op(jsonpatch.Add("/spec/affinity", spec.Affinity))
-		case spec.Affinity.NodeAffinity == nil:
-			spec.Affinity.NodeAffinity = &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: sel}
-			m.op(jsonpatch.Add("/spec/affinity/nodeAffinity", spec.Affinity.NodeAffinity))
-		default:
-			spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution = sel
-			m.op(jsonpatch.Add(requiredTermsPath, sel))
-		}
+		m.addNodeAffinityMember("requiredDuringSchedulingIgnoredDuringExecution", func(na *corev1.NodeAffinity) any {
+			na.RequiredDuringSchedulingIgnoredDuringExecution = sel
+			return sel
+		})
 		for _, r := range want {
 			m.note("pod", "affinity.required", r.Key, Applied, describeRequirement(r))
 		}
@@ -334,6 +343,28 @@ func (m *mutation) requiredAffinity(want []corev1.NodeSelectorRequirement) {
 	}
 }
 
+// addNodeAffinityMember sets one member of the Pod's node affinity, adding spec.affinity and
+// its nodeAffinity first when absent (JSON Patch cannot add into a missing parent). set stores
+// the member and returns its value. Operation values are copies: later decisions change the
+// Pod's structs, and a patch must say what was decided at that step.
+func (m *mutation) addNodeAffinityMember(member string, set func(*corev1.NodeAffinity) any) {
+	spec := &m.pod.Spec
+	switch {
+	case spec.Affinity == nil:
+		spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{}}
+		set(spec.Affinity.NodeAffinity)
+		m.op(jsonpatch.Add("/spec/affinity", spec.Affinity.DeepCopy()))
+	case spec.Affinity.NodeAffinity == nil:
+		spec.Affinity.NodeAffinity = &corev1.NodeAffinity{}
+		set(spec.Affinity.NodeAffinity)
+		m.op(jsonpatch.Add("/spec/affinity/nodeAffinity", spec.Affinity.NodeAffinity.DeepCopy()))
+	default:
+		v := set(spec.Affinity.NodeAffinity)
+		b, _ := json.Marshal(v) // a snapshot of the member, for the same reason
+		m.op(jsonpatch.Add("/spec/affinity/nodeAffinity/"+member, json.RawMessage(b)))
+	}
+}
+
 func describeRequirement(r corev1.NodeSelectorRequirement) string {
 	return fmt.Sprintf("%s %s %v", r.Key, r.Operator, r.Values)
 }
@@ -357,16 +388,14 @@ func (m *mutation) preferredAffinity(want []corev1.PreferredSchedulingTerm) {
 			m.note("pod", "affinity.preferred", key, Kept, "")
 			continue
 		}
-		switch {
-		case spec.Affinity == nil:
-			spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{t}}}
-			m.op(jsonpatch.Add("/spec/affinity", spec.Affinity))
-		case spec.Affinity.NodeAffinity == nil:
-			spec.Affinity.NodeAffinity = &corev1.NodeAffinity{PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{t}}
-			m.op(jsonpatch.Add("/spec/affinity/nodeAffinity", spec.Affinity.NodeAffinity))
-		default:
+		if len(have) > 0 {
 			m.appendTo("/spec/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution", len(have), t)
 			spec.Affinity.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution = append(have, t)
+		} else {
+			m.addNodeAffinityMember("preferredDuringSchedulingIgnoredDuringExecution", func(na *corev1.NodeAffinity) any {
+				na.PreferredDuringSchedulingIgnoredDuringExecution = []corev1.PreferredSchedulingTerm{t}
+				return na.PreferredDuringSchedulingIgnoredDuringExecution
+			})
 		}
 		m.note("pod", "affinity.preferred", key, Applied, "weight "+strconv.Itoa(int(t.Weight)))
 	}
@@ -400,10 +429,23 @@ func (m *mutation) volume(v corev1.Volume) {
 		m.note("pod", "volumes", v.Name, Applied, "")
 	case equality.Semantic.DeepEqual(m.pod.Spec.Volumes[idx], v):
 		m.note("pod", "volumes", v.Name, Kept, "")
-	case m.conflict("pod", "volumes", v.Name, "another source", "the profile's"):
+	default:
+		m.replaceVolume(idx, v, "the profile's")
+	}
+}
+
+// replaceVolume settles a clash over a volume name: the profile's volume replaces the Pod's
+// when enforced; otherwise the Pod keeps its own and the profile's mounts of it are skipped.
+func (m *mutation) replaceVolume(idx int, v corev1.Volume, want string) {
+	if m.conflict("pod", "volumes", v.Name, "another source", want) {
 		m.op(jsonpatch.Replace(fmt.Sprintf("/spec/volumes/%d", idx), v))
 		m.pod.Spec.Volumes[idx] = v
+		return
 	}
+	if m.foreign == nil {
+		m.foreign = map[string]bool{}
+	}
+	m.foreign[v.Name] = true
 }
 
 // shmVolume adds the memory-backed /dev/shm volume, sized from the largest memory limit among
@@ -443,10 +485,8 @@ func (m *mutation) shmVolume(shm *profile.Shm, tgts []target) {
 		// Already memory-backed (ours from an earlier call, or the user's): keep its size, so a
 		// reinvocation never resizes what the first call set.
 		m.note("pod", "volumes", shm.VolumeName, Kept, "already memory-backed")
-	case m.conflict("pod", "volumes", shm.VolumeName, "another source", "memory-backed emptyDir"):
-		v := corev1.Volume{Name: shm.VolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: ed}}
-		m.op(jsonpatch.Replace(fmt.Sprintf("/spec/volumes/%d", idx), v))
-		m.pod.Spec.Volumes[idx] = v
+	default:
+		m.replaceVolume(idx, corev1.Volume{Name: shm.VolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: ed}}, "memory-backed emptyDir")
 	}
 }
 

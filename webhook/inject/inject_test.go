@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -75,6 +76,20 @@ profiles:
 - name: mounts
   container:
     volumeMounts: [{name: not-in-pod, mountPath: /data}]
+- name: api-defaulted
+  pod:
+    schedulerName: kueue
+    volumes:
+    - {name: config, configMap: {name: train-config}}
+    - {name: host, hostPath: {path: /mnt/data}}
+    - name: info
+      downwardAPI:
+        items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]
+  container:
+    env:
+    - name: POD_IP
+      valueFrom: {fieldRef: {fieldPath: status.podIP}}
+    volumeMounts: [{name: config, mountPath: /config}, {name: host, mountPath: /data}]
 `
 
 func TestSelection(t *testing.T) {
@@ -93,7 +108,7 @@ func TestSelection(t *testing.T) {
 		{name: "label and annotation disagreeing are refused", pod: newPod(withProfile("named"), withAnnotation(testKeys.Profile, "train")), wantRefusal: "disagree"},
 		{name: "opt-out wins over a profile", pod: newPod(withProfile("train"), withAnnotation(testKeys.Inject, "false")), wantReason: "opted out"},
 		{name: "opt-out is case-insensitive", pod: newPod(gpu, withAnnotation(testKeys.Inject, "False")), wantReason: "opted out"},
-		{name: "unknown profile is refused with the known names", pod: newPod(withProfile("nope")), wantRefusal: `unknown profile "nope" in ai.example.com/profile; known profiles: enforcing, gpu-only, mounts, named, priority, train, with-init, with-sidecars`},
+		{name: "unknown profile is refused with the known names", pod: newPod(withProfile("nope")), wantRefusal: `unknown profile "nope" in ai.example.com/profile; known profiles: api-defaulted, enforcing, gpu-only, mounts, named, priority, train, with-init, with-sidecars`},
 		{name: "default profile for a GPU pod", pod: newPod(gpu), wantProfile: "train"},
 		{name: "default profile for a GPU request only", pod: newPod(onMain(func(c *corev1.Container) { c.Resources.Requests = limits("nvidia.com/gpu", "1") })), wantProfile: "train"},
 		{name: "no default for a CPU pod", pod: newPod(), wantReason: "no profile requested"},
@@ -236,13 +251,18 @@ func TestUserWins(t *testing.T) {
 			c.Env = []corev1.EnvVar{{Name: "NCCL_DEBUG", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{Key: "k"}}}}
 		}), "env", "NCCL_DEBUG", func(p *corev1.Pod) bool { return p.Spec.Containers[0].Env[0].ValueFrom != nil }},
 		{"existing GPU limit", onMain(func(c *corev1.Container) { c.Resources.Limits = limits("nvidia.com/gpu", "4") }),
-			"limits", "nvidia.com/gpu", func(p *corev1.Pod) bool { return p.Spec.Containers[0].Resources.Limits.Name("nvidia.com/gpu", "").Value() == 4 }},
+			"limits", "nvidia.com/gpu", func(p *corev1.Pod) bool {
+				return p.Spec.Containers[0].Resources.Limits.Name("nvidia.com/gpu", "").Value() == 4
+			}},
 		{"GPU request without limit", onMain(func(c *corev1.Container) { c.Resources.Requests = limits("nvidia.com/gpu", "2") }),
-			"limits", "nvidia.com/gpu", func(p *corev1.Pod) bool { _, has := p.Spec.Containers[0].Resources.Limits["nvidia.com/gpu"]; return !has }},
+			"limits", "nvidia.com/gpu", func(p *corev1.Pod) bool {
+				_, has := p.Spec.Containers[0].Resources.Limits["nvidia.com/gpu"]
+				return !has
+			}},
 		{"runtimeClassName", func(p *corev1.Pod) { p.Spec.RuntimeClassName = ptr.To("kata") },
 			"runtimeClassName", "", func(p *corev1.Pod) bool { return *p.Spec.RuntimeClassName == "kata" }},
-		{"schedulerName", func(p *corev1.Pod) { p.Spec.SchedulerName = "default-scheduler" },
-			"schedulerName", "", func(p *corev1.Pod) bool { return p.Spec.SchedulerName == "default-scheduler" }},
+		{"schedulerName", func(p *corev1.Pod) { p.Spec.SchedulerName = "my-scheduler" },
+			"schedulerName", "", func(p *corev1.Pod) bool { return p.Spec.SchedulerName == "my-scheduler" }},
 		{"nodeSelector key", func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"nvidia.com/gpu.present": "false"} },
 			"nodeSelector", "nvidia.com/gpu.present", func(p *corev1.Pod) bool { return p.Spec.NodeSelector["nvidia.com/gpu.present"] == "false" }},
 		{"toleration for the same taint", func(p *corev1.Pod) {
@@ -253,6 +273,11 @@ func TestUserWins(t *testing.T) {
 		{"volume name", func(p *corev1.Pod) {
 			p.Spec.Volumes = []corev1.Volume{{Name: "models", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/m"}}}}
 		}, "volumes", "models", func(p *corev1.Pod) bool { return p.Spec.Volumes[0].HostPath != nil }},
+		{"a volume of the profile's name: the pod's own is neither replaced nor mounted", func(p *corev1.Pod) {
+			p.Spec.Volumes = []corev1.Volume{{Name: "dshm", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}}
+		}, "volumeMounts", "/dev/shm", func(p *corev1.Pod) bool {
+			return len(p.Spec.Volumes) == 2 && mountIndex(&p.Spec.Containers[0], "/dev/shm") < 0 && p.Spec.Volumes[0].PersistentVolumeClaim != nil
+		}},
 		{"mount path in use", onMain(func(c *corev1.Container) {
 			c.VolumeMounts = []corev1.VolumeMount{{Name: "mine", MountPath: "/models"}}
 		}), "volumeMounts", "/models", func(p *corev1.Pod) bool { return p.Spec.Containers[0].VolumeMounts[0].Name == "mine" }},
@@ -289,6 +314,24 @@ func TestUserWins(t *testing.T) {
 				t.Errorf("no warning names %s: %v", tc.field, res.Warnings())
 			}
 		})
+	}
+}
+
+func TestAPIDefaultSchedulerNameIsNoUserChoice(t *testing.T) {
+	set := mustParse(t, testProfiles)
+	res, got, err := mutate(t, set, newPod(withProfile("train"), func(p *corev1.Pod) { p.Spec.SchedulerName = corev1.DefaultSchedulerName }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.SchedulerName != "volcano" || len(res.Warnings()) != 0 {
+		t.Fatalf("the API server's default must give way to the profile: %q %v", got.Spec.SchedulerName, res.Warnings())
+	}
+}
+
+func TestWarningsAreShortAndValidUTF8(t *testing.T) {
+	long := strings.Repeat("é", 200)
+	if s := shorten(long, 119); len(s) > 119 || !utf8.ValidString(s) {
+		t.Fatalf("shorten: %d bytes, valid %v", len(s), utf8.ValidString(s))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -73,18 +74,71 @@ func allSets(t *testing.T) []*profile.Set {
 	return []*profile.Set{examples, mustParse(t, testProfiles)}
 }
 
-// TestIdempotence: mutate, apply, mutate again gives an empty patch and a Pod that still
-// decodes, for every profile over many Pod shapes.
+// apiDefaults does what the API server does to a Pod before and after each webhook: fill in
+// defaults. The second admission must see the first one's items as its own despite them.
+func apiDefaults(pod *corev1.Pod) {
+	if pod.Spec.SchedulerName == "" {
+		pod.Spec.SchedulerName = corev1.DefaultSchedulerName
+	}
+	for i := range pod.Spec.Volumes {
+		profile.DefaultVolume(&pod.Spec.Volumes[i])
+	}
+	for _, t := range allContainers(pod) {
+		for i := range t.c.Env {
+			profile.DefaultEnvVar(&t.c.Env[i])
+		}
+	}
+}
+
+// checkValid checks the invariants the API server's validation would refuse a Pod for and a
+// mutation could break: unique names and mount paths, mounts of existing volumes.
+func checkValid(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	volumes := map[string]bool{}
+	for _, v := range pod.Spec.Volumes {
+		if volumes[v.Name] {
+			t.Fatalf("duplicate volume %s", v.Name)
+		}
+		volumes[v.Name] = true
+	}
+	for _, tg := range allContainers(pod) {
+		env, paths := map[string]bool{}, map[string]bool{}
+		for _, e := range tg.c.Env {
+			if env[e.Name] {
+				t.Fatalf("%s: duplicate env %s", tg.where, e.Name)
+			}
+			env[e.Name] = true
+		}
+		for _, m := range tg.c.VolumeMounts {
+			if paths[m.MountPath] || !volumes[m.Name] {
+				t.Fatalf("%s: mount %s of %s is duplicate or of a missing volume", tg.where, m.MountPath, m.Name)
+			}
+			paths[m.MountPath] = true
+		}
+		for r, q := range tg.c.Resources.Requests {
+			if l, ok := tg.c.Resources.Limits[r]; ok && strings.Contains(string(r), "/") && l.Cmp(q) != 0 {
+				t.Fatalf("%s: extended resource %s request %s != limit %s", tg.where, r, q.String(), l.String())
+			}
+		}
+	}
+}
+
+// TestIdempotence: mutate, apply, let the API server default, mutate again: an empty patch,
+// the same skipped items as the first time, and a valid Pod, for every profile over many
+// Pod shapes.
 func TestIdempotence(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, set := range allSets(t) {
 		for _, name := range set.Names() {
 			for i := 0; i < 200; i++ {
 				pod := randomPod(r, name)
-				_, once, err := mutate(t, set, pod)
+				apiDefaults(pod)
+				first, once, err := mutate(t, set, pod)
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
+				checkValid(t, once)
+				apiDefaults(once)
 				res, _, err := mutate(t, set, once)
 				if err != nil {
 					t.Fatal(err)
@@ -92,6 +146,9 @@ func TestIdempotence(t *testing.T) {
 				if len(res.Patch) != 0 {
 					b, _ := json.Marshal(res.Patch)
 					t.Fatalf("profile %s: second admission patched again: %s\npod: %+v", name, b, once.Spec)
+				}
+				if a, b := len(first.Skipped()), len(res.Skipped()); a != b {
+					t.Fatalf("profile %s: %d items skipped the first time, %d the second: %+v", name, a, b, res.Skipped())
 				}
 			}
 		}

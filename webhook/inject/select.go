@@ -130,15 +130,11 @@ func targets(pod *corev1.Pod, p *profile.Compiled) []target {
 	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		sidecar := isSidecar(c)
 		if (sidecar && !p.Containers.Sidecars) || (!sidecar && !p.Containers.InitContainers) || !want(c) {
 			continue
 		}
-		kind := "init container"
-		if sidecar {
-			kind = "sidecar"
-		}
-		out = append(out, newTarget(c, "initContainers", i, kind))
+		out = append(out, newTarget(c, "initContainers", i, initKind(c)))
 	}
 	return out
 }
@@ -151,11 +147,19 @@ func allContainers(pod *corev1.Pod) []target {
 	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		kind := "init container"
-		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-			kind = "sidecar"
-		}
-		out = append(out, newTarget(c, "initContainers", i, kind))
+		out = append(out, newTarget(c, "initContainers", i, initKind(c)))
 	}
 	return out
+}
+
+// isSidecar reports a native sidecar: an init container that keeps running (restartPolicy Always).
+func isSidecar(c *corev1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+func initKind(c *corev1.Container) string {
+	if isSidecar(c) {
+		return "sidecar"
+	}
+	return "init container"
 }

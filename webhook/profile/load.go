@@ -35,6 +35,7 @@ func Parse(data []byte) (*Set, error) {
 	}
 	for i := range f.Profiles {
 		f.Profiles[i].applyDefaults()
+		f.Profiles[i].applyAPIDefaults()
 	}
 	if errs := validateFile(&f); len(errs) > 0 {
 		return nil, &InvalidError{Errs: errs}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -215,6 +216,17 @@ func TestProfileReload(t *testing.T) {
 	}
 }
 
+func TestFailureClearsWhenTheFileComesBack(t *testing.T) {
+	f := newFixture(t, 0)
+	f.start(t)
+	m := f.srv.Metrics()
+	good, _ := os.ReadFile(f.cfg.ProfilesFile)
+	os.Remove(f.cfg.ProfilesFile) // e.g. caught between the kubelet's rename and link
+	eventually(t, "read failure flagged", func() bool { return testutil.ToFloat64(m.LastReloadError.WithLabelValues("profiles")) == 1 })
+	writeAtomic(t, f.cfg.ProfilesFile, good) // the same content as before
+	eventually(t, "failure cleared", func() bool { return testutil.ToFloat64(m.LastReloadError.WithLabelValues("profiles")) == 0 })
+}
+
 func TestStartupRefusesInvalidFiles(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -228,6 +240,11 @@ func TestStartupRefusesInvalidFiles(t *testing.T) {
 			writeAtomic(t, f.cfg.ProfilesFile, []byte("profiles:\n- name: train\n  contianer: {}\n"))
 		}, `unknown field "profiles[0].contianer"`},
 		{"missing certificate", func(t *testing.T, f *fixture) { os.Remove(f.cfg.CertFile) }, "certificate"},
+		{"expired certificate", func(t *testing.T, f *fixture) {
+			cert, key, _ := f.ca.IssueValid(time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour), serviceName)
+			writeAtomic(t, f.cfg.KeyFile, key)
+			writeAtomic(t, f.cfg.CertFile, cert)
+		}, "not now"},
 		{"key that does not match", func(t *testing.T, f *fixture) {
 			_, key, _ := f.ca.Issue(serviceName)
 			writeAtomic(t, f.cfg.KeyFile, key)
@@ -246,10 +263,30 @@ func TestStartupRefusesInvalidFiles(t *testing.T) {
 }
 
 // TestGracefulShutdown: after the stop signal readiness fails at once, requests are still
-// answered during the delay with keep-alive off, and Run returns cleanly.
+// answered during the delay with keep-alive off, a request in flight when the server stops
+// accepting is finished, and Run returns cleanly.
 func TestGracefulShutdown(t *testing.T) {
 	f := newFixture(t, 300*time.Millisecond)
 	f.start(t)
+	// A review whose body arrives in two parts, the second after shutdown has begun.
+	review := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"in-flight",` +
+		`"resource":{"version":"v1","resource":"pods"},"operation":"CREATE",` +
+		`"object":{"metadata":{"labels":{"ai.example.com/profile":"notebook"}},"spec":{"containers":[{"name":"notebook","image":"i"}]}}}}`)
+	pr, pw := io.Pipe()
+	inFlight := make(chan string, 1)
+	go func() {
+		resp, err := f.client.Post("https://"+f.addr+"/mutate", "application/json", pr)
+		if err != nil {
+			inFlight <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		inFlight <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	if _, err := pw.Write(review[:40]); err != nil {
+		t.Fatal(err)
+	}
 	if code, _ := f.get(t, "/readyz"); code != 200 {
 		t.Fatal("not ready")
 	}
@@ -262,6 +299,14 @@ func TestGracefulShutdown(t *testing.T) {
 	resp.Body.Close()
 	if !resp.Close {
 		t.Fatal("responses while draining must close the connection")
+	}
+	time.Sleep(400 * time.Millisecond) // past the delay: the server now waits for active requests
+	if _, err := pw.Write(review[40:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if got := <-inFlight; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, `"uid":"in-flight"`) || !strings.Contains(got, `"patch"`) {
+		t.Fatalf("the request in flight at shutdown was not finished: %s", got)
 	}
 	select {
 	case err := <-f.done:

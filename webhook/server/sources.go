@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/ai-webhook/ai-webhook/webhook/metrics"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
@@ -34,6 +35,9 @@ func (s *fileSource[T]) load() (bool, error) {
 	for i, p := range s.paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
+			// Forget what was last read, so the next good read is parsed again and clears
+			// the failure even when its content is what was in use before.
+			s.last = nil
 			return false, s.failed(fmt.Errorf("%s: %w", s.name, err))
 		}
 		contents[i] = b
@@ -81,8 +85,8 @@ func parseProfiles(contents [][]byte) (*profile.Set, error) {
 	return profile.Parse(contents[0])
 }
 
-// parseKeyPair also checks the certificate is usable for serving now, so a half-written pair
-// (new certificate, old key) is rejected and the previous pair kept.
+// parseKeyPair refuses a pair that does not match (a half-written rotation: new certificate,
+// old key) or a certificate outside its validity period, so the previous pair stays in use.
 func parseKeyPair(contents [][]byte) (*tls.Certificate, error) {
 	cert, err := tls.X509KeyPair(contents[0], contents[1])
 	if err != nil {
@@ -92,6 +96,9 @@ func parseKeyPair(contents [][]byte) (*tls.Certificate, error) {
 		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
 			return nil, fmt.Errorf("certificate: %w", err)
 		}
+	}
+	if now := time.Now(); now.After(cert.Leaf.NotAfter) || now.Before(cert.Leaf.NotBefore) {
+		return nil, fmt.Errorf("certificate: valid from %s to %s, not now", cert.Leaf.NotBefore.Format(time.RFC3339), cert.Leaf.NotAfter.Format(time.RFC3339))
 	}
 	return &cert, nil
 }

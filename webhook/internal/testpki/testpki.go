@@ -46,8 +46,13 @@ func NewCA() (*CA, error) {
 	return &CA{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), cert: cert, key: key, Pool: pool}, nil
 }
 
-// Issue makes a serving certificate for the DNS names; it returns PEM certificate and key.
+// Issue makes a serving certificate for the DNS names, valid now; it returns PEM certificate and key.
 func (ca *CA) Issue(dnsNames ...string) (certPEM, keyPEM []byte, err error) {
+	return ca.IssueValid(time.Now().Add(-time.Hour), time.Now().Add(12*time.Hour), dnsNames...)
+}
+
+// IssueValid makes a serving certificate valid from notBefore to notAfter.
+func (ca *CA) IssueValid(notBefore, notAfter time.Time, dnsNames ...string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -57,8 +62,8 @@ func (ca *CA) Issue(dnsNames ...string) (certPEM, keyPEM []byte, err error) {
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: dnsNames[0]},
 		DNSNames:     dnsNames,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(12 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
