@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 )
 
 // B4Config bounds B4.
@@ -76,7 +78,7 @@ func RunB4(ctx context.Context, fx *Fixture, root string, cfg B4Config, servers 
 		return res
 	}
 	progress(fmt.Sprintf("B4 starting etcd (no fsync: %v) and kube-apiserver", cfg.NoFsync))
-	cp, err := StartControlPlane(ctx, root, dir, fx.PKI, cfg.NoFsync)
+	cp, err := StartControlPlane(ctx, root, dir, fx.CA, cfg.NoFsync)
 	if err != nil {
 		res.Err = err
 		return res
@@ -143,7 +145,7 @@ type ControlPlane struct {
 // StartControlPlane starts bin/etcd (with --unsafe-no-fsync if noFsync) and
 // bin/kube-apiserver with their data and logs in dir and waits until the API server is
 // ready.
-func StartControlPlane(ctx context.Context, root, dir string, pki *PKI, noFsync bool) (*ControlPlane, error) {
+func StartControlPlane(ctx context.Context, root, dir string, ca *testpki.CA, noFsync bool) (*ControlPlane, error) {
 	cp := &ControlPlane{}
 	ok := false
 	defer func() {
@@ -183,21 +185,22 @@ func StartControlPlane(ctx context.Context, root, dir string, pki *PKI, noFsync 
 		return nil, err
 	}
 
-	files := map[string]func() ([]byte, []byte, error){"apiserver": pki.Serving, "admin": func() ([]byte, []byte, error) {
-		return pki.Client("bench-admin", "system:masters")
-	}}
-	pem := map[string][]byte{}
-	for name, mk := range files {
-		c, k, err := mk()
-		if err != nil {
-			return nil, err
-		}
-		pem[name+".crt"], pem[name+".key"] = c, k
-	}
-	if pem["sa.key"], err = Key(); err != nil {
+	apiserver, err := ca.Serving("127.0.0.1", "127.0.0.1", "localhost")
+	if err != nil {
 		return nil, err
 	}
-	pem["ca.crt"] = pki.CAPEM
+	admin, err := ca.Client("bench-admin", "system:masters")
+	if err != nil {
+		return nil, err
+	}
+	pem := map[string][]byte{
+		"apiserver.crt": apiserver.CertPEM, "apiserver.key": apiserver.KeyPEM,
+		"admin.crt": admin.CertPEM, "admin.key": admin.KeyPEM,
+		"ca.crt": ca.CertPEM,
+	}
+	if pem["sa.key"], err = testpki.ECKeyPEM(); err != nil {
+		return nil, err
+	}
 	for name, data := range pem {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			return nil, err
@@ -221,7 +224,7 @@ func StartControlPlane(ctx context.Context, root, dir string, pki *PKI, noFsync 
 	}
 	cfg := &rest.Config{
 		Host:            "https://127.0.0.1:" + strconv.Itoa(ports[2]),
-		TLSClientConfig: rest.TLSClientConfig{CAData: pki.CAPEM, CertData: pem["admin.crt"], KeyData: pem["admin.key"]},
+		TLSClientConfig: rest.TLSClientConfig{CAData: ca.CertPEM, CertData: pem["admin.crt"], KeyData: pem["admin.key"]},
 		QPS:             1000, Burst: 1000,
 		// The webhook warns when the Pod's own value wins; a warning per create is noise here.
 		WarningHandler: rest.NoWarnings{},
@@ -309,7 +312,7 @@ func (cp *ControlPlane) switchTo(ctx context.Context, fx *Fixture, from, to b4co
 		ObjectMeta: metav1.ObjectMeta{Name: b4WebhookName},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name:         "pods." + Domain,
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://" + to.server.Addr + "/mutate"), CABundle: fx.PKI.CAPEM},
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://" + to.server.Addr + "/mutate"), CABundle: fx.CA.CertPEM},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 				Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"},

@@ -20,22 +20,6 @@ import (
 // TypicalPodFile is the shipped example used as "a typical GPU training Pod".
 const TypicalPodFile = "webhook/examples/pods/pytorch-training.yaml"
 
-// RepoRoot is the directory holding go.work at or above dir.
-func RepoRoot(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.work above %s: run from the ai-webhook repository", dir)
-		}
-	}
-}
-
 // ExamplePod reads the shipped example Pod as a user writes it.
 func ExamplePod(root string) (*corev1.Pod, error) {
 	data, err := os.ReadFile(filepath.Join(root, TypicalPodFile))

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/proc"
 )
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on every
@@ -138,13 +140,7 @@ func (p *Proc) LogTail(n int) string {
 
 // Stop sends SIGTERM and, after grace, SIGKILL.
 func (p *Proc) Stop(grace time.Duration) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	proc.Stop(p.cmd.Process, p.done, grace)
 }
 
 // startPinned starts cmd with the CPU affinity cpus. The fork happens on the calling OS

@@ -60,7 +60,7 @@ func Profile(ctx context.Context, fx *Fixture, dir string, progress func(string)
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(sctx, ln) }()
-	t := &Target{URL: "https://" + ln.Addr().String() + "/mutate?timeout=10s", Client: NewClient(fx.PKI.Pool), Bodies: fx.Bodies}
+	t := &Target{URL: "https://" + ln.Addr().String() + "/mutate?timeout=10s", Client: NewClient(fx.CA.Pool), Bodies: fx.Bodies}
 	if r := ClosedLoop(ctx, t, 25, time.Second, 1<<20); r.Failed > 0 {
 		stop()
 		return fmt.Errorf("in-process server: %d failures, first: %v", r.Failed, r.Err)

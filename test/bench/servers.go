@@ -18,6 +18,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
@@ -28,7 +29,7 @@ const Domain = "ai.example.com"
 // the typical Pod with its review bodies.
 type Fixture struct {
 	Dir          string // scratch directory: certificates, profiles, logs
-	PKI          *PKI
+	CA           *testpki.CA
 	CertDir      string // tls.crt and tls.key
 	ProfilesFile string
 	Profiles     *profile.Set
@@ -39,20 +40,20 @@ type Fixture struct {
 
 // NewFixture prepares dir for a run.
 func NewFixture(root, dir string) (*Fixture, error) {
-	pki, err := NewPKI()
+	ca, err := testpki.NewCA("ai-webhook-bench-ca", 24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	certPEM, keyPEM, err := pki.Serving()
+	serving, err := ca.Serving("127.0.0.1", "127.0.0.1", "localhost")
 	if err != nil {
 		return nil, err
 	}
-	fx := &Fixture{Dir: dir, PKI: pki, CertDir: filepath.Join(dir, "tls"), ProfilesFile: filepath.Join(dir, "profiles.yaml")}
+	fx := &Fixture{Dir: dir, CA: ca, CertDir: filepath.Join(dir, "tls"), ProfilesFile: filepath.Join(dir, "profiles.yaml")}
 	if err := os.MkdirAll(fx.CertDir, 0o755); err != nil {
 		return nil, err
 	}
 	for name, data := range map[string][]byte{
-		filepath.Join(fx.CertDir, "tls.crt"): certPEM, filepath.Join(fx.CertDir, "tls.key"): keyPEM,
+		filepath.Join(fx.CertDir, "tls.crt"): serving.CertPEM, filepath.Join(fx.CertDir, "tls.key"): serving.KeyPEM,
 		fx.ProfilesFile: profile.Examples,
 	} {
 		if err := os.WriteFile(name, data, 0o600); err != nil {
@@ -140,7 +141,7 @@ func StartServer(ctx context.Context, fx *Fixture, kind string, l Launcher, cpus
 		return nil, err
 	}
 	s := &Server{Name: kind, Proc: proc, Addr: addr, Target: &Target{
-		URL: "https://" + addr + "/mutate?timeout=10s", Client: NewClient(fx.PKI.Pool), Bodies: fx.Bodies, AllowOnly: kind == Noop,
+		URL: "https://" + addr + "/mutate?timeout=10s", Client: NewClient(fx.CA.Pool), Bodies: fx.Bodies, AllowOnly: kind == Noop,
 	}}
 	if err := s.waitReady(ctx, fx); err != nil {
 		proc.Stop(time.Second)

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -75,7 +76,7 @@ func stackWebhook(opts ...func(*admissionregistrationv1.MutatingWebhook)) *admis
 			Service: &admissionregistrationv1.ServiceReference{
 				Namespace: webhookNamespace, Name: webhookService, Path: ptr.To("/mutate"), Port: ptr.To[int32](443),
 			},
-			CABundle: fx.ca.certPEM,
+			CABundle: fx.ca.CertPEM,
 		},
 		Rules: []admissionregistrationv1.RuleWithOperations{{
 			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
@@ -273,11 +274,11 @@ type testWebhook struct {
 func startTestWebhook(t *testing.T, name, ip string, port int32,
 	review func(r *http.Request, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse) *testWebhook {
 	t.Helper()
-	cert, err := fx.ca.issueServing(name, webhookNamespace)
+	cert, err := issueServing(fx.ca, name, webhookNamespace)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pair, err := cert.tlsCertificate()
+	pair, err := tls.X509KeyPair(cert.CertPEM, cert.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 )
 
 const (
@@ -53,7 +55,7 @@ func TestFailurePolicyWhenTheWebhookCannotAnswer(t *testing.T) {
 				return &admissionv1.AdmissionResponse{Allowed: true}
 			}
 		})
-	otherCA, err := newCertAuthority("some-other-ca")
+	otherCA, err := testpki.NewCA("some-other-ca", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func TestFailurePolicyWhenTheWebhookCannotAnswer(t *testing.T) {
 		slow:    true,
 	}, {
 		name:    "caBundle from another CA",
-		opts:    hookOpts(withCABundle(otherCA.certPEM)),
+		opts:    hookOpts(withCABundle(otherCA.CertPEM)),
 		wantErr: regexp.MustCompile(`x509: certificate signed by unknown authority`),
 	}} {
 		t.Run(mode.name, func(t *testing.T) { mode.test(t, ns, &slowTimeoutParam) })

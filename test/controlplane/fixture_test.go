@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 )
 
 // Names and addresses of the cluster the tests build. Everything in
@@ -75,7 +77,7 @@ type fixture struct {
 
 	env           *envtest.Environment
 	client        kubernetes.Interface
-	ca            *certAuthority
+	ca            *testpki.CA
 	tlsDir        projectedDir // the webhook's Secret volume: tls.crt, tls.key
 	webhook       *exec.Cmd
 	webhookExited chan struct{} // closed when the webhook process has exited
@@ -91,17 +93,17 @@ func startFixture(root, webhookBin, workDir string) (*fixture, error) {
 		return f, err
 	}
 
-	ca, err := newCertAuthority("ai-webhook-ca")
+	ca, err := testpki.NewCA("ai-webhook-ca", 24*time.Hour)
 	if err != nil {
 		return f, err
 	}
 	f.ca = ca
-	serving, err := ca.issueServing(webhookService, webhookNamespace)
+	serving, err := issueServing(ca, webhookService, webhookNamespace)
 	if err != nil {
 		return f, err
 	}
 	f.tlsDir = projectedDir{dir: filepath.Join(workDir, "tls")}
-	if err := f.tlsDir.write(map[string][]byte{"tls.crt": serving.certPEM, "tls.key": serving.keyPEM}); err != nil {
+	if err := f.tlsDir.write(map[string][]byte{"tls.crt": serving.CertPEM, "tls.key": serving.KeyPEM}); err != nil {
 		return f, err
 	}
 	profiles, err := os.ReadFile(filepath.Join("testdata", "profiles.yaml"))
@@ -186,7 +188,7 @@ func (f *fixture) startWebhook(bin, profilesFile string) error {
 
 	client := &http.Client{
 		Timeout:   2 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.ca.pool(), ServerName: webhookServerName()}},
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.ca.Pool, ServerName: webhookServerName()}},
 	}
 	defer client.CloseIdleConnections()
 	url := "https://" + net.JoinHostPort(webhookAddress, strconv.Itoa(webhookPort)) + "/readyz"
@@ -237,12 +239,12 @@ func (f *fixture) createClusterObjects(ctx context.Context) error {
 
 // rotateServingCert writes a new serving certificate and key from the same CA
 // the way the kubelet updates a Secret volume, and returns the new serial.
-func (f *fixture) rotateServingCert() (*servingCert, error) {
-	c, err := f.ca.issueServing(webhookService, webhookNamespace)
+func (f *fixture) rotateServingCert() (*testpki.Leaf, error) {
+	c, err := issueServing(f.ca, webhookService, webhookNamespace)
 	if err != nil {
 		return nil, err
 	}
-	return c, f.tlsDir.write(map[string][]byte{"tls.crt": c.certPEM, "tls.key": c.keyPEM})
+	return c, f.tlsDir.write(map[string][]byte{"tls.crt": c.CertPEM, "tls.key": c.KeyPEM})
 }
 
 func (f *fixture) logFile(component string) (*os.File, error) {

@@ -1,130 +1,38 @@
 package controlplane
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 )
-
-// certAuthority is a self-signed CA made the way the stack makes it: an
-// ECDSA P-256 key (never P-224, which Go's TLS refuses) and a CA certificate
-// allowed to sign certificates.
-type certAuthority struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	certPEM []byte
-}
-
-func newCertAuthority(commonName string) (*certAuthority, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(),
-		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"ai-webhook"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &certAuthority{cert: cert, key: key, certPEM: pemBlock("CERTIFICATE", der)}, nil
-}
-
-// servingCert is a leaf certificate with its key, PEM encoded as a
-// kubernetes.io/tls Secret holds them.
-type servingCert struct {
-	certPEM, keyPEM []byte
-	serial          *big.Int
-}
 
 // issueServing issues a serving certificate for the Service svc in namespace
 // ns with the DNS SANs the stack gives it. The API server checks only
 // svc.ns.svc; the others are what in-cluster clients may dial.
-func (ca *certAuthority) issueServing(svc, ns string) (*servingCert, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: randomSerial(),
-		Subject:      pkix.Name{CommonName: svc + "." + ns + ".svc"},
-		DNSNames:     serviceDNSNames(svc, ns),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &servingCert{
-		certPEM: pemBlock("CERTIFICATE", der),
-		keyPEM:  pemBlock("PRIVATE KEY", keyDER),
-		serial:  tmpl.SerialNumber,
-	}, nil
-}
-
-func (c *servingCert) tlsCertificate() (tls.Certificate, error) {
-	return tls.X509KeyPair(c.certPEM, c.keyPEM)
+func issueServing(ca *testpki.CA, svc, ns string) (*testpki.Leaf, error) {
+	return ca.Serving(svc+"."+ns+".svc", serviceDNSNames(svc, ns)...)
 }
 
 func serviceDNSNames(svc, ns string) []string {
 	return []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc.cluster.local"}
 }
 
-func (ca *certAuthority) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
-
 // servedSerial dials addr as the API server does (server name svc.ns.svc,
 // verified against ca) and returns the serial of the leaf it was served.
-func servedSerial(addr, serverName string, ca *certAuthority) (*big.Int, error) {
+func servedSerial(addr, serverName string, ca *testpki.CA) (*big.Int, error) {
 	d := &net.Dialer{Timeout: 3 * time.Second}
-	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: serverName, RootCAs: ca.pool()})
+	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: serverName, RootCAs: ca.Pool})
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber, nil
-}
-
-func randomSerial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return n
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
 // projectedDir writes files the way the kubelet writes a Secret or ConfigMap

@@ -81,7 +81,7 @@ func sidecarWebhookConfig() *admissionregistrationv1.MutatingWebhookConfiguratio
 				Service: &admissionregistrationv1.ServiceReference{
 					Namespace: webhookNamespace, Name: sidecarService, Path: ptr.To("/mutate"), Port: ptr.To[int32](443),
 				},
-				CABundle: fx.ca.certPEM,
+				CABundle: fx.ca.CertPEM,
 			},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},

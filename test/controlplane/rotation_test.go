@@ -69,8 +69,8 @@ func TestServingCertRotationDropsNoAdmission(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if got.Cmp(rotated.serial) != 0 {
-			return fmt.Errorf("serves serial %x, want the new %x (old %x)", got, rotated.serial, old)
+		if got.Cmp(rotated.Serial) != 0 {
+			return fmt.Errorf("serves serial %x, want the new %x (old %x)", got, rotated.Serial, old)
 		}
 		return nil
 	})
@@ -81,7 +81,7 @@ func TestServingCertRotationDropsNoAdmission(t *testing.T) {
 	// that differs by a byte gives it a new client (its cache is keyed by the
 	// client config), so the next calls handshake with the new certificate.
 	countAtServed := created.Load()
-	installWebhook(t, stackWebhook(withCABundle(append(bytes.Clone(fx.ca.certPEM), '\n'))))
+	installWebhook(t, stackWebhook(withCABundle(append(bytes.Clone(fx.ca.CertPEM), '\n'))))
 	time.Sleep(3 * time.Second)
 	stop()
 	wg.Wait()

@@ -2,18 +2,17 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ai-webhook/ai-webhook/test/internal/netns"
+	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 	"github.com/ai-webhook/ai-webhook/test/localcluster"
 )
 
@@ -21,7 +20,7 @@ import (
 // it checks that the tools are built, builds the webhook and the deploy
 // command (the module cache is there) and prepares a Pulumi work directory;
 // then re-executed by unshare inside fresh network and PID namespaces
-// (marked by envInside), where it starts the local cluster and runs the
+// (package netns; marked by envInside), where it starts the local cluster and runs the
 // tests. Everything the tests start dies with the PID namespace.
 const (
 	envInside  = "AI_WEBHOOK_E2E_INSIDE"
@@ -54,7 +53,7 @@ func TestMain(m *testing.M) {
 }
 
 func outside(m *testing.M) int {
-	root, err := repoRoot()
+	root, err := repo.Root(".")
 	if err != nil {
 		return fatal(err)
 	}
@@ -69,10 +68,8 @@ func outside(m *testing.M) int {
 		return fatal(fmt.Errorf("missing from %s: %s. Run `make tools` in %s: it builds the control plane and the Pulumi CLI and plugins from Go modules",
 			bin, strings.Join(missing, ", "), root))
 	}
-	for _, tool := range []string{"unshare", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fatal(fmt.Errorf("%s not found in PATH: the end-to-end test runs the cluster in a private network namespace (install util-linux and iproute2)", tool))
-		}
+	if err := netns.CheckTools(); err != nil {
+		return fatal(err)
 	}
 	// -test.list and friends need no cluster.
 	if flagSet("test.list") {
@@ -99,50 +96,22 @@ func outside(m *testing.M) int {
 		return fatal(err)
 	}
 
-	self, err := os.Executable()
+	env := []string{
+		envInside + "=1", envWorkDir + "=" + workDir, envRoot + "=" + root,
+		"PATH=" + pathDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"PULUMI_BACKEND_URL=file://" + filepath.Join(workDir, "state"),
+		"PULUMI_CONFIG_PASSPHRASE=" + passphrase,
+		"PULUMI_SKIP_UPDATE_CHECK=true",
+		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true",
+	}
+	if pulumiHome != "" {
+		env = append(env, "PULUMI_HOME="+pulumiHome)
+	}
+	code, err := netns.RunSelf(env...)
 	if err != nil {
 		return fatal(err)
 	}
-	args := []string{"--net", "--pid", "--fork", "--kill-child"}
-	if os.Geteuid() != 0 {
-		args = append(args, "--map-root-user")
-	}
-	args = append(append(args, "--", self), os.Args[1:]...)
-	cmd := exec.Command("unshare", args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(),
-		envInside+"=1", envWorkDir+"="+workDir, envRoot+"="+root,
-		"PATH="+pathDir+string(os.PathListSeparator)+os.Getenv("PATH"),
-		"PULUMI_BACKEND_URL=file://"+filepath.Join(workDir, "state"),
-		"PULUMI_CONFIG_PASSPHRASE="+passphrase,
-		"PULUMI_SKIP_UPDATE_CHECK=true",
-		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true",
-	)
-	if pulumiHome != "" {
-		cmd.Env = append(cmd.Env, "PULUMI_HOME="+pulumiHome)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return fatal(fmt.Errorf("start %s: %w (the test needs to create namespaces: run as root, or enable unprivileged user namespaces)", cmd, err))
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		for s := range sigs {
-			_ = cmd.Process.Signal(s)
-		}
-	}()
-	err = cmd.Wait()
-	signal.Stop(sigs)
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &exit) && exit.ExitCode() > 0:
-		return exit.ExitCode()
-	default:
-		return fatal(fmt.Errorf("%s: %w", cmd, err))
-	}
+	return code
 }
 
 // pluginPath returns the directory to put first on PATH (the pulumi CLI and
@@ -209,7 +178,7 @@ func inside(m *testing.M) int {
 	if flagSet("test.list") {
 		return m.Run()
 	}
-	if err := localcluster.SetupNetwork(); err != nil {
+	if err := netns.Setup(); err != nil {
 		return fatal(err)
 	}
 	env.root, env.workDir = os.Getenv(envRoot), os.Getenv(envWorkDir)
@@ -266,21 +235,6 @@ func flagSet(name string) bool {
 		}
 	}
 	return false
-}
-
-func repoRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.work above %s", wd)
-		}
-	}
 }
 
 func fatal(err error) int {

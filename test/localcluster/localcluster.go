@@ -17,8 +17,9 @@
 // A tiny binder assigns unscheduled Pods to the simulated nodes (there is no
 // kube-scheduler): scheduling constraints are not evaluated.
 //
-// Start must run inside the network namespace (see SetupNetwork); the
-// localcluster command and the end-to-end tests arrange that.
+// Start must run inside the private network namespace (see package
+// test/internal/netns); the localcluster command and the end-to-end tests
+// arrange that.
 package localcluster
 
 import (
@@ -27,7 +28,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -44,10 +44,9 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-// Addresses inside the private network namespace.
+// Addresses inside the private network namespace, where all of
+// netns.PrivateRange is local.
 const (
-	// PrivateRange is routed to lo: every address in it is local.
-	PrivateRange = "10.250.0.0/24"
 	// APIServerIP is kube-apiserver's advertise and bind address.
 	APIServerIP         = "10.250.0.1"
 	apiServerPort       = "6443"
@@ -426,25 +425,6 @@ func httpOK(ctx context.Context, client *http.Client, url string) error {
 	_ = resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return nil
-}
-
-// SetupNetwork prepares the private network namespace the caller is in: lo up
-// and all of PrivateRange local. Never run it in the host's namespace.
-func SetupNetwork() error {
-	self, err1 := os.Readlink("/proc/self/ns/net")
-	initNS, err2 := os.Readlink("/proc/1/ns/net")
-	if err1 == nil && err2 == nil && self == initNS {
-		return errors.New("refusing to change routes: this process is in the machine's own network namespace (run it under `unshare --net`)")
-	}
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"route", "add", "local", PrivateRange, "dev", "lo"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
 	}
 	return nil
 }

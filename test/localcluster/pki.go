@@ -1,20 +1,15 @@
 package localcluster
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 )
 
 // pki holds the files of the cluster's own credentials: a CA, the API
@@ -41,65 +36,29 @@ func newPKI(dir string) (*pki, error) {
 		adminCert: filepath.Join(dir, "admin.crt"), adminKey: filepath.Join(dir, "admin.key"),
 		saKey: filepath.Join(dir, "sa.key"), saPub: filepath.Join(dir, "sa.pub"),
 	}
-	now := time.Now().Add(-time.Hour)
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testpki.NewCA("localcluster-ca", 10*365*24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "localcluster-ca"},
-		NotBefore:             now,
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	p.caPEM = ca.CertPEM
+	if err := writeFiles(map[string][]byte{p.caCert: ca.CertPEM, p.caKey: ca.KeyPEM}); err != nil {
+		return nil, err
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	server, err := ca.Serving("kube-apiserver", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc.cluster.local", APIServerIP, "127.0.0.1", kubernetesServiceIP)
 	if err != nil {
 		return nil, err
 	}
-	ca, err := x509.ParseCertificate(caDER)
+	admin, err := ca.Client("localcluster-admin", "system:masters")
 	if err != nil {
 		return nil, err
 	}
-	p.caPEM = pemCert(caDER)
-	if err := writeFiles(map[string][]byte{p.caCert: p.caPEM, p.caKey: pemKey(caKey)}); err != nil {
-		return nil, err
-	}
-
-	issue := func(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, nil, err
-		}
-		tmpl.SerialNumber = serial()
-		tmpl.NotBefore, tmpl.NotAfter = now, now.Add(10*365*24*time.Hour)
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		return pemCert(der), pemKey(key), nil
-	}
-	serverCert, serverKey, err := issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "kube-apiserver"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-			"kubernetes.default.svc.cluster.local"},
-		IPAddresses: []net.IP{net.ParseIP(APIServerIP), net.ParseIP("127.0.0.1"), net.ParseIP(kubernetesServiceIP)},
-	})
-	if err != nil {
-		return nil, err
-	}
-	p.adminCertPEM, p.adminKeyPEM, err = issue(&x509.Certificate{
-		Subject:     pkix.Name{CommonName: "localcluster-admin", Organization: []string{"system:masters"}},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	if err != nil {
-		return nil, err
-	}
+	p.adminCertPEM, p.adminKeyPEM = admin.CertPEM, admin.KeyPEM
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	saDER, err := x509.MarshalPKCS8PrivateKey(saKey)
 	if err != nil {
 		return nil, err
 	}
@@ -108,30 +67,11 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	return p, writeFiles(map[string][]byte{
-		p.serverCert: serverCert, p.serverKey: serverKey,
+		p.serverCert: server.CertPEM, p.serverKey: server.KeyPEM,
 		p.adminCert: p.adminCertPEM, p.adminKey: p.adminKeyPEM,
-		p.saKey: pemKey(saKey), p.saPub: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub}),
+		p.saKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: saDER}),
+		p.saPub: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub}),
 	})
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err)
-	}
-	return n
-}
-
-func pemCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-func pemKey(key crypto.Signer) []byte {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		panic(fmt.Sprintf("marshal key: %v", err))
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
 func writeFiles(files map[string][]byte) error {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/proc"
 )
 
 // process is one control-plane component or webhook server, logging to a file.
@@ -63,13 +65,7 @@ func (p *process) stop(grace time.Duration) {
 	if p == nil || p.exited() {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
+	proc.Stop(p.cmd.Process, p.done, grace)
 }
 
 // tail returns the last lines of the process's log, for error messages.

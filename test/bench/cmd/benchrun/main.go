@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ai-webhook/ai-webhook/test/bench"
+	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 )
 
 type options struct {
@@ -80,11 +81,7 @@ func run(o options) error {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	root, err := bench.RepoRoot(wd)
+	root, err := repo.Root(".")
 	if err != nil {
 		return err
 	}

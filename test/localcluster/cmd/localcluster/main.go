@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ai-webhook/ai-webhook/test/internal/netns"
 	"github.com/ai-webhook/ai-webhook/test/localcluster"
 )
 
@@ -120,12 +121,8 @@ func up(dir, bin, webhookBin string, timeout time.Duration) error {
 	if err := localcluster.CheckBinaries(bin, webhookBin); err != nil {
 		return err
 	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		return errors.New("unshare not found: install util-linux (the cluster runs in its own network namespace)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return errors.New("ip not found: install iproute2 (the cluster configures its network namespace with it)")
+	if err := netns.CheckTools(); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -144,17 +141,13 @@ func up(dir, bin, webhookBin string, timeout time.Duration) error {
 	defer log.Close()
 
 	// New network and PID namespaces: the supervisor is the namespace's
-	// init, so when it ends every process of the cluster ends too.
-	args := []string{"--net", "--pid", "--fork", "--kill-child"}
-	if os.Geteuid() != 0 {
-		args = append(args, "--map-root-user")
-	}
-	args = append(args, "--", self, "serve", "--state", dir, "--bin", bin, "--webhook-bin", webhookBin)
-	cmd := exec.Command(unshare, args...)
+	// init, so when it ends every process of the cluster ends too. It runs
+	// in the background, in its own session, and outlives this command.
+	cmd := netns.Command(self, "serve", "--state", dir, "--bin", bin, "--webhook-bin", webhookBin)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w (creating namespaces needs root or unprivileged user namespaces)", cmd, err)
+	if err := netns.Start(cmd); err != nil {
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(dir, pidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		return err
@@ -185,7 +178,7 @@ func up(dir, bin, webhookBin string, timeout time.Duration) error {
 // serve runs inside the namespaces: it starts the cluster and keeps it
 // running until SIGTERM or SIGINT.
 func serve(dir, bin, webhookBin string) error {
-	if err := localcluster.SetupNetwork(); err != nil {
+	if err := netns.Setup(); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
