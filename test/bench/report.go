@@ -365,13 +365,6 @@ func failures(s *B1Server) string {
 	return fmt.Sprintf("%d / %d", s.Failed, dropped)
 }
 
-func fmtLat(o *B1Open) string {
-	if o == nil {
-		return "-"
-	}
-	return fmtDur(o.Lat.P50) + " / " + fmtDur(o.Lat.P99) + " / " + fmtDur(o.Lat.P999)
-}
-
 func fmtRPS(v []float64) string {
 	s := &B1Server{SatRPS: v}
 	if len(v) == 0 {

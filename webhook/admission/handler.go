@@ -47,6 +47,7 @@ type outcome struct {
 	// whatever that choice. The body still carries an AdmissionReview with the UID.
 	status   int
 	result   string
+	skipped  int // profile settings the Pod's own values won over
 	review   *admissionv1.AdmissionRequest
 	pod      *corev1.Pod
 	decision *inject.Result
@@ -203,7 +204,9 @@ func (h *Handler) review(ctx context.Context, req *podRequest, objectErr error) 
 		return allow(res.Reason)
 	}
 	resp = &admissionv1.AdmissionResponse{Allowed: true, Warnings: res.Warnings()}
-	for _, it := range res.Skipped() {
+	skipped := res.Skipped()
+	out.skipped = len(skipped)
+	for _, it := range skipped {
 		h.Metrics.SkippedTotal.WithLabelValues(res.Profile.Name, it.Field).Inc()
 	}
 	out.result = metrics.ResultUnchanged
@@ -246,7 +249,7 @@ func (h *Handler) logLine(out outcome, elapsed time.Duration) {
 		attrs = append(attrs, "pod", name)
 	}
 	if d := out.decision; d != nil && d.Profile != nil {
-		attrs = append(attrs, "profile", d.Profile.Stamp, "ops", len(d.Patch), "skipped", len(d.Skipped()))
+		attrs = append(attrs, "profile", d.Profile.Stamp, "ops", len(d.Patch), "skipped", out.skipped)
 	}
 	if out.message != "" {
 		attrs = append(attrs, "reason", out.message)

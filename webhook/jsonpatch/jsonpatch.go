@@ -12,7 +12,7 @@ type Operation struct {
 	Value any    `json:"value,omitempty"`
 }
 
-// Add and Replace are the only operations the injector needs: it never removes what a user wrote.
+// Add and Replace are what the injector uses for settings: it never removes what a user wrote.
 func Add(path string, value any) Operation { return Operation{Op: "add", Path: path, Value: value} }
 func Replace(path string, value any) Operation {
 	return Operation{Op: "replace", Path: path, Value: value}
