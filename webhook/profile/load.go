@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
-	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	kjson "sigs.k8s.io/json"
@@ -54,13 +55,6 @@ func (e *InvalidError) Error() string {
 		b.WriteString(err.Error())
 	}
 	return b.String()
-}
-
-// Fields a profile can enforce; the value says whether a key narrows the entry.
-var enforceable = map[string]bool{
-	"runtimeClassName": false, "schedulerName": false, "priorityClassName": false,
-	"labels": true, "annotations": true, "nodeSelector": true, "tolerations": true,
-	"volumes": true, "limits": true, "env": true, "volumeMounts": true,
 }
 
 func validateFile(f *File) field.ErrorList {
@@ -126,14 +120,16 @@ func validateTargets(t *Targets, fp *field.Path) field.ErrorList {
 
 func validatePod(s *PodSettings, fp *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	errs = append(errs, metav1validation.ValidateLabels(s.Labels, fp.Child("labels"))...)
-	errs = append(errs, apivalidation.ValidateAnnotations(s.Annotations, fp.Child("annotations"))...)
-	for name, v := range map[string]string{"runtimeClassName": s.RuntimeClassName, "schedulerName": s.SchedulerName, "priorityClassName": s.PriorityClassName} {
-		if v != "" {
-			errs = appendMsgs(errs, fp.Child(name), v, validation.IsDNS1123Subdomain(v))
+	errs = append(errs, validateLabels(s.Labels, fp.Child("labels"))...)
+	errs = append(errs, validateAnnotations(s.Annotations, fp.Child("annotations"))...)
+	for _, c := range []struct{ name, value string }{
+		{"runtimeClassName", s.RuntimeClassName}, {"schedulerName", s.SchedulerName}, {"priorityClassName", s.PriorityClassName},
+	} {
+		if c.value != "" {
+			errs = appendMsgs(errs, fp.Child(c.name), c.value, validation.IsDNS1123Subdomain(c.value))
 		}
 	}
-	errs = append(errs, metav1validation.ValidateLabels(s.NodeSelector, fp.Child("nodeSelector"))...)
+	errs = append(errs, validateLabels(s.NodeSelector, fp.Child("nodeSelector"))...)
 	for i := range s.Tolerations {
 		errs = append(errs, validateToleration(&s.Tolerations[i], fp.Child("tolerations").Index(i))...)
 	}
@@ -231,7 +227,8 @@ func validateRequirement(r *corev1.NodeSelectorRequirement, fp *field.Path) fiel
 func validateContainer(p *Profile, fp *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	s := &p.Container
-	for name, q := range s.Limits {
+	for _, name := range slices.Sorted(maps.Keys(s.Limits)) {
+		q := s.Limits[name]
 		lp := fp.Child("limits").Key(string(name))
 		errs = appendMsgs(errs, lp, name, validation.IsQualifiedName(string(name)))
 		if q.Sign() <= 0 {
@@ -314,69 +311,18 @@ func validateEnforce(p *Profile, fp *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for i, e := range p.Enforce {
 		ep := fp.Index(i)
-		fieldName, key, hasKey := strings.Cut(e, ":")
-		keyed, known := enforceable[fieldName]
+		name, key, hasKey := strings.Cut(e, ":")
+		f, known := enforceFieldNamed(name)
 		switch {
 		case !known:
 			errs = append(errs, field.NotSupported(ep, e, enforceableNames()))
-		case hasKey && !keyed:
-			errs = append(errs, field.Invalid(ep, e, fieldName+" takes no key"))
-		case hasKey && !p.sets(fieldName, key):
-			errs = append(errs, field.Invalid(ep, e, "the profile sets no "+fieldName+" "+key))
-		case !hasKey && !p.sets(fieldName, ""):
-			errs = append(errs, field.Invalid(ep, e, "the profile sets no "+fieldName))
+		case hasKey && f.key == "":
+			errs = append(errs, field.Invalid(ep, e, name+" takes no key"))
+		case !f.sets(p, key):
+			errs = append(errs, field.Invalid(ep, e, strings.TrimSpace("the profile sets no "+name+" "+key)))
 		}
 	}
 	return errs
-}
-
-func enforceableNames() []string {
-	return []string{"runtimeClassName", "schedulerName", "priorityClassName", "labels[:key]", "annotations[:key]",
-		"nodeSelector[:key]", "tolerations[:key]", "volumes[:name]", "limits[:resource]", "env[:NAME]", "volumeMounts[:mountPath]"}
-}
-
-// sets reports whether the profile sets fieldName (and key, when not empty).
-func (p *Profile) sets(fieldName, key string) bool {
-	has := func(n int, match func(i int) bool) bool {
-		for i := 0; i < n; i++ {
-			if key == "" || match(i) {
-				return true
-			}
-		}
-		return false
-	}
-	inMap := func(m map[string]string) bool { _, ok := m[key]; return len(m) > 0 && (key == "" || ok) }
-	s, c := &p.Pod, &p.Container
-	switch fieldName {
-	case "runtimeClassName":
-		return s.RuntimeClassName != ""
-	case "schedulerName":
-		return s.SchedulerName != ""
-	case "priorityClassName":
-		return s.PriorityClassName != ""
-	case "labels":
-		return inMap(s.Labels)
-	case "annotations":
-		return inMap(s.Annotations)
-	case "nodeSelector":
-		return inMap(s.NodeSelector)
-	case "tolerations":
-		return has(len(s.Tolerations), func(i int) bool { return s.Tolerations[i].Key == key })
-	case "volumes":
-		shm := p.Derived.Shm != nil && (key == "" || p.Derived.Shm.VolumeName == key)
-		return shm || has(len(s.Volumes), func(i int) bool { return s.Volumes[i].Name == key })
-	case "limits":
-		_, ok := c.Limits[corev1.ResourceName(key)]
-		return len(c.Limits) > 0 && (key == "" || ok)
-	case "env":
-		derived := p.Derived.OMPNumThreadsFromCPU && (key == "" || key == EnvOMPNumThreads) ||
-			p.Derived.HideGPUsFromNonGPUContainers && (key == "" || key == EnvNvidiaVisibleDevices)
-		return derived || has(len(c.Env), func(i int) bool { return c.Env[i].Name == key })
-	case "volumeMounts":
-		shm := p.Derived.Shm != nil && (key == "" || p.Derived.Shm.MountPath == key)
-		return shm || has(len(c.VolumeMounts), func(i int) bool { return c.VolumeMounts[i].MountPath == key })
-	}
-	return false
 }
 
 // Env var names the derived settings write.
@@ -384,6 +330,30 @@ const (
 	EnvOMPNumThreads        = "OMP_NUM_THREADS"
 	EnvNvidiaVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 )
+
+// validateLabels checks label keys and values in key order, each with its key in the path, so
+// the same file always gives the same message.
+func validateLabels(labels map[string]string, fp *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		kp := fp.Key(k)
+		errs = appendMsgs(errs, kp, k, validation.IsQualifiedName(k))
+		errs = appendMsgs(errs, kp, labels[k], validation.IsValidLabelValue(labels[k]))
+	}
+	return errs
+}
+
+// validateAnnotations checks annotation keys in key order, and their total size as the API does.
+func validateAnnotations(annotations map[string]string, fp *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, k := range slices.Sorted(maps.Keys(annotations)) {
+		errs = appendMsgs(errs, fp.Key(k), k, validation.IsQualifiedName(strings.ToLower(k)))
+	}
+	if err := apivalidation.ValidateAnnotationsSize(annotations); err != nil {
+		errs = append(errs, field.TooLong(fp, "", apivalidation.TotalAnnotationSizeLimitB))
+	}
+	return errs
+}
 
 func appendMsgs[T any](errs field.ErrorList, fp *field.Path, value T, msgs []string) field.ErrorList {
 	for _, m := range msgs {

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -15,7 +16,8 @@ func TestExamplesAreValid(t *testing.T) {
 	}
 }
 
-func TestDefaults(t *testing.T) {
+// Omitted profile fields get their documented defaults at load.
+func TestLoadFillsInOmittedProfileFields(t *testing.T) {
 	set, err := Parse([]byte("profiles:\n- name: p\n  derived:\n    shm: {fraction: 0.5}\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +40,8 @@ func TestStampChangesWithTheProfile(t *testing.T) {
 	}
 }
 
-func TestEnforced(t *testing.T) {
+// An enforce entry with a key covers that key only; one without covers the whole field.
+func TestEnforceEntryWithAKeyCoversOnlyThatKey(t *testing.T) {
 	set, err := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: x}\n  container:\n    env: [{name: A, value: b}, {name: B, value: c}]\n  enforce: [runtimeClassName, 'env:A']\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +49,76 @@ func TestEnforced(t *testing.T) {
 	p, _ := set.Get("p")
 	if !p.Enforced("runtimeClassName", "") || !p.Enforced("env", "A") || p.Enforced("env", "B") || p.Enforced("limits", "x") {
 		t.Fatal("enforce entries misread")
+	}
+}
+
+// Every field of the enforce table is accepted, with and without its key, when the profile
+// sets it (derived settings count), and refused when it does not.
+func TestEveryEnforceableFieldIsAcceptedWhenTheProfileSetsIt(t *testing.T) {
+	const full = `profiles:
+- name: p
+  pod:
+    runtimeClassName: nvidia
+    schedulerName: volcano
+    priorityClassName: high
+    labels: {team: ml}
+    annotations: {note: x}
+    nodeSelector: {gpu: "true"}
+    tolerations: [{key: nvidia.com/gpu, operator: Exists}]
+    volumes: [{name: cache, emptyDir: {}}]
+  container:
+    limits: {nvidia.com/gpu: 1}
+    env: [{name: A, value: b}]
+    volumeMounts: [{name: cache, mountPath: /cache}]
+  derived: {shm: {fraction: 0.5}, ompNumThreadsFromCPU: true}
+  enforce: [%s]
+`
+	keys := map[string]string{"labels": "team", "annotations": "note", "nodeSelector": "gpu", "tolerations": "nvidia.com/gpu",
+		"volumes": "dshm", "limits": "nvidia.com/gpu", "env": "OMP_NUM_THREADS", "volumeMounts": "/dev/shm"}
+	for _, f := range enforceable {
+		entries := []string{f.name}
+		if f.key != "" {
+			if keys[f.name] == "" {
+				t.Fatalf("no test key for %s", f.name)
+			}
+			entries = append(entries, f.name+":"+keys[f.name])
+		}
+		for _, e := range entries {
+			t.Run(e, func(t *testing.T) {
+				if _, err := Parse([]byte(fmt.Sprintf(full, "'"+e+"'"))); err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				_, err := Parse([]byte(fmt.Sprintf("profiles:\n- name: p\n  enforce: ['%s']\n", e)))
+				if err == nil || !strings.Contains(err.Error(), "the profile sets no "+f.name) {
+					t.Fatalf("accepted on a profile that sets nothing: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// The same invalid file gives the same message every time, though maps have no order.
+func TestErrorsComeInTheSameOrderEveryTime(t *testing.T) {
+	const bad = `profiles:
+- name: p
+  pod:
+    runtimeClassName: A
+    schedulerName: B
+    priorityClassName: C
+    labels: {"a b": v1, "c d": v2, "e f": v3}
+    nodeSelector: {"g h": v1, "i j": v2}
+    annotations: {"k l": v1, "m n": v2}
+  container:
+    limits: {nvidia.com/gpu: 0, example.com/a: 0, example.com/b: 0}
+`
+	_, first := Parse([]byte(bad))
+	if first == nil {
+		t.Fatal("accepted")
+	}
+	for range 30 {
+		if _, err := Parse([]byte(bad)); err == nil || err.Error() != first.Error() {
+			t.Fatalf("message changed:\n%v\nthen:\n%v", first, err)
+		}
 	}
 }
 
