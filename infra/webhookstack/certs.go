@@ -26,9 +26,9 @@ type certificates struct {
 	servingCertExpiry pulumi.StringOutput
 }
 
-// serviceDNSNames are the names the API server may check the serving certificate against; it
+// ServiceDNSNames are the names the API server may check the serving certificate against; it
 // dials <service>.<namespace>.svc.
-func serviceDNSNames(service, namespace string) []string {
+func ServiceDNSNames(service, namespace string) []string {
 	return []string{
 		service,
 		service + "." + namespace,
@@ -77,7 +77,7 @@ func newCertificates(ctx *pulumi.Context, name string, cfg Config, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
-	dnsNames := serviceDNSNames(appName, cfg.Namespace)
+	dnsNames := ServiceDNSNames(appName, cfg.Namespace)
 	csr, err := tls.NewCertRequest(ctx, name+"-serving", &tls.CertRequestArgs{
 		PrivateKeyPem: servingKey.PrivateKeyPem,
 		DnsNames:      pulumi.ToStringArray(dnsNames),
