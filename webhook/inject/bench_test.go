@@ -9,7 +9,8 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
-// TypicalGPUPod is a training Pod as users write it: one GPU container and a metrics sidecar.
+// typicalGPUPod is a training Pod as users write it, before the profile adds the GPU limit: the
+// training container and a metrics exporter beside it.
 func typicalGPUPod() *corev1.Pod {
 	return newPod(withProfile("pytorch-training"), func(p *corev1.Pod) {
 		p.Spec.Containers = []corev1.Container{
@@ -50,7 +51,7 @@ func benchmarkMutate(b *testing.B, pod *corev1.Pod) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := Mutate(copies[i], set, Options{Keys: testKeys}); err != nil {
+		if _, err := Mutate(copies[i], set, testKeys); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,5 +1,7 @@
 package inject
 
+// Container-level rules, run for each targeted container: limits, env, derived env, mounts.
+
 import (
 	"fmt"
 	"strconv"
@@ -74,24 +76,6 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 	}
 	if !hasLimit {
 		m.note(t.where, "limits", key, Applied, q.String())
-	}
-}
-
-// mapAdd adds one entry to a ResourceList member of resources, creating what is absent (an
-// empty list is omitted from the JSON, so it counts as absent). When the whole resources
-// object may be absent from the request JSON (it is empty in the typed Pod), the object itself
-// is added, which also covers a missing parent.
-func (m *mutation) mapAdd(parent string, list *corev1.ResourceList, member string, r corev1.ResourceName, q resource.Quantity, parentMayBeAbsent bool) {
-	switch {
-	case len(*list) == 0 && parentMayBeAbsent:
-		*list = corev1.ResourceList{r: q}
-		m.op(jsonpatch.Add(parent, map[string]corev1.ResourceList{member: {r: q}}))
-	case len(*list) == 0:
-		*list = corev1.ResourceList{r: q}
-		m.op(jsonpatch.Add(parent+"/"+member, corev1.ResourceList{r: q}))
-	default:
-		(*list)[r] = q
-		m.op(jsonpatch.Add(parent+"/"+member+"/"+jsonpatch.Escape(string(r)), q))
 	}
 }
 

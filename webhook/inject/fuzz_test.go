@@ -52,7 +52,7 @@ func FuzzMutate(f *testing.F) {
 			return
 		}
 		mutated := pod.DeepCopy()
-		res, err := Mutate(mutated, set, Options{Keys: testKeys})
+		res, err := Mutate(mutated, set, testKeys)
 		if err != nil || len(res.Patch) == 0 {
 			return
 		}
@@ -60,7 +60,7 @@ func FuzzMutate(f *testing.F) {
 		if !equality.Semantic.DeepEqual(patched, mutated) {
 			t.Fatalf("patch and decision disagree for %s", raw)
 		}
-		if again, err := Mutate(patched.DeepCopy(), set, Options{Keys: testKeys}); err != nil || len(again.Patch) != 0 {
+		if again, err := Mutate(patched.DeepCopy(), set, testKeys); err != nil || len(again.Patch) != 0 {
 			t.Fatalf("not idempotent for %s: %v %+v", raw, err, again)
 		}
 	})

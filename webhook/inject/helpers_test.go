@@ -88,7 +88,7 @@ func mutate(t testing.TB, set *profile.Set, pod *corev1.Pod) (*Result, *corev1.P
 		t.Fatal(err)
 	}
 	mutated := pod.DeepCopy()
-	res, err := Mutate(mutated, set, Options{Keys: testKeys})
+	res, err := Mutate(mutated, set, testKeys)
 	if err != nil {
 		return res, nil, err
 	}

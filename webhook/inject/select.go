@@ -1,7 +1,3 @@
-// Package inject decides what a profile adds to a Pod and expresses it as JSON Patch
-// operations plus a per-item account (applied, kept, skipped, enforced). It is pure: no HTTP,
-// no clock, no I/O, so the admission server, the offline `inject` command and the tests all
-// share one decision.
 package inject
 
 import (
@@ -14,29 +10,8 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
-// DefaultDomain prefixes every label and annotation key the injector reads or writes.
-const DefaultDomain = "ai.example.com"
-
-// Keys are the label and annotation keys under one domain.
-type Keys struct {
-	Profile  string // label or annotation naming the profile to apply
-	Inject   string // annotation; "false" opts a Pod out
-	Injected string // annotation stamped with "<profile>@<hash>"
-}
-
-// KeysFor derives the keys for a domain.
-func KeysFor(domain string) Keys {
-	return Keys{Profile: domain + "/profile", Inject: domain + "/inject", Injected: domain + "/injected"}
-}
-
 // mirrorPodAnnotation marks static Pods the kubelet mirrors into the API; they cannot be changed.
 const mirrorPodAnnotation = "kubernetes.io/config.mirror"
-
-// RefusedError means the Pod asks for something that cannot be honoured; the Pod is denied
-// with Error() as the message.
-type RefusedError struct{ Reason string }
-
-func (e *RefusedError) Error() string { return e.Reason }
 
 // choose picks the profile for a Pod: nil with a reason when none applies.
 func choose(pod *corev1.Pod, set *profile.Set, keys Keys) (*profile.Compiled, string, error) {

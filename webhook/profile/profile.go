@@ -51,7 +51,7 @@ type Profile struct {
 const (
 	SelectAll   = "all"   // every app container
 	SelectNamed = "named" // the containers listed in Names
-	SelectGPU   = "gpu"   // containers that request the GPU resource (after injection)
+	SelectGPU   = "gpu"   // containers that request a GPU in the Pod as submitted (before the profile's limits)
 )
 
 // Targets says which containers a profile's container settings reach.

@@ -50,7 +50,7 @@ func (m *Mutator) Handle(_ context.Context, req admission.Request) admission.Res
 	if err := m.Decoder.Decode(req, pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
-	res, err := inject.Mutate(pod, m.Profiles, inject.Options{Keys: m.Keys})
+	res, err := inject.Mutate(pod, m.Profiles, m.Keys)
 	var refused *inject.RefusedError
 	switch {
 	case errors.As(err, &refused):

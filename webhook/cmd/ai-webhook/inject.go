@@ -59,7 +59,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("inject: %s: %w", *file, err)
 	}
-	res, err := inject.Mutate(pod, set, inject.Options{Keys: inject.KeysFor(*domain)})
+	res, err := inject.Mutate(pod, set, inject.KeysFor(*domain))
 	if err != nil {
 		return fmt.Errorf("the webhook would deny this Pod: %w", err)
 	}
