@@ -1,15 +1,15 @@
 package profile
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -25,27 +25,49 @@ func Parse(data []byte) (*Set, error) {
 	if err != nil {
 		return nil, fmt.Errorf("profiles: not valid YAML: %w", err)
 	}
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber() // keep quantities written as numbers exactly as written
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("profiles: cannot read file: %w", err)
+	}
+	var problems []error
+	var quantityErrs field.ErrorList
+	doc = checkQuantities(doc, reflect.TypeFor[File](), nil, &quantityErrs)
+	if j, err = json.Marshal(doc); err != nil {
+		return nil, fmt.Errorf("profiles: cannot read file: %w", err)
+	}
 	var f File
-	// The strict decoder reports unknown and duplicate fields with their path.
+	// The strict decoder reports unknown fields with their path.
 	strict, err := kjson.UnmarshalStrict(j, &f)
 	if err != nil {
 		return nil, fmt.Errorf("profiles: cannot read file: %w", err)
 	}
-	if len(strict) > 0 {
-		return nil, fmt.Errorf("profiles: %w (check the spelling against README.md, Writing a profile)", errors.Join(strict...))
+	for _, e := range strict {
+		problems = append(problems, fmt.Errorf("%w (check the spelling against README.md, Writing a profile)", e))
+	}
+	for _, e := range quantityErrs {
+		problems = append(problems, e)
 	}
 	for i := range f.Profiles {
 		f.Profiles[i].applyDefaults()
 		f.Profiles[i].applyAPIDefaults()
 	}
-	if errs := validateFile(&f); len(errs) > 0 {
-		return nil, &InvalidError{Errs: errs}
+	for _, e := range validateFile(&f) {
+		// A quantity already reported stands in as "0": don't report it again.
+		if !slices.ContainsFunc(quantityErrs, func(q *field.Error) bool { return q.Field == e.Field }) {
+			problems = append(problems, e)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &InvalidError{Errs: problems}
 	}
 	return newSet(&f), nil
 }
 
-// InvalidError lists every validation problem in a profile file.
-type InvalidError struct{ Errs field.ErrorList }
+// InvalidError lists every problem in a profile file: unknown fields, then values, each with its
+// path (profiles[<name>].<field>).
+type InvalidError struct{ Errs []error }
 
 func (e *InvalidError) Error() string {
 	var b strings.Builder
@@ -90,7 +112,7 @@ func validateProfile(p *Profile, fp *field.Path) field.ErrorList {
 		errs = appendMsgs(errs, fp.Child("name"), p.Name, validation.IsDNS1123Label(p.Name))
 	}
 	errs = append(errs, validateTargets(&p.Containers, fp.Child("containers"))...)
-	errs = appendMsgs(errs, fp.Child("gpuResource"), p.GPUResource, validation.IsQualifiedName(string(p.GPUResource)))
+	errs = append(errs, validateResourceName(p.GPUResource, fp.Child("gpuResource"))...)
 	errs = append(errs, validatePod(&p.Pod, fp.Child("pod"))...)
 	errs = append(errs, validateContainer(p, fp.Child("container"))...)
 	errs = append(errs, validateDerived(p, fp.Child("derived"))...)
@@ -133,93 +155,16 @@ func validatePod(s *PodSettings, fp *field.Path) field.ErrorList {
 	for i := range s.Tolerations {
 		errs = append(errs, validateToleration(&s.Tolerations[i], fp.Child("tolerations").Index(i))...)
 	}
-	for i := range s.Affinity.Required {
-		errs = append(errs, validateRequirement(&s.Affinity.Required[i], fp.Child("affinity", "required").Index(i))...)
-	}
-	for i, t := range s.Affinity.Preferred {
-		tp := fp.Child("affinity", "preferred").Index(i)
-		if t.Weight < 1 || t.Weight > 100 {
-			errs = append(errs, field.Invalid(tp.Child("weight"), t.Weight, "must be 1 to 100"))
-		}
-		if len(t.Preference.MatchExpressions) == 0 && len(t.Preference.MatchFields) == 0 {
-			errs = append(errs, field.Required(tp.Child("preference"), "matchExpressions or matchFields"))
-		}
-		for j := range t.Preference.MatchExpressions {
-			errs = append(errs, validateRequirement(&t.Preference.MatchExpressions[j], tp.Child("preference", "matchExpressions").Index(j))...)
-		}
-	}
+	errs = append(errs, validateAffinity(&s.Affinity, fp.Child("affinity"))...)
 	names := map[string]bool{}
 	for i := range s.Volumes {
 		v := &s.Volumes[i]
 		vp := fp.Child("volumes").Index(i)
-		errs = appendMsgs(errs, vp.Child("name"), v.Name, validation.IsDNS1123Label(v.Name))
+		errs = append(errs, validateVolume(v, vp)...)
 		if names[v.Name] {
 			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
 		}
 		names[v.Name] = true
-		if n := countSources(&v.VolumeSource); n != 1 {
-			errs = append(errs, field.Invalid(vp, v.Name, fmt.Sprintf("must set exactly one volume source (emptyDir, persistentVolumeClaim, ...), found %d", n)))
-		}
-	}
-	return errs
-}
-
-// countSources counts the volume sources set, via the JSON form so new sources are covered too.
-func countSources(src *corev1.VolumeSource) int {
-	b, _ := json.Marshal(src)
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(b, &m)
-	return len(m)
-}
-
-func validateToleration(t *corev1.Toleration, fp *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	if t.Key != "" {
-		errs = appendMsgs(errs, fp.Child("key"), t.Key, validation.IsQualifiedName(t.Key))
-	}
-	switch t.Operator {
-	case corev1.TolerationOpEqual, "":
-		if t.Key == "" {
-			errs = append(errs, field.Invalid(fp.Child("operator"), t.Operator, "an empty key needs operator Exists"))
-		}
-	case corev1.TolerationOpExists:
-		if t.Value != "" {
-			errs = append(errs, field.Invalid(fp.Child("value"), t.Value, "must be empty with operator Exists"))
-		}
-	default:
-		errs = append(errs, field.NotSupported(fp.Child("operator"), t.Operator, []corev1.TolerationOperator{corev1.TolerationOpEqual, corev1.TolerationOpExists}))
-	}
-	switch t.Effect {
-	case "", corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
-	default:
-		errs = append(errs, field.NotSupported(fp.Child("effect"), t.Effect, []corev1.TaintEffect{corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute}))
-	}
-	if t.TolerationSeconds != nil && t.Effect != corev1.TaintEffectNoExecute {
-		errs = append(errs, field.Invalid(fp.Child("tolerationSeconds"), *t.TolerationSeconds, "only with effect NoExecute"))
-	}
-	return errs
-}
-
-func validateRequirement(r *corev1.NodeSelectorRequirement, fp *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	errs = appendMsgs(errs, fp.Child("key"), r.Key, validation.IsQualifiedName(r.Key))
-	switch r.Operator {
-	case corev1.NodeSelectorOpIn, corev1.NodeSelectorOpNotIn:
-		if len(r.Values) == 0 {
-			errs = append(errs, field.Required(fp.Child("values"), "In and NotIn need values"))
-		}
-	case corev1.NodeSelectorOpExists, corev1.NodeSelectorOpDoesNotExist:
-		if len(r.Values) > 0 {
-			errs = append(errs, field.Forbidden(fp.Child("values"), "Exists and DoesNotExist take no values"))
-		}
-	case corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt:
-		if len(r.Values) != 1 {
-			errs = append(errs, field.Required(fp.Child("values"), "Gt and Lt take exactly one integer value"))
-		}
-	default:
-		errs = append(errs, field.NotSupported(fp.Child("operator"), r.Operator, []corev1.NodeSelectorOperator{
-			corev1.NodeSelectorOpIn, corev1.NodeSelectorOpNotIn, corev1.NodeSelectorOpExists,
-			corev1.NodeSelectorOpDoesNotExist, corev1.NodeSelectorOpGt, corev1.NodeSelectorOpLt}))
 	}
 	return errs
 }
@@ -228,27 +173,22 @@ func validateContainer(p *Profile, fp *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	s := &p.Container
 	for _, name := range slices.Sorted(maps.Keys(s.Limits)) {
-		q := s.Limits[name]
 		lp := fp.Child("limits").Key(string(name))
-		errs = appendMsgs(errs, lp, name, validation.IsQualifiedName(string(name)))
-		if q.Sign() <= 0 {
-			errs = append(errs, field.Invalid(lp, q.String(), "must be positive"))
+		if e := validateResourceName(name, lp); len(e) > 0 {
+			errs = append(errs, e...)
+			continue
 		}
-		if isExtended(name) && q.MilliValue()%1000 != 0 {
-			errs = append(errs, field.Invalid(lp, q.String(), "extended resources take whole numbers"))
-		}
+		errs = append(errs, quantityOK(name, s.Limits[name], lp)...)
 	}
 	envNames := map[string]bool{}
-	for i, e := range s.Env {
+	for i := range s.Env {
+		e := &s.Env[i]
 		ep := fp.Child("env").Index(i)
-		errs = appendMsgs(errs, ep.Child("name"), e.Name, validation.IsEnvVarName(e.Name))
+		errs = append(errs, validateEnvVar(e, ep)...)
 		if envNames[e.Name] {
 			errs = append(errs, field.Duplicate(ep.Child("name"), e.Name))
 		}
 		envNames[e.Name] = true
-		if e.Value != "" && e.ValueFrom != nil {
-			errs = append(errs, field.Invalid(ep, e.Name, "set value or valueFrom, not both"))
-		}
 	}
 	if p.Derived.OMPNumThreadsFromCPU && envNames[EnvOMPNumThreads] {
 		errs = append(errs, field.Invalid(fp.Child("env"), EnvOMPNumThreads, "also derived by derived.ompNumThreadsFromCPU: keep one"))
@@ -260,26 +200,16 @@ func validateContainer(p *Profile, fp *field.Path) field.ErrorList {
 	if p.Derived.Shm != nil {
 		paths[p.Derived.Shm.MountPath] = true
 	}
-	for i, m := range s.VolumeMounts {
+	for i := range s.VolumeMounts {
+		m := &s.VolumeMounts[i]
 		mp := fp.Child("volumeMounts").Index(i)
-		if m.Name == "" {
-			errs = append(errs, field.Required(mp.Child("name"), "the volume to mount"))
-		}
-		if !path.IsAbs(m.MountPath) {
-			errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be an absolute path"))
-		}
+		errs = append(errs, validateVolumeMount(m, mp)...)
 		if paths[m.MountPath] {
 			errs = append(errs, field.Duplicate(mp.Child("mountPath"), m.MountPath))
 		}
 		paths[m.MountPath] = true
 	}
 	return errs
-}
-
-// isExtended reports an extended resource: domain-prefixed outside kubernetes.io.
-func isExtended(name corev1.ResourceName) bool {
-	s := string(name)
-	return strings.Contains(s, "/") && !strings.HasPrefix(s, "kubernetes.io/") && !strings.HasPrefix(s, "requests.")
 }
 
 func validateDerived(p *Profile, fp *field.Path) field.ErrorList {
