@@ -135,6 +135,11 @@ func TestMutatesAPodOverTLS(t *testing.T) {
 	if *pod.Spec.RuntimeClassName != "nvidia" || !strings.HasPrefix(pod.Annotations["ai.example.com/injected"], "pytorch-training@") {
 		t.Fatalf("profile not applied: %s", out)
 	}
+	// The audit log records the profile stamp and what happened, as short values.
+	a := r.AuditAnnotations
+	if !strings.HasPrefix(a["profile"], "pytorch-training@") || a["skipped"] != "1" || a["enforced"] != "0" || a["applied"] == "" || a["applied"] == "0" {
+		t.Fatalf("audit annotations %v, want the stamp and applied/skipped/enforced counts", a)
+	}
 	if len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "NCCL_DEBUG") {
 		t.Fatalf("want one warning about the user's NCCL_DEBUG, got %q", r.Warnings)
 	}
@@ -159,7 +164,8 @@ func TestAnswers(t *testing.T) {
 		profiles    func() *profile.Set // nil: the examples
 		wantStatus  int
 		wantAllowed bool
-		wantCode    int32  // AdmissionResponse result code when denied
+		wantCode    int32 // AdmissionResponse result code when denied
+		wantReason  metav1.StatusReason
 		wantText    string // in the HTTP body or the response message
 		wantPatch   bool
 	}{
@@ -169,6 +175,8 @@ func TestAnswers(t *testing.T) {
 		{name: "empty body", body: []byte("  "), wantStatus: http.StatusBadRequest, wantText: "empty body"},
 		{name: "oversized body", body: bytes.Repeat([]byte("x"), MaxBodyBytes+1), wantStatus: http.StatusRequestEntityTooLarge},
 		{name: "malformed JSON", body: []byte(`{"apiVersion":`), wantStatus: http.StatusBadRequest, wantText: "malformed"},
+		{name: "a UID longer than a UUID is refused, not echoed", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) { r.Request.UID = types.UID(strings.Repeat("u", 200)) }),
+			wantStatus: http.StatusBadRequest, wantText: "expected a UUID"},
 		{name: "review without request", body: []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`), wantStatus: http.StatusBadRequest, wantText: "no request"},
 		{name: "v1beta1 review", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) { r.APIVersion = "admission.k8s.io/v1beta1" }), wantStatus: http.StatusBadRequest, wantText: "expected apiVersion"},
 		{name: "not a pod", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) {
@@ -183,12 +191,12 @@ func TestAnswers(t *testing.T) {
 			r.Request.Operation, r.Request.Object = admissionv1.Delete, runtime.RawExtension{}
 		}), wantStatus: 200, wantAllowed: true},
 		{name: "CREATE with no object", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) { r.Request.Object = runtime.RawExtension{} }),
-			wantStatus: 200, wantCode: 400, wantText: "no Pod object"},
+			wantStatus: 200, wantCode: 400, wantReason: metav1.StatusReasonBadRequest, wantText: "no Pod object"},
 		{name: "malformed pod", body: []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"` + uid + `","resource":{"version":"v1","resource":"pods"},"operation":"CREATE","object":{"spec":{"containers":"nope"}}}}`),
-			wantStatus: 200, wantCode: 400, wantText: "cannot decode the Pod"},
+			wantStatus: 200, wantCode: 400, wantReason: metav1.StatusReasonBadRequest, wantText: "cannot decode the Pod"},
 		{name: "unknown profile is denied with the known names", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) {
 			r.Request.Object.Raw = podJSON(t, map[string]string{"ai.example.com/profile": "gpt"})
-		}), wantStatus: 200, wantCode: 400, wantText: "known profiles: llm-inference, notebook, pytorch-training"},
+		}), wantStatus: 200, wantCode: 400, wantReason: metav1.StatusReasonBadRequest, wantText: "known profiles: llm-inference, notebook, pytorch-training"},
 		{name: "opted out", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) {
 			r.Request.Object.Raw = podJSON(t, map[string]string{"ai.example.com/profile": "notebook"})
 			r.Request.Object.Raw = bytes.Replace(r.Request.Object.Raw, []byte(`"metadata":{`), []byte(`"metadata":{"annotations":{"ai.example.com/inject":"false"},`), 1)
@@ -197,9 +205,9 @@ func TestAnswers(t *testing.T) {
 			wantStatus: 200, wantAllowed: true, wantPatch: true},
 		// The webhook's own failures are HTTP 5xx, so the API server applies failurePolicy; the
 		// body still answers with the UID and says what failed.
-		{name: "profiles not loaded", body: reviewJSON(t, nil), profiles: func() *profile.Set { return nil }, wantStatus: 503, wantText: "no profiles loaded"},
-		{name: "timeout already spent", body: reviewJSON(t, nil), query: "?timeout=1ns", wantStatus: 504, wantText: "timeout passed"},
-		{name: "panic keeps the UID", body: reviewJSON(t, nil), profiles: func() *profile.Set { panic("boom") }, wantStatus: 500, wantText: "internal error"},
+		{name: "profiles not loaded", body: reviewJSON(t, nil), profiles: func() *profile.Set { return nil }, wantStatus: 503, wantReason: metav1.StatusReasonServiceUnavailable, wantText: "no profiles loaded"},
+		{name: "timeout already spent", body: reviewJSON(t, nil), query: "?timeout=1ns", wantStatus: 504, wantReason: metav1.StatusReasonTimeout, wantText: "timeout passed"},
+		{name: "panic keeps the UID", body: reviewJSON(t, nil), profiles: func() *profile.Set { panic("boom") }, wantStatus: 500, wantReason: metav1.StatusReasonInternalError, wantText: "internal error"},
 		{name: "UPDATE is left alone", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) { r.Request.Operation = admissionv1.Update }), wantStatus: 200, wantAllowed: true},
 	}
 	for _, tc := range cases {
@@ -231,8 +239,9 @@ func TestAnswers(t *testing.T) {
 				var review admissionv1.AdmissionReview
 				if resp.StatusCode >= 500 {
 					if err := json.Unmarshal(body, &review); err != nil || review.Response == nil || review.Response.UID != uid ||
-						review.Response.Allowed || !strings.Contains(review.Response.Result.Message, tc.wantText) {
-						t.Fatalf("a 5xx must carry a review with the UID saying %q: %s", tc.wantText, body)
+						review.Response.Allowed || !strings.Contains(review.Response.Result.Message, tc.wantText) ||
+						review.Response.Result.Reason != tc.wantReason || review.Response.Result.Code != int32(resp.StatusCode) {
+						t.Fatalf("a 5xx must carry a review with the UID, reason %q and code %d saying %q: %s", tc.wantReason, resp.StatusCode, tc.wantText, body)
 					}
 				} else if !strings.Contains(string(body), tc.wantText) {
 					t.Fatalf("body %q does not say %q", body, tc.wantText)
@@ -253,8 +262,8 @@ func TestAnswers(t *testing.T) {
 			if r.Allowed != tc.wantAllowed || (r.Patch != nil) != tc.wantPatch {
 				t.Fatalf("allowed=%v patch=%v, want %v %v: %s", r.Allowed, r.Patch != nil, tc.wantAllowed, tc.wantPatch, body)
 			}
-			if !r.Allowed && (r.Result == nil || r.Result.Code != tc.wantCode || !strings.Contains(r.Result.Message, tc.wantText)) {
-				t.Fatalf("denial %+v, want code %d and %q", r.Result, tc.wantCode, tc.wantText)
+			if !r.Allowed && (r.Result == nil || r.Result.Code != tc.wantCode || r.Result.Reason != tc.wantReason || !strings.Contains(r.Result.Message, tc.wantText)) {
+				t.Fatalf("denial %+v, want code %d, reason %q and %q", r.Result, tc.wantCode, tc.wantReason, tc.wantText)
 			}
 		})
 	}

@@ -17,6 +17,18 @@ const (
 	ResultError     = "error"     // the request could not be handled (malformed, panic)
 )
 
+// Limits that refuse or trim work, the label values of LimitRejections.
+const (
+	LimitConnections   = "connections"    // a connection over --max-connections was closed at once
+	LimitBodyBuffer    = "body_buffer"    // no room in --max-body-buffer-bytes within the queue wait
+	LimitConcurrent    = "concurrent"     // no turn among --max-concurrent-reviews within the queue wait
+	LimitJSONNodes     = "json_nodes"     // review over --max-json-nodes
+	LimitContainers    = "containers"     // Pod over --max-containers
+	LimitPatchOps      = "patch_ops"      // patch over --max-patch-ops
+	LimitResponseBytes = "response_bytes" // answer over --max-response-bytes
+	LimitWarnings      = "warnings"       // warnings trimmed to --max-warnings (the review still succeeds)
+)
+
 // Metrics are the server's collectors.
 type Metrics struct {
 	Registry        *prometheus.Registry
@@ -29,6 +41,8 @@ type Metrics struct {
 	ProfilesLoaded  prometheus.Gauge
 	CertNotAfter    prometheus.Gauge
 	LastReloadError *prometheus.GaugeVec
+	LimitRejections *prometheus.CounterVec
+	Connections     prometheus.Gauge
 }
 
 // New registers the collectors, plus Go runtime and process metrics, in a new registry.
@@ -75,5 +89,13 @@ func New() *Metrics {
 			Name: "ai_webhook_config_last_reload_failed",
 			Help: "1 while the newest version of a source failed to load and the previous one is still in use.",
 		}, []string{"source"}),
+		LimitRejections: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "ai_webhook_limit_rejections_total",
+			Help: "Requests or connections refused (or warnings trimmed) by a limit, by limit.",
+		}, []string{"limit"}),
+		Connections: f.NewGauge(prometheus.GaugeOpts{
+			Name: "ai_webhook_open_connections",
+			Help: "Connections currently open, at most --max-connections.",
+		}),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,6 +25,16 @@ import (
 
 // Config is what the serve command collects from flags.
 type Config struct {
+	// MaxConnections caps open connections; one over it is closed at once.
+	MaxConnections int
+	// MaxHeaderBytes caps a request's header block (Go adds 4 KiB of slack).
+	MaxHeaderBytes int
+	// ReadTimeout bounds reading one request, header and body; the other timeouts follow from
+	// it (see Timeouts).
+	ReadTimeout time.Duration
+	// Limits bound the work of the admission handler.
+	Limits admission.Limits
+
 	Listen         string
 	CertFile       string
 	KeyFile        string
@@ -51,10 +62,71 @@ func (c *Config) Validate() error {
 	if c.ReloadInterval <= 0 {
 		errs = append(errs, errors.New("--reload-interval must be positive, e.g. 2s"))
 	}
-	if c.ShutdownDelay < 0 || c.ShutdownTimeout <= 0 {
-		errs = append(errs, errors.New("--shutdown-delay must be >= 0 and --shutdown-timeout > 0"))
+	if c.ShutdownDelay < 0 {
+		errs = append(errs, errors.New("--shutdown-delay must be >= 0"))
+	}
+	if c.MaxConnections <= 0 || c.MaxHeaderBytes <= 0 {
+		errs = append(errs, errors.New("--max-connections and --max-header-bytes must be positive"))
+	}
+	if c.ReadTimeout < 2*time.Second {
+		errs = append(errs, fmt.Errorf("--read-timeout must be at least 2s, got %s", c.ReadTimeout))
+	} else if life := c.Timeouts().RequestLife; c.ShutdownTimeout < life {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout %s must be at least the longest a request can live, %s "+
+			"(read header %s + write %s, from --read-timeout %s), or shutdown could cut a request", c.ShutdownTimeout,
+			life, c.Timeouts().ReadHeader, c.Timeouts().Write, c.ReadTimeout))
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// Timeouts are derived from ReadTimeout so that they are ordered by construction:
+//
+//	ReadHeader (ReadTimeout/2, at most 5s) < Read (whole request) < Write (Read + 2*QueueWait + 3s)
+//	RequestLife = ReadHeader + Write <= ShutdownTimeout
+//	ShutdownDelay + ShutdownTimeout + 1s <= the Pod's terminationGracePeriodSeconds
+//
+// Go sets the write deadline when the header has been read, so no request outlives
+// RequestLife from its first byte: a slow uploader's body read fails at Read, a slow reader's
+// write at Write. Shutdown, which waits for active requests only, therefore ends within
+// RequestLife, and the process exits 0 before the kubelet's SIGKILL. Defaults: 5s, 10s, 15s,
+// 20s; with --shutdown-delay 5s and --shutdown-timeout 20s, exit within 25s of SIGTERM, inside
+// the Deployment's 30s grace period.
+type Timeouts struct {
+	ReadHeader, Read, Write, Idle, RequestLife time.Duration
+}
+
+// Timeouts returns the server's timeouts for this configuration.
+func (c *Config) Timeouts() Timeouts {
+	t := Timeouts{Read: c.ReadTimeout, ReadHeader: min(c.ReadTimeout/2, 5*time.Second)}
+	t.Write = t.Read + 2*admission.QueueWait + 3*time.Second
+	t.RequestLife = t.ReadHeader + t.Write
+	// Longer than the API server's 90s idle timeout for webhook connections, so the client,
+	// not the server, closes an idle connection: no request is ever sent on a closing one.
+	t.Idle = 120 * time.Second
+	return t
+}
+
+// Defaults returns the flag defaults.
+func Defaults() Config {
+	return Config{MaxConnections: 512, MaxHeaderBytes: 16 << 10, ReadTimeout: 10 * time.Second,
+		ShutdownDelay: 5 * time.Second, ShutdownTimeout: 20 * time.Second, Limits: admission.DefaultLimits()}
+}
+
+// AddLimitFlags registers the flags of the limits and timeouts on fs, defaulting to Defaults.
+func (c *Config) AddLimitFlags(fs *flag.FlagSet) {
+	d := Defaults()
+	fs.IntVar(&c.MaxConnections, "max-connections", d.MaxConnections, "open connections at most; one over is closed at once")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", d.MaxHeaderBytes, "request header bytes at most (431 over it)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", d.ReadTimeout, "time to read one request, header and body; the write and shutdown bounds follow from it")
+	fs.Int64Var(&c.Limits.BodyBufferBytes, "max-body-buffer-bytes", d.Limits.BodyBufferBytes, "request body bytes held at once by all requests (each reserves its Content-Length)")
+	fs.IntVar(&c.Limits.Concurrent, "max-concurrent-reviews", d.Limits.Concurrent, "reviews decoded and decided at once; others wait up to 1s, then 503")
+	fs.IntVar(&c.Limits.JSONNodes, "max-json-nodes", d.Limits.JSONNodes, "JSON objects and arrays in one review")
+	fs.IntVar(&c.Limits.Containers, "max-containers", d.Limits.Containers, "containers (all kinds) in one Pod")
+	fs.IntVar(&c.Limits.PatchOps, "max-patch-ops", d.Limits.PatchOps, "JSON patch operations in one answer")
+	fs.IntVar(&c.Limits.ResponseBytes, "max-response-bytes", d.Limits.ResponseBytes, "bytes of one answer")
+	fs.IntVar(&c.Limits.Warnings, "max-warnings", d.Limits.Warnings, "warnings in one answer; the rest are summarised in the last one")
 }
 
 // Server is a loaded, ready-to-run webhook server.
@@ -74,6 +146,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	log = slog.New(capHandler{log.Handler()})
 	m := metrics.New()
 	s := &Server{cfg: cfg, log: log, metrics: m}
 	s.certs = &fileSource[tls.Certificate]{name: "certificate", paths: []string{cfg.CertFile, cfg.KeyFile},
@@ -96,29 +169,79 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Keys:     inject.KeysFor(cfg.Domain),
 		Log:      log,
 		Metrics:  m,
+		Limits:   cfg.Limits,
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	t := cfg.Timeouts()
 	s.http = &http.Server{
-		Addr:    cfg.Listen,
-		Handler: mux,
-		TLSConfig: &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			// The certificate is looked up per handshake, so a rotated pair is served at once.
-			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.certs.current.Load(), nil },
-			NextProtos:     []string{"http/1.1"},
-		},
+		Addr:      cfg.Listen,
+		Handler:   s.closeWhileDraining(mux),
+		TLSConfig: s.tlsConfig(),
 		// An empty map switches HTTP/2 off: the API server speaks HTTP/1.1 to webhooks.
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
+
+// tlsConfig allows TLS 1.3, and TLS 1.2 with forward-secret AEAD suites only.
+func (s *Server) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		// The certificate is looked up per handshake, so a rotated pair is served at once.
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.certs.current.Load(), nil },
+		NextProtos:     []string{"http/1.1"},
+	}
+}
+
+// closeWhileDraining adds "Connection: close" to every response written once draining has
+// begun, so each client finishes its current request and then moves to another replica. Unlike
+// SetKeepAlivesEnabled(false), it never closes an idle connection a client may be writing on.
+func (s *Server) closeWhileDraining(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(&drainWriter{ResponseWriter: w, draining: &s.draining}, r)
+	})
+}
+
+// drainWriter decides at the moment the header is written, so a request that began before
+// SIGTERM and ends after it also closes its connection.
+type drainWriter struct {
+	http.ResponseWriter
+	draining    *atomic.Bool
+	wroteHeader bool
+}
+
+func (d *drainWriter) WriteHeader(code int) {
+	if !d.wroteHeader {
+		d.wroteHeader = true
+		if d.draining.Load() {
+			d.Header().Set("Connection", "close")
+		}
+	}
+	d.ResponseWriter.WriteHeader(code)
+}
+
+func (d *drainWriter) Write(b []byte) (int, error) {
+	if !d.wroteHeader {
+		d.WriteHeader(http.StatusOK)
+	}
+	return d.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (d *drainWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 // Metrics exposes the collectors (tests read them).
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
@@ -135,8 +258,10 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Run serves on ln (or on cfg.Listen when ln is nil) until ctx ends, then drains: readiness
-// fails, keep-alives stop, the server keeps answering for ShutdownDelay, then in-flight
-// requests finish and connections close.
+// fails at once and every response carries "Connection: close"; new connections are still
+// served for ShutdownDelay (endpoints take time to drop the Pod); then the listener closes,
+// idle connections close, active requests finish (within Timeouts.RequestLife <=
+// ShutdownTimeout) and Run returns nil.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if ln == nil {
 		var err error
@@ -144,6 +269,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 	}
+	ln = &limitListener{Listener: ln, slots: make(chan struct{}, s.cfg.MaxConnections), metrics: s.metrics}
 	s.log.Info("serving", "address", ln.Addr().String(), "domain", s.cfg.Domain)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.ServeTLS(ln, "", "") }()
@@ -155,13 +281,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
-	s.http.SetKeepAlivesEnabled(false) // each response now closes its connection
 	s.log.Info("draining", "delay", s.cfg.ShutdownDelay.String())
 	time.Sleep(s.cfg.ShutdownDelay)
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := s.http.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		_ = s.http.Close()
+		return fmt.Errorf("shutdown: requests still active after --shutdown-timeout %s: %w", s.cfg.ShutdownTimeout, err)
 	}
 	s.log.Info("stopped")
 	return nil

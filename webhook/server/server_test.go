@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +35,25 @@ type fixture struct {
 	client *http.Client
 	stop   context.CancelFunc
 	done   chan error
+	logs   syncBuffer
+}
+
+// syncBuffer collects the server's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // writeAtomic replaces a file the way the kubelet updates a mounted Secret: write aside, rename.
@@ -64,11 +85,11 @@ func newFixture(t *testing.T, delay time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{dir: dir, ca: ca, cfg: Config{
-		Listen: "127.0.0.1:0", CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"),
-		ProfilesFile: filepath.Join(dir, "profiles.yaml"), Domain: "ai.example.com",
-		ReloadInterval: 20 * time.Millisecond, ShutdownDelay: delay, ShutdownTimeout: 5 * time.Second,
-	}}
+	cfg := Defaults()
+	cfg.Listen, cfg.CertFile, cfg.KeyFile = "127.0.0.1:0", filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	cfg.ProfilesFile, cfg.Domain, cfg.ReloadInterval = filepath.Join(dir, "profiles.yaml"), "ai.example.com", 20*time.Millisecond
+	cfg.ShutdownDelay, cfg.ReadTimeout, cfg.ShutdownTimeout = delay, 2*time.Second, 8*time.Second
+	f := &fixture{dir: dir, ca: ca, cfg: cfg}
 	f.issue(t)
 	writeAtomic(t, f.cfg.ProfilesFile, profile.Examples)
 	return f
@@ -77,7 +98,7 @@ func newFixture(t *testing.T, delay time.Duration) *fixture {
 func (f *fixture) start(t *testing.T) {
 	t.Helper()
 	var err error
-	if f.srv, err = New(f.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil))); err != nil {
+	if f.srv, err = New(f.cfg, slog.New(slog.NewJSONHandler(&f.logs, nil))); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", f.cfg.Listen)

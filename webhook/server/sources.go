@@ -24,6 +24,7 @@ type fileSource[T any] struct {
 	parse   func(contents [][]byte) (*T, error)
 	current atomic.Pointer[T]
 	last    [][]byte
+	lastErr string // the failure last reported; the same failure is not reported again
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	onLoad  func(*T)
@@ -51,6 +52,7 @@ func (s *fileSource[T]) load() (bool, error) {
 		return false, s.failed(err)
 	}
 	s.current.Store(v)
+	s.lastErr = ""
 	s.metrics.ReloadsTotal.WithLabelValues(s.name, "success").Inc()
 	s.metrics.LastReloadError.WithLabelValues(s.name).Set(0)
 	if s.onLoad != nil {
@@ -72,7 +74,13 @@ func (s *fileSource[T]) unchanged(contents [][]byte) bool {
 	return true
 }
 
+// failed counts and logs a failure once per change of state: a file missing for an hour is one
+// failed reload and one log line, not one per poll.
 func (s *fileSource[T]) failed(err error) error {
+	if err.Error() == s.lastErr {
+		return err
+	}
+	s.lastErr = err.Error()
 	s.metrics.ReloadsTotal.WithLabelValues(s.name, "error").Inc()
 	if s.current.Load() != nil {
 		s.metrics.LastReloadError.WithLabelValues(s.name).Set(1)

@@ -83,7 +83,8 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Domain, "domain", inject.DefaultDomain, "prefix of the label and annotation keys (<domain>/profile, /inject, /injected)")
 	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", 2*time.Second, "how often the certificate and profile files are checked for changes")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 5*time.Second, "after SIGTERM, keep serving this long with /readyz failing")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish (at least the longest request life, see README)")
+	cfg.AddLimitFlags(fs)
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
