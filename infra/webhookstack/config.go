@@ -374,7 +374,7 @@ func (c *Config) Validate() error {
 	if msgs := validation.IsDNS1123Subdomain(c.Domain); len(msgs) > 0 {
 		bad("domain", "must be a DNS subdomain such as ai.example.com, got %q: %s", c.Domain, strings.Join(msgs, "; "))
 	}
-	if _, err := profile.Parse(c.profilesYAML()); err != nil {
+	if _, err := profile.Parse(c.profilesYAML(), c.Domain); err != nil {
 		bad("profiles", "is not a valid profile file: %v", err)
 	}
 

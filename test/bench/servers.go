@@ -60,7 +60,7 @@ func NewFixture(root, dir string) (*Fixture, error) {
 			return nil, err
 		}
 	}
-	if fx.Profiles, err = profile.Parse(profile.Examples); err != nil {
+	if fx.Profiles, err = profile.Parse(profile.Examples, Domain); err != nil {
 		return nil, err
 	}
 	if fx.Example, err = ExamplePod(root); err != nil {

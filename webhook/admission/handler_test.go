@@ -49,7 +49,7 @@ func tlsServer(t *testing.T, h http.Handler) (*httptest.Server, *http.Client) {
 }
 
 func newHandler(t *testing.T) *Handler {
-	set, err := profile.Parse(profile.Examples)
+	set, err := profile.Parse(profile.Examples, inject.DefaultDomain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -198,7 +198,7 @@ func TestConcurrentReviewsAreCapped(t *testing.T) {
 	h := newHandler(t)
 	h.Limits = DefaultLimits()
 	h.Limits.Concurrent = 1
-	set, _ := profile.Parse(profile.Examples)
+	set, _ := profile.Parse(profile.Examples, "ai.example.com")
 	hold, held := make(chan struct{}), make(chan struct{}, 1)
 	h.Profiles = func() *profile.Set {
 		select {

@@ -37,7 +37,7 @@ func FuzzMutate(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	set, err := profile.Parse(profile.Examples)
+	set, err := profile.Parse(profile.Examples, DefaultDomain)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -18,7 +18,7 @@ var testKeys = KeysFor(DefaultDomain)
 
 func mustParse(t testing.TB, yml string) *profile.Set {
 	t.Helper()
-	set, err := profile.Parse([]byte(yml))
+	set, err := profile.Parse([]byte(yml), DefaultDomain)
 	if err != nil {
 		t.Fatalf("parse profiles: %v", err)
 	}

@@ -67,7 +67,7 @@ func randomPod(r *rand.Rand, profileName string) *corev1.Pod {
 }
 
 func allSets(t *testing.T) []*profile.Set {
-	examples, err := profile.Parse(profile.Examples)
+	examples, err := profile.Parse(profile.Examples, DefaultDomain)
 	if err != nil {
 		t.Fatal(err)
 	}

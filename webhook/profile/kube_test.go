@@ -57,7 +57,7 @@ func TestValuesKubernetesRefusesAreRefusedAtLoad(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte("profiles:\n- name: p\n  " + tc.yaml + "\n"))
+			_, err := Parse([]byte("profiles:\n- name: p\n  " + tc.yaml + "\n"), testDomain)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
 			}
@@ -84,7 +84,7 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
     - {name: c, persistentVolumeClaim: {}}
     - {name: d, emptyDir: {sizeLimit: -1}}
     affinity: {required: [{key: m, operator: Gt, values: ['40GB']}]}
-`))
+`), testDomain)
 	if err == nil {
 		t.Fatal("accepted")
 	}
@@ -140,7 +140,7 @@ func TestValidVolumesEnvAndAffinityAreAccepted(t *testing.T) {
     volumeMounts:
     - {name: c, mountPath: /models, subPath: llama, readOnly: true, recursiveReadOnly: IfPossible}
     - {name: b, mountPath: /data, mountPropagation: HostToContainer}
-`))
+`), testDomain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,9 @@ import (
 
 // Parse reads a profile file (YAML or JSON), applies defaults and validates it. Unknown fields
 // are errors, so a typo never silently drops a setting. The error lists every problem, each
-// naming the profile and field.
-func Parse(data []byte) (*Set, error) {
+// naming the profile and field. domain is the webhook's key domain (ai.example.com): a profile
+// may not set the webhook's own keys under it.
+func Parse(data []byte, domain string) (*Set, error) {
 	j, err := yaml.YAMLToJSONStrict(data) // refuses duplicate keys
 	if err != nil {
 		return nil, fmt.Errorf("profiles: not valid YAML: %w", err)
@@ -53,7 +54,7 @@ func Parse(data []byte) (*Set, error) {
 		f.Profiles[i].applyDefaults()
 		f.Profiles[i].applyAPIDefaults()
 	}
-	for _, e := range validateFile(&f) {
+	for _, e := range validateFile(&f, reservedKeys(domain)) {
 		// A quantity already reported stands in as "0": don't report it again.
 		if !slices.ContainsFunc(quantityErrs, func(q *field.Error) bool { return q.Field == e.Field }) {
 			problems = append(problems, e)
@@ -79,7 +80,7 @@ func (e *InvalidError) Error() string {
 	return b.String()
 }
 
-func validateFile(f *File) field.ErrorList {
+func validateFile(f *File, reserved []string) field.ErrorList {
 	var errs field.ErrorList
 	root := field.NewPath("profiles")
 	if len(f.Profiles) == 0 {
@@ -97,6 +98,7 @@ func validateFile(f *File) field.ErrorList {
 		}
 		seen[p.Name] = true
 		errs = append(errs, validateProfile(p, fp)...)
+		errs = append(errs, validateReserved(&p.Pod, reserved, fp.Child("pod"))...)
 	}
 	if f.DefaultProfile != "" && !seen[f.DefaultProfile] {
 		errs = append(errs, field.NotFound(field.NewPath("defaultProfile"), f.DefaultProfile))
@@ -260,6 +262,29 @@ const (
 	EnvOMPNumThreads        = "OMP_NUM_THREADS"
 	EnvNvidiaVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 )
+
+// reservedKeys are the label and annotation keys the webhook reads and writes under domain (the
+// same as inject.KeysFor; a test keeps them equal).
+func reservedKeys(domain string) []string {
+	return []string{domain + "/profile", domain + "/inject", domain + "/injected"}
+}
+
+// validateReserved refuses a profile that sets one of the webhook's own keys: the Pod would be
+// mutated, then refused or misread when the webhook sees it again.
+func validateReserved(s *PodSettings, reserved []string, fp *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, m := range []struct {
+		name   string
+		values map[string]string
+	}{{"labels", s.Labels}, {"annotations", s.Annotations}} {
+		for _, k := range slices.Sorted(maps.Keys(m.values)) {
+			if slices.Contains(reserved, k) {
+				errs = append(errs, field.Forbidden(fp.Child(m.name).Key(k), "reserved for the webhook itself ("+strings.Join(reserved, ", ")+")"))
+			}
+		}
+	}
+	return errs
+}
 
 // validateLabels checks label keys and values in key order, each with its key in the path, so
 // the same file always gives the same message.

@@ -7,7 +7,7 @@ import (
 )
 
 func TestExamplesAreValid(t *testing.T) {
-	set, err := Parse(Examples)
+	set, err := Parse(Examples, testDomain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +18,7 @@ func TestExamplesAreValid(t *testing.T) {
 
 // Omitted profile fields get their documented defaults at load.
 func TestLoadFillsInOmittedProfileFields(t *testing.T) {
-	set, err := Parse([]byte("profiles:\n- name: p\n  derived:\n    shm: {fraction: 0.5}\n"))
+	set, err := Parse([]byte("profiles:\n- name: p\n  derived:\n    shm: {fraction: 0.5}\n"), testDomain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,9 +29,9 @@ func TestLoadFillsInOmittedProfileFields(t *testing.T) {
 }
 
 func TestStampChangesWithTheProfile(t *testing.T) {
-	a, _ := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: nvidia}\n"))
-	b, _ := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: nvidia-cdi}\n"))
-	again, _ := Parse([]byte("profiles:\n- {name: p, pod: {runtimeClassName: nvidia}}\n"))
+	a, _ := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: nvidia}\n"), testDomain)
+	b, _ := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: nvidia-cdi}\n"), testDomain)
+	again, _ := Parse([]byte("profiles:\n- {name: p, pod: {runtimeClassName: nvidia}}\n"), testDomain)
 	pa, _ := a.Get("p")
 	pb, _ := b.Get("p")
 	pa2, _ := again.Get("p")
@@ -42,7 +42,7 @@ func TestStampChangesWithTheProfile(t *testing.T) {
 
 // An enforce entry with a key covers that key only; one without covers the whole field.
 func TestEnforceEntryWithAKeyCoversOnlyThatKey(t *testing.T) {
-	set, err := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: x}\n  container:\n    env: [{name: A, value: b}, {name: B, value: c}]\n  enforce: [runtimeClassName, 'env:A']\n"))
+	set, err := Parse([]byte("profiles:\n- name: p\n  pod: {runtimeClassName: x}\n  container:\n    env: [{name: A, value: b}, {name: B, value: c}]\n  enforce: [runtimeClassName, 'env:A']\n"), testDomain)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,10 +85,10 @@ func TestEveryEnforceableFieldIsAcceptedWhenTheProfileSetsIt(t *testing.T) {
 		}
 		for _, e := range entries {
 			t.Run(e, func(t *testing.T) {
-				if _, err := Parse([]byte(fmt.Sprintf(full, "'"+e+"'"))); err != nil {
+				if _, err := Parse([]byte(fmt.Sprintf(full, "'"+e+"'")), testDomain); err != nil {
 					t.Fatalf("refused: %v", err)
 				}
-				_, err := Parse([]byte(fmt.Sprintf("profiles:\n- name: p\n  enforce: ['%s']\n", e)))
+				_, err := Parse([]byte(fmt.Sprintf("profiles:\n- name: p\n  enforce: ['%s']\n", e)), testDomain)
 				if err == nil || !strings.Contains(err.Error(), "the profile sets no "+f.name) {
 					t.Fatalf("accepted on a profile that sets nothing: %v", err)
 				}
@@ -111,12 +111,12 @@ func TestErrorsComeInTheSameOrderEveryTime(t *testing.T) {
   container:
     limits: {nvidia.com/gpu: 0, example.com/a: 0, example.com/b: 0}
 `
-	_, first := Parse([]byte(bad))
+	_, first := Parse([]byte(bad), testDomain)
 	if first == nil {
 		t.Fatal("accepted")
 	}
 	for range 30 {
-		if _, err := Parse([]byte(bad)); err == nil || err.Error() != first.Error() {
+		if _, err := Parse([]byte(bad), testDomain); err == nil || err.Error() != first.Error() {
 			t.Fatalf("message changed:\n%v\nthen:\n%v", first, err)
 		}
 	}
@@ -160,7 +160,7 @@ func TestInvalidFiles(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(tc.yaml))
+			_, err := Parse([]byte(tc.yaml), testDomain)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
 			}
@@ -169,8 +169,32 @@ func TestInvalidFiles(t *testing.T) {
 }
 
 func TestAllProblemsReportedAtOnce(t *testing.T) {
-	_, err := Parse([]byte("profiles:\n- name: a\n  pod: {runtimeClassName: X}\n- name: b\n  derived: {shm: {fraction: 0}}\n"))
+	_, err := Parse([]byte("profiles:\n- name: a\n  pod: {runtimeClassName: X}\n- name: b\n  derived: {shm: {fraction: 0}}\n"), testDomain)
 	if err == nil || !strings.Contains(err.Error(), "2 problem(s)") || !strings.Contains(err.Error(), "profiles[a]") || !strings.Contains(err.Error(), "profiles[b]") {
 		t.Fatalf("want both problems listed, got %v", err)
+	}
+}
+
+const testDomain = "ai.example.com"
+
+// A profile may not set the webhook's own keys under its domain (label or annotation): the Pod
+// would be mutated, then misread or refused when the webhook sees it again.
+func TestProfileMayNotSetTheWebhooksOwnKeys(t *testing.T) {
+	for _, tc := range []struct{ name, pod, domain, want string }{
+		{"profile label", "labels: {ai.example.com/profile: other}", testDomain, "profiles[p].pod.labels[ai.example.com/profile]: Forbidden: reserved"},
+		{"inject annotation", "annotations: {ai.example.com/inject: 'false'}", testDomain, "profiles[p].pod.annotations[ai.example.com/inject]: Forbidden"},
+		{"injected annotation", "annotations: {ai.example.com/injected: x}", testDomain, "profiles[p].pod.annotations[ai.example.com/injected]: Forbidden"},
+		{"under another domain", "labels: {gpu.corp.example/profile: x}", "gpu.corp.example", "profiles[p].pod.labels[gpu.corp.example/profile]: Forbidden"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte("profiles:\n- name: p\n  pod: {"+tc.pod+"}\n"), tc.domain)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want %q, got %v", tc.want, err)
+			}
+		})
+	}
+	// The same keys under a domain the webhook does not use are ordinary labels.
+	if _, err := Parse([]byte("profiles:\n- name: p\n  pod: {labels: {ai.example.com/profile: x}}\n"), "gpu.corp.example"); err != nil {
+		t.Fatal(err)
 	}
 }

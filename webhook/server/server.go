@@ -154,7 +154,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			m.CertNotAfter.Set(float64(c.Leaf.NotAfter.Unix()))
 		}}
 	s.profiles = &fileSource[profile.Set]{name: "profiles", paths: []string{cfg.ProfilesFile},
-		parse: parseProfiles, log: log, metrics: m, onLoad: func(p *profile.Set) {
+		parse: func(c [][]byte) (*profile.Set, error) { return profile.Parse(c[0], cfg.Domain) }, log: log, metrics: m, onLoad: func(p *profile.Set) {
 			m.ProfilesLoaded.Set(float64(p.Len()))
 		}}
 	if _, err := s.certs.load(); err != nil {

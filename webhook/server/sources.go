@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ai-webhook/ai-webhook/webhook/metrics"
-	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
 // fileSource keeps the last good value parsed from one or more files and re-reads them when
@@ -87,10 +86,6 @@ func (s *fileSource[T]) failed(err error) error {
 		s.log.Error("reload failed; keeping the previous version", "source", s.name, "error", err)
 	}
 	return err
-}
-
-func parseProfiles(contents [][]byte) (*profile.Set, error) {
-	return profile.Parse(contents[0])
 }
 
 // parseKeyPair refuses a pair that does not match (a half-written rotation: new certificate,

@@ -104,7 +104,7 @@ func Main(args []string) error {
 	if err != nil {
 		return err
 	}
-	set, err := profile.Parse(data)
+	set, err := profile.Parse(data, *domain)
 	if err != nil {
 		return err
 	}

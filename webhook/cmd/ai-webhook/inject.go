@@ -47,7 +47,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	set, err := profile.Parse(profiles)
+	set, err := profile.Parse(profiles, *domain)
 	if err != nil {
 		return err
 	}

@@ -106,6 +106,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("profiles-file", "", "profile file to check (required)")
+	domain := fs.String("domain", inject.DefaultDomain, "prefix of the webhook's own keys, which a profile may not set")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -116,7 +117,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	set, err := profile.Parse(data)
+	set, err := profile.Parse(data, *domain)
 	if err != nil {
 		return err
 	}
