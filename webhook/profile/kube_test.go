@@ -57,7 +57,7 @@ func TestValuesKubernetesRefusesAreRefusedAtLoad(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte("profiles:\n- name: p\n  " + tc.yaml + "\n"), testDomain)
+			_, err := Parse([]byte("profiles:\n- name: p\n  "+tc.yaml+"\n"), testDomain)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want error containing %q, got %v", tc.want, err)
 			}
