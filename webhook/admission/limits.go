@@ -12,7 +12,8 @@ import (
 type Limits struct {
 	// BodyBufferBytes is the memory all request bodies being read or decided may hold at once.
 	// Each request reserves its Content-Length (MaxBodyBytes when unknown) before reading, so
-	// stalled uploads cannot each buffer 3 MiB without bound; small reviews still fit beside them.
+	// stalled uploads cannot each buffer 3 MiB without bound. An eighth is kept for bodies of
+	// at most 64 KiB, so ordinary reviews still fit beside stalled large ones.
 	BodyBufferBytes int64
 	// Concurrent is how many reviews are decoded, decided and encoded at once: the phase whose
 	// memory grows with the Pod. Requests wait QueueWait for a turn, then get a 503.
@@ -56,27 +57,39 @@ func (l Limits) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %d", v.flag, v.value))
 		}
 	}
-	if l.BodyBufferBytes > 0 && l.BodyBufferBytes < MaxBodyBytes {
-		errs = append(errs, fmt.Errorf("--max-body-buffer-bytes %d must hold at least one maximal body (%d bytes)", l.BodyBufferBytes, MaxBodyBytes))
+	if l.BodyBufferBytes > 0 && l.BodyBufferBytes*7/8 < MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("--max-body-buffer-bytes %d must hold one maximal body (%d bytes) beside the eighth kept for small ones", l.BodyBufferBytes, MaxBodyBytes))
 	}
 	return errors.Join(errs...)
 }
 
+// smallBody is the size of an ordinary review (a Pod is a few KiB); bodies up to it may use the
+// last eighth of the body buffer, which large bodies must leave free.
+const smallBody = 64 << 10
+
 // budget is a counting allowance that, unlike a FIFO semaphore, lets a small reservation pass
-// while a large one waits: a review of a few KiB is never queued behind stalled 3 MiB uploads.
+// while a large one waits, and keeps a share for small ones only: ordinary reviews are never
+// queued behind stalled 3 MiB uploads.
 type budget struct {
 	mu      sync.Mutex
 	free    int64
+	reserve int64 // left for reservations of at most smallBody
 	changed chan struct{}
 }
 
-func newBudget(n int64) *budget { return &budget{free: n, changed: make(chan struct{})} }
+func newBudget(n int64) *budget {
+	return &budget{free: n, reserve: n / 8, changed: make(chan struct{})}
+}
 
 // acquire takes n, waiting until it is free or ctx ends; it reports whether n was taken.
 func (b *budget) acquire(ctx context.Context, n int64) bool {
+	floor := b.reserve
+	if n <= smallBody {
+		floor = 0
+	}
 	for {
 		b.mu.Lock()
-		if b.free >= n {
+		if b.free-n >= floor {
 			b.free -= n
 			b.mu.Unlock()
 			return true

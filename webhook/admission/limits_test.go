@@ -167,13 +167,15 @@ func stall(t *testing.T, client *http.Client, url string, size int64) *io.PipeWr
 func TestStalledUploadsCannotStarveSmallReviews(t *testing.T) {
 	h := newHandler(t)
 	h.Limits = DefaultLimits()
-	h.Limits.BodyBufferBytes = MaxBodyBytes + 64<<10
+	h.Limits.BodyBufferBytes = 4 * MaxBodyBytes // 3 maximal bodies, and an eighth for small ones
 	srv, client := tlsServer(t, h)
-	stall(t, client, srv.URL+"/mutate", MaxBodyBytes)
+	for i := 0; i < 3; i++ {
+		stall(t, client, srv.URL+"/mutate", MaxBodyBytes)
+	}
 	time.Sleep(100 * time.Millisecond) // the stalled upload holds its reservation
 
 	big := podReviewJSON(t, func(p *corev1.Pod) {
-		p.Annotations = map[string]string{"big": strings.Repeat("x", 100<<10)}
+		p.Annotations = map[string]string{"big": strings.Repeat("x", 2<<20)} // 2 MiB: would eat into the small share
 	})
 	start := time.Now()
 	code, r := send(t, client, srv.URL, big)
