@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -12,21 +14,25 @@ import (
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ai-webhook/ai-webhook/webhook/inject"
+	"github.com/ai-webhook/ai-webhook/webhook/jsonpatch"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
-// injectCmd runs the admission decision on a Pod file with no cluster.
+// injectCmd runs the admission decision on the Pods of a manifest file with no cluster: every
+// document of the file, each Pod or workload Pod template defaulted as the API server would
+// before the webhook sees it, so the decision is the cluster's.
 func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("inject", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("f", "", "Pod or workload manifest (Deployment, Job, ...), YAML or JSON ('-' for stdin)")
+	file := fs.String("f", "", "Pod or workload manifest (Deployment, Job, ...), YAML or JSON, one or more documents ('-' for stdin)")
 	profilesFile := fs.String("profiles-file", "", "profile file (default: the shipped examples)")
 	domain := fs.String("domain", inject.DefaultDomain, "prefix of the label and annotation keys")
-	asPatch := fs.Bool("patch", false, "print the JSON patch the webhook would return")
+	asPatch := fs.Bool("patch", false, "print the JSON patch the webhook would return, one per Pod document")
 	explain := fs.Bool("explain", false, "print what happened to each setting of the profile, and why")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -51,91 +57,264 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	original, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		return fmt.Errorf("inject: %s is not YAML or JSON: %w", *file, err)
-	}
-	pod, prefix, err := podOf(original)
+	docs, err := splitDocuments(raw)
 	if err != nil {
 		return fmt.Errorf("inject: %s: %w", *file, err)
 	}
-	res, err := inject.Mutate(pod, set, inject.KeysFor(*domain))
-	if err != nil {
-		return fmt.Errorf("the webhook would deny this Pod: %w", err)
+	keys := inject.KeysFor(*domain)
+	var outputs [][]byte // the default view: every document, mutated or as it was
+	var problems, skipped []error
+	pods := 0
+	for i, doc := range docs {
+		d := &document{n: i + 1, of: len(docs), json: doc}
+		res, err := d.admit(set, keys)
+		var notPod *notAPodError
+		switch {
+		case errors.As(err, &notPod):
+			skipped = append(skipped, err)
+			fmt.Fprintf(stderr, "%s: skipped: %v\n", d, notPod)
+			outputs = append(outputs, d.json)
+			continue
+		case err != nil:
+			problems = append(problems, d.wrap(err))
+			outputs = append(outputs, d.json)
+			continue
+		}
+		pods++
+		if res.Profile == nil {
+			fmt.Fprintf(stderr, "%s: no profile applied: %s\n", d, res.Reason)
+		}
+		switch {
+		case *asPatch:
+			if len(docs) > 1 {
+				fmt.Fprintf(stderr, "%s: %d operation(s)\n", d, len(res.Patch))
+			}
+			b, err := json.MarshalIndent(res.Patch, "", "  ")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\n", b)
+		case *explain:
+			if len(docs) > 1 {
+				fmt.Fprintf(stdout, "%s:\n", d)
+			}
+			if err := printExplain(stdout, res); err != nil {
+				return err
+			}
+		default:
+			for _, w := range res.Warnings() {
+				fmt.Fprintf(stderr, "Warning: %s%s\n", d.prefix(), w)
+			}
+			patched, err := applyPatch(d.defaulted, res)
+			if err != nil {
+				return d.wrap(fmt.Errorf("the patch does not apply (a bug: please report it): %w", err))
+			}
+			outputs = append(outputs, patched)
+		}
 	}
-	for i := range res.Patch {
-		res.Patch[i].Path = prefix + res.Patch[i].Path
+	if pods == 0 && len(problems) == 0 && len(skipped) > 0 {
+		return fmt.Errorf("inject: %s: %w", *file, errors.Join(skipped...))
 	}
-	switch {
-	case *asPatch:
-		b, err := json.MarshalIndent(res.Patch, "", "  ")
-		if err != nil {
+	if !*asPatch && !*explain {
+		if err := printDocuments(stdout, outputs); err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
-		return err
-	case *explain:
-		return printExplain(stdout, res)
 	}
-	for _, w := range res.Warnings() {
-		fmt.Fprintln(stderr, "Warning:", w)
+	return errors.Join(problems...)
+}
+
+// splitDocuments returns the non-empty documents of a YAML or JSON stream, as JSON.
+func splitDocuments(raw []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+	var docs [][]byte
+	for {
+		y, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		j, err := yaml.YAMLToJSON(y)
+		if err != nil {
+			return nil, fmt.Errorf("document %d is not YAML or JSON: %w", len(docs)+1, err)
+		}
+		if t := bytes.TrimSpace(j); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+			continue // only comments or separators
+		}
+		docs = append(docs, j)
 	}
-	// Print the result of applying the patch to the input, exactly as the API server would.
-	patched, err := applyPatch(original, res)
-	if err != nil {
-		return err
+	if len(docs) == 0 {
+		return nil, errors.New("no document")
 	}
-	out, err := yaml.JSONToYAML(patched)
-	if err != nil {
-		return err
+	return docs, nil
+}
+
+// document is one document of the input file.
+type document struct {
+	n, of     int
+	json      []byte // as written
+	kind      string
+	name      string
+	defaulted []byte // with its Pod defaulted as the API server would; the patch applies to this
+}
+
+func (d *document) String() string {
+	s := fmt.Sprintf("document %d", d.n)
+	if d.kind != "" {
+		s += " (" + strings.TrimSpace(d.kind+" "+d.name) + ")"
 	}
-	_, err = stdout.Write(out)
-	return err
+	return s
+}
+
+// prefix names the document in messages when the file has more than one.
+func (d *document) prefix() string {
+	if d.of == 1 {
+		return ""
+	}
+	return d.String() + ": "
+}
+
+func (d *document) wrap(err error) error {
+	var refused *inject.RefusedError
+	if errors.As(err, &refused) {
+		return fmt.Errorf("%sthe webhook would deny this Pod: %w", d.prefix(), err)
+	}
+	return fmt.Errorf("inject: %s%w", d.prefix(), err)
+}
+
+// notAPodError marks a document that carries no Pod: it is skipped, not refused.
+type notAPodError struct{ kind string }
+
+func (e *notAPodError) Error() string {
+	return fmt.Sprintf("kind %q: give a Pod or a workload with a Pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob, PodTemplate)", e.kind)
 }
 
 // templatePaths locate the Pod template of the workload kinds, as JSON pointers.
 var templatePaths = map[string]string{
 	"Deployment": "/spec/template", "StatefulSet": "/spec/template", "DaemonSet": "/spec/template",
-	"ReplicaSet": "/spec/template", "Job": "/spec/template", "PodTemplate": "/template",
-	"CronJob": "/spec/jobTemplate/spec/template",
+	"ReplicaSet": "/spec/template", "ReplicationController": "/spec/template", "Job": "/spec/template",
+	"PodTemplate": "/template", "CronJob": "/spec/jobTemplate/spec/template",
 }
 
-// podOf returns the Pod a manifest describes: the Pod itself, or a workload's Pod template
-// (as its Pods will be admitted), with the JSON pointer of that template in the manifest.
-func podOf(manifest []byte) (*corev1.Pod, string, error) {
+// admit finds the document's Pod (the Pod itself or a workload's template, as its Pods will
+// be admitted), applies the API defaults, and runs the webhook's decision on it. The patch
+// paths are made relative to the document.
+func (d *document) admit(set *profile.Set, keys inject.Keys) (*inject.Result, error) {
 	var meta struct {
-		Kind string `json:"kind"`
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
 	}
-	if err := json.Unmarshal(manifest, &meta); err != nil {
-		return nil, "", fmt.Errorf("not a Kubernetes object: %w", err)
+	if err := json.Unmarshal(d.json, &meta); err != nil {
+		return nil, fmt.Errorf("not a Kubernetes object: %w", err)
 	}
-	if meta.Kind == "Pod" {
-		var pod corev1.Pod
-		if err := strictJSON(manifest, &pod); err != nil {
-			return nil, "", fmt.Errorf("not a valid Pod: %w", err)
+	d.kind, d.name = meta.Kind, meta.Metadata.Name
+	var doc map[string]any
+	if err := json.Unmarshal(d.json, &doc); err != nil {
+		return nil, fmt.Errorf("not a Kubernetes object: %w", err)
+	}
+	var pod corev1.Pod
+	var prefix string
+	if d.kind == "Pod" {
+		if err := strictJSON(d.json, &pod); err != nil {
+			return nil, fmt.Errorf("not a valid Pod: %w", err)
 		}
-		return &pod, "", nil
+	} else {
+		var ok bool
+		if prefix, ok = templatePaths[d.kind]; !ok {
+			return nil, &notAPodError{kind: d.kind}
+		}
+		tmpl := lookup(doc, prefix)
+		if tmpl == nil {
+			return nil, fmt.Errorf("%s has no %s", d.kind, prefix)
+		}
+		b, _ := json.Marshal(tmpl)
+		var t corev1.PodTemplateSpec
+		if err := strictJSON(b, &t); err != nil {
+			return nil, fmt.Errorf("%s %s is not a valid Pod template: %w", d.kind, prefix, err)
+		}
+		pod = corev1.Pod{ObjectMeta: t.ObjectMeta, Spec: t.Spec}
 	}
-	prefix, ok := templatePaths[meta.Kind]
-	if !ok {
-		return nil, "", fmt.Errorf("kind %q: give a Pod or a workload with a Pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob)", meta.Kind)
+	profile.DefaultPod(&pod)
+	// Write the defaulted Pod back, so the patch (computed on it) applies and the output shows
+	// what the API server stores.
+	var defaulted any
+	if d.kind == "Pod" {
+		defaulted = &pod
+	} else {
+		defaulted = &corev1.PodTemplateSpec{ObjectMeta: pod.ObjectMeta, Spec: pod.Spec}
 	}
-	var doc any = map[string]any{}
-	if err := json.Unmarshal(manifest, &doc); err != nil {
-		return nil, "", err
+	b, err := json.Marshal(defaulted)
+	if err != nil {
+		return nil, err
 	}
-	for _, key := range strings.Split(prefix[1:], "/") {
+	var value map[string]any
+	if err := json.Unmarshal(b, &value); err != nil {
+		return nil, err
+	}
+	dropEmpty(value)
+	if prefix == "" {
+		doc = value
+	} else {
+		cut := strings.LastIndex(prefix, "/")
+		parent := lookup(doc, prefix[:cut]).(map[string]any)
+		parent[prefix[cut+1:]] = value
+	}
+	if d.defaulted, err = json.Marshal(doc); err != nil {
+		return nil, err
+	}
+	res, err := inject.Mutate(&pod, set, keys)
+	if err != nil {
+		return nil, err
+	}
+	for i := range res.Patch {
+		res.Patch[i].Path = prefix + res.Patch[i].Path
+	}
+	if res.Patch == nil {
+		res.Patch = []jsonpatch.Operation{} // "[]", not "null": nothing to change
+	}
+	return res, nil
+}
+
+// lookup follows a JSON pointer of object keys; nil when a step is missing.
+func lookup(doc any, pointer string) any {
+	if pointer == "" {
+		return doc
+	}
+	for _, key := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
 		m, _ := doc.(map[string]any)
 		if doc = m[key]; doc == nil {
-			return nil, "", fmt.Errorf("%s has no %s", meta.Kind, prefix)
+			return nil
 		}
 	}
-	b, _ := json.Marshal(doc)
-	var tmpl corev1.PodTemplateSpec
-	if err := strictJSON(b, &tmpl); err != nil {
-		return nil, "", fmt.Errorf("%s %s is not a valid Pod template: %w", meta.Kind, prefix, err)
+	return doc
+}
+
+// dropEmpty removes what marshalling a typed object adds but nobody wrote: a null
+// creationTimestamp, an empty status, empty resources; the metadata object itself stays (the
+// patch may add labels and annotations to it).
+func dropEmpty(obj map[string]any) {
+	if m, ok := obj["metadata"].(map[string]any); ok {
+		if m["creationTimestamp"] == nil {
+			delete(m, "creationTimestamp")
+		}
 	}
-	return &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}, prefix, nil
+	if s, ok := obj["status"].(map[string]any); ok && len(s) == 0 {
+		delete(obj, "status")
+	}
+	spec, _ := obj["spec"].(map[string]any)
+	for _, list := range []string{"initContainers", "containers", "ephemeralContainers"} {
+		cs, _ := spec[list].([]any)
+		for _, c := range cs {
+			if c, ok := c.(map[string]any); ok {
+				if r, ok := c["resources"].(map[string]any); ok && len(r) == 0 {
+					delete(c, "resources")
+				}
+			}
+		}
+	}
 }
 
 func strictJSON(b []byte, v any) error {
@@ -166,6 +345,25 @@ func applyPatch(original []byte, res *inject.Result) ([]byte, error) {
 		return nil, err
 	}
 	return p.Apply(original)
+}
+
+// printDocuments prints the documents as one YAML stream.
+func printDocuments(w io.Writer, docs [][]byte) error {
+	for i, d := range docs {
+		out, err := yaml.JSONToYAML(d)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(out); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func printExplain(w io.Writer, res *inject.Result) error {
