@@ -54,7 +54,7 @@ func Parse(data []byte, domain string) (*Set, error) {
 		f.Profiles[i].applyDefaults()
 		f.Profiles[i].applyAPIDefaults()
 	}
-	for _, e := range validateFile(&f, reservedKeys(domain)) {
+	for _, e := range sortedRuns(validateFile(&f, reservedKeys(domain))) {
 		// A quantity already reported stands in as "0": don't report it again.
 		if !slices.ContainsFunc(quantityErrs, func(q *field.Error) bool { return q.Field == e.Field }) {
 			problems = append(problems, e)
@@ -64,6 +64,20 @@ func Parse(data []byte, domain string) (*Set, error) {
 		return nil, &InvalidError{Errs: problems}
 	}
 	return newSet(&f), nil
+}
+
+// sortedRuns orders each run of errors on one field by message: apimachinery's validators
+// (label selectors) iterate maps and report several errors on the same path in random order.
+func sortedRuns(errs field.ErrorList) field.ErrorList {
+	for i := 0; i < len(errs); {
+		j := i + 1
+		for j < len(errs) && errs[j].Field == errs[i].Field {
+			j++
+		}
+		slices.SortStableFunc(errs[i:j], func(a, b *field.Error) int { return strings.Compare(a.Error(), b.Error()) })
+		i = j
+	}
+	return errs
 }
 
 // InvalidError lists every problem in a profile file: unknown fields, then values, each with its

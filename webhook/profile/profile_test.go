@@ -108,6 +108,7 @@ func TestErrorsComeInTheSameOrderEveryTime(t *testing.T) {
     labels: {"a b": v1, "c d": v2, "e f": v3}
     nodeSelector: {"g h": v1, "i j": v2}
     annotations: {"k l": v1, "m n": v2}
+    volumes: [{name: e, ephemeral: {volumeClaimTemplate: {spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}, selector: {matchLabels: {"a b": v1, "c d": v2, "e f": v3}}}}}}]
   container:
     limits: {nvidia.com/gpu: 0, example.com/a: 0, example.com/b: 0}
 `
