@@ -83,6 +83,8 @@ func TestCommandErrors(t *testing.T) {
 	os.WriteFile(svc, []byte("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"), 0o600)
 	typo := filepath.Join(dir, "typo.yaml")
 	os.WriteFile(typo, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b, enviroment: []}]\n"), 0o600)
+	reserved := filepath.Join(dir, "reserved.yaml")
+	os.WriteFile(reserved, []byte("profiles:\n- name: p\n  pod: {labels: {gpu.corp.example/profile: other}}\n"), 0o600)
 	cases := []struct {
 		name     string
 		args     []string
@@ -99,6 +101,8 @@ func TestCommandErrors(t *testing.T) {
 		{"misspelt field", []string{"inject", "-f", typo}, `unknown field "spec.containers[0].enviroment"`, 1},
 		{"invalid profiles for inject", []string{"inject", "-f", unknown, "--profiles-file", bad}, "profiles[gpu].container.limits[nvidia.com/gpu]", 1},
 		{"validate names the profile and field", []string{"validate", "--profiles-file", bad}, "profiles[gpu].container.limits[nvidia.com/gpu]", 1},
+		{"validate refuses the webhook's own keys under --domain", []string{"validate", "--profiles-file", reserved, "--domain", "gpu.corp.example"}, "profiles[p].pod.labels[gpu.corp.example/profile]: Forbidden", 1},
+		{"inject refuses profiles with the webhook's own keys", []string{"inject", "-f", unknown, "--profiles-file", reserved, "--domain", "gpu.corp.example"}, "reserved for the webhook itself", 1},
 		{"serve refuses invalid profiles at start", []string{"serve", "--profiles-file", bad, "--tls-cert-file", bad, "--tls-key-file", bad}, "certificate", 1},
 		{"serve flag validation", []string{"serve", "--reload-interval", "0s"}, "--reload-interval must be positive", 2},
 	}
