@@ -23,9 +23,9 @@ const usage = `ai-webhook injects AI/ML workload settings into Pods from named p
 
 Usage:
   ai-webhook serve    [flags]   run the admission server (TLS)
-  ai-webhook inject   -f pod.yaml [--profiles-file F] [--patch | --explain]
-                                preview a Pod offline: mutated Pod, JSON patch, or per-field account
-  ai-webhook validate --profiles-file F
+  ai-webhook inject   -f pod.yaml [--profiles-file F] [--domain D] [--patch | --explain]
+                                preview the Pods of a file offline: mutated, JSON patch, or per-field account
+  ai-webhook validate --profiles-file F [--domain D]
                                 check a profile file; exit 1 with every problem listed
 
 Run 'ai-webhook <command> -h' for the flags of a command.
