@@ -29,7 +29,10 @@ const fileModeMsg = "must be a number between 0 and 0777 (octal), both inclusive
 
 // validateVolume checks one Pod volume as the API server would.
 func validateVolume(v *corev1.Volume, fp *field.Path) field.ErrorList {
-	errs := appendMsgs(nil, fp.Child("name"), v.Name, validation.IsDNS1123Label(v.Name))
+	errs := required(fp.Child("name"), v.Name)
+	if v.Name != "" {
+		errs = appendMsgs(errs, fp.Child("name"), v.Name, validation.IsDNS1123Label(v.Name))
+	}
 	sources := sourceNames(&v.VolumeSource)
 	switch len(sources) {
 	case 0:

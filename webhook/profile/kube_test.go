@@ -36,6 +36,7 @@ func TestValuesKubernetesRefusesAreRefusedAtLoad(t *testing.T) {
 		{"nfs relative path", "pod: {volumes: [{name: v, nfs: {server: s, path: data}}]}", "profiles[p].pod.volumes[0].nfs.path"},
 		{"csi without driver", "pod: {volumes: [{name: v, csi: {}}]}", "profiles[p].pod.volumes[0].csi.driver: Required value"},
 		{"volume with two sources", "pod: {volumes: [{name: v, emptyDir: {}, hostPath: {path: /x}}]}", "profiles[p].pod.volumes[0]: Forbidden: exactly one volume source, found 2: emptyDir, hostPath"},
+		{"volume without name", "pod: {volumes: [{emptyDir: {}}]}", "profiles[p].pod.volumes[0].name: Required value"},
 		{"volume without source", "pod: {volumes: [{name: v}]}", "profiles[p].pod.volumes[0]: Required value: exactly one volume source"},
 		{"subPath ..", "container: {volumeMounts: [{name: v, mountPath: /m, subPath: ..}]}", "profiles[p].container.volumeMounts[0].subPath: Invalid value"},
 		{"absolute subPath", "container: {volumeMounts: [{name: v, mountPath: /m, subPath: /etc}]}", "must be a relative path"},
