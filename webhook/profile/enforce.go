@@ -66,6 +66,12 @@ func enforceFieldNamed(name string) (enforceField, bool) {
 	return enforceable[i], true
 }
 
+// EnforceableFields names every field a profile may list under enforce (keys aside), in table
+// order: the control-plane corpus builds its "enforce everything" profiles from it.
+func EnforceableFields() []string {
+	return mapped(enforceable, func(f enforceField) string { return f.name })
+}
+
 // enforceableNames lists the accepted enforce entries for error messages, e.g. "env[:NAME]".
 func enforceableNames() []string {
 	return mapped(enforceable, func(f enforceField) string {
