@@ -3,9 +3,9 @@ package webhookstack
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/ai-webhook/ai-webhook/webhook/inject"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
@@ -39,63 +40,64 @@ const (
 	ModeCustom = "custom"
 )
 
-// Config is the whole stack configuration: one field per "ai-webhook:<key>" config key, the key
-// being the field's json tag. Strings, integers and booleans are plain config values; the other
-// fields are JSON objects or arrays (set them with `pulumi config set --path`). Keys that are not
-// set keep the value from defaultConfig: objects are merged key by key with the default, arrays
-// replace the default array whole. Pulumi.yaml declares the same keys and defaults (a test
+// Config is the whole stack configuration: one field per "ai-webhook:<key>" config key (the
+// key is named beside each field). Strings, integers and booleans are plain config values; the
+// other keys are JSON objects or arrays (set them with `pulumi config set --path`). Keys that are
+// not set keep the value from defaultConfig: objects are merged key by key with the default,
+// arrays replace the default array whole. Pulumi.yaml declares the same keys and defaults (a test
 // keeps the two equal).
 type Config struct {
-	// Image is the ai-webhook container image. Required: there is no registry to default to.
-	Image           string            `json:"image"`
-	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy"`
+	// Image (image) is the ai-webhook container image. Required: there is no registry to default to.
+	Image           string            // image
+	ImagePullPolicy corev1.PullPolicy // imagePullPolicy
 	// Namespace the webhook runs in; created unless CreateNamespace is false.
-	Namespace         string    `json:"namespace"`
-	CreateNamespace   bool      `json:"createNamespace"`
-	Replicas          int       `json:"replicas"`
-	PriorityClassName string    `json:"priorityClassName"`
-	Resources         Resources `json:"resources"`
-	LogLevel          string    `json:"logLevel"`
-	// Domain prefixes the label and annotation keys the webhook reads and writes
-	// (<domain>/profile, <domain>/inject, <domain>/injected).
-	Domain string `json:"domain"`
-	// Profiles is a profile file (YAML). Empty means the shipped examples (profile.Examples).
-	Profiles string `json:"profiles"`
+	Namespace         string    // namespace
+	CreateNamespace   bool      // createNamespace
+	Replicas          int       // replicas
+	PriorityClassName string    // priorityClassName
+	Resources         Resources // resources
+	LogLevel          string    // logLevel
+	// Domain (domain) prefixes the label and annotation keys the webhook reads and writes
+	// (inject.KeysFor: <domain>/profile, <domain>/inject, <domain>/injected).
+	Domain string
+	// Profiles (profiles) is a profile file (YAML). Empty means the shipped examples (profile.Examples).
+	Profiles string
 
-	WebhookConfigName string                                       `json:"webhookConfigName"`
-	WebhookName       string                                       `json:"webhookName"`
-	FailurePolicy     admissionregistrationv1.FailurePolicyType    `json:"failurePolicy"`
-	TimeoutSeconds    int                                          `json:"timeoutSeconds"`
-	NamespaceSelector NamespaceSelector                            `json:"namespaceSelector"`
-	ObjectSelector    metav1.LabelSelector                         `json:"objectSelector"`
-	Rules             []admissionregistrationv1.RuleWithOperations `json:"rules"`
+	WebhookConfigName string                                       // webhookConfigName
+	WebhookName       string                                       // webhookName
+	FailurePolicy     admissionregistrationv1.FailurePolicyType    // failurePolicy
+	TimeoutSeconds    int                                          // timeoutSeconds
+	NamespaceSelector NamespaceSelector                            // namespaceSelector
+	ObjectSelector    metav1.LabelSelector                         // objectSelector
+	Rules             []admissionregistrationv1.RuleWithOperations // rules
 
-	// CAValidityHours is the lifetime of the self-signed CA behind caBundle.
-	CAValidityHours int `json:"caValidityHours"`
-	// CertValidityHours is the lifetime of the serving certificate.
-	CertValidityHours int `json:"certValidityHours"`
-	// EarlyRenewalHours: a `pulumi up` this many hours (or fewer) before the serving certificate
-	// expires issues a new one. Nothing renews in the background.
-	EarlyRenewalHours int `json:"earlyRenewalHours"`
+	// CAValidityHours (caValidityHours) is the lifetime of the self-signed CA behind caBundle.
+	CAValidityHours int
+	// CertValidityHours (certValidityHours) is the lifetime of the serving certificate.
+	CertValidityHours int
+	// EarlyRenewalHours (earlyRenewalHours): a `pulumi up` this many hours (or fewer) before the
+	// serving certificate expires issues a new one. Nothing renews in the background.
+	EarlyRenewalHours int
 }
 
 // NamespaceSelector chooses the namespaces whose Pods are sent to the webhook. Whatever the mode,
 // kube-system, kube-public, kube-node-lease and the webhook's own namespace are excluded.
 type NamespaceSelector struct {
-	Mode string `json:"mode"`
+	Mode string
 	// MatchLabels and MatchExpressions are used in mode "custom" only.
-	MatchLabels      map[string]string                 `json:"matchLabels,omitempty"`
-	MatchExpressions []metav1.LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+	MatchLabels      map[string]string
+	MatchExpressions []metav1.LabelSelectorRequirement
 }
 
 // Resources are the container's requests and limits. A key set to "" is left out, e.g.
 // `pulumi config set --path resources.limits.cpu ""` removes the CPU limit.
 type Resources struct {
-	Requests map[corev1.ResourceName]string `json:"requests,omitempty"`
-	Limits   map[corev1.ResourceName]string `json:"limits,omitempty"`
+	Requests map[corev1.ResourceName]string
+	Limits   map[corev1.ResourceName]string
 }
 
-// defaultConfig is the one place defaults are written down in Go.
+// defaultConfig is the one place defaults are written down (Pulumi.yaml repeats them for the
+// CLI; a test compares the two).
 func defaultConfig() Config {
 	return Config{
 		ImagePullPolicy: corev1.PullIfNotPresent,
@@ -107,9 +109,9 @@ func defaultConfig() Config {
 			Limits:   map[corev1.ResourceName]string{corev1.ResourceCPU: "1", corev1.ResourceMemory: "256Mi"},
 		},
 		LogLevel:          "info",
-		Domain:            "ai.example.com",
+		Domain:            inject.DefaultDomain,
 		WebhookConfigName: "ai-mutating-webhook",
-		WebhookName:       "ai.example.com",
+		WebhookName:       inject.DefaultDomain,
 		FailurePolicy:     admissionregistrationv1.Ignore,
 		TimeoutSeconds:    10,
 		NamespaceSelector: NamespaceSelector{Mode: ModeOptIn},
@@ -132,12 +134,10 @@ func defaultConfig() Config {
 // error lists every problem, each naming its key and what is allowed.
 func LoadConfig(ctx *pulumi.Context) (Config, error) {
 	cfg := defaultConfig()
-	c := config.New(ctx, ConfigNamespace)
-	if errs := decodeConfig(&cfg, func(key string) (string, bool) {
-		v, err := c.Try(key)
-		return v, err == nil
-	}); len(errs) > 0 {
-		return Config{}, &ConfigError{Problems: errs}
+	r := &configReader{c: config.New(ctx, ConfigNamespace)}
+	r.readInto(&cfg)
+	if len(r.errs) > 0 {
+		return Config{}, &ConfigError{Problems: r.errs}
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -145,195 +145,248 @@ func LoadConfig(ctx *pulumi.Context) (Config, error) {
 	return cfg, nil
 }
 
-// decodeConfig sets each field of cfg whose key lookup finds a value. Config values arrive as
-// text: strings verbatim, integers and booleans as their literals, objects and arrays as JSON.
-func decodeConfig(cfg *Config, lookup func(key string) (string, bool)) []error {
-	var errs []error
-	v := reflect.ValueOf(cfg).Elem()
-	for i := range v.NumField() {
-		key := configKey(v.Type().Field(i))
-		raw, ok := lookup(key)
-		if !ok {
-			continue
-		}
-		if err := decodeValue(raw, v.Field(i)); err != nil {
-			errs = append(errs, fmt.Errorf("%s:%s %w", ConfigNamespace, key, err))
-		}
+// configReader reads keys with the Pulumi SDK's typed config functions, collecting a problem per
+// key that is set but unreadable. keyTypes records each key read with its Pulumi.yaml type, so a
+// test can hold the declarations in Pulumi.yaml to this list.
+type configReader struct {
+	c        *config.Config
+	errs     []error
+	keyTypes map[string]string
+}
+
+// readInto sets each field of cfg whose key is set; absent keys leave cfg as it is.
+func (r *configReader) readInto(cfg *Config) {
+	readString(r, "image", &cfg.Image)
+	readString(r, "imagePullPolicy", &cfg.ImagePullPolicy)
+	readString(r, "namespace", &cfg.Namespace)
+	r.boolean("createNamespace", &cfg.CreateNamespace)
+	r.integer("replicas", &cfg.Replicas)
+	readString(r, "priorityClassName", &cfg.PriorityClassName)
+	var res resourcesValue
+	if readJSON(r, "resources", "object", &res) {
+		cfg.Resources = res.over(cfg.Resources)
 	}
-	return errs
+	readString(r, "logLevel", &cfg.LogLevel)
+	readString(r, "domain", &cfg.Domain)
+	readString(r, "profiles", &cfg.Profiles)
+
+	readString(r, "webhookConfigName", &cfg.WebhookConfigName)
+	readString(r, "webhookName", &cfg.WebhookName)
+	readString(r, "failurePolicy", &cfg.FailurePolicy)
+	r.integer("timeoutSeconds", &cfg.TimeoutSeconds)
+	var ns namespaceSelectorValue
+	if readJSON(r, "namespaceSelector", "object", &ns) {
+		cfg.NamespaceSelector = ns.over(cfg.NamespaceSelector)
+	}
+	var obj labelSelectorValue
+	if readJSON(r, "objectSelector", "object", &obj) {
+		cfg.ObjectSelector = obj.over(cfg.ObjectSelector)
+	}
+	var rules []ruleValue
+	if readJSON(r, "rules", "array", &rules) {
+		cfg.Rules = rulesFrom(rules)
+	}
+
+	r.integer("caValidityHours", &cfg.CAValidityHours)
+	r.integer("certValidityHours", &cfg.CertValidityHours)
+	r.integer("earlyRenewalHours", &cfg.EarlyRenewalHours)
 }
 
-func configKey(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-	return name
+// set records key and reports whether err says it holds a value.
+func (r *configReader) set(key, typ string, err error) bool {
+	if r.keyTypes == nil {
+		r.keyTypes = map[string]string{}
+	}
+	r.keyTypes[key] = typ
+	return !errors.Is(err, config.ErrMissingVar)
 }
 
-func decodeValue(raw string, field reflect.Value) error {
-	switch field.Kind() {
-	case reflect.String:
-		field.SetString(raw)
-	case reflect.Int:
-		n, err := strconv.Atoi(strings.TrimSpace(raw))
-		if err != nil {
-			return fmt.Errorf("must be an integer, got %q", raw)
-		}
-		field.SetInt(int64(n))
-	case reflect.Bool:
-		b, err := strconv.ParseBool(strings.TrimSpace(raw))
-		if err != nil {
-			return fmt.Errorf("must be true or false, got %q", raw)
-		}
-		field.SetBool(b)
+func (r *configReader) bad(key, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("%s:%s %s", ConfigNamespace, key, fmt.Sprintf(format, args...)))
+}
+
+func readString[T ~string](r *configReader, key string, into *T) {
+	v, err := r.c.Try(key)
+	if r.set(key, "string", err) {
+		*into = T(v)
+	}
+}
+
+func (r *configReader) integer(key string, into *int) {
+	v, err := r.c.TryInt(key)
+	switch {
+	case !r.set(key, "integer", err):
+	case err != nil:
+		r.bad(key, "must be an integer, got %q", r.c.Get(key))
 	default:
-		// `pulumi config set --path` stores true/false and integers as JSON booleans and numbers,
-		// but every leaf of our objects is a string (a label value, a quantity such as cpu: 1):
-		// read such scalars as their text.
-		var tree any
-		dec := json.NewDecoder(strings.NewReader(raw))
-		dec.UseNumber()
-		if err := dec.Decode(&tree); err != nil {
-			return fmt.Errorf("must be a JSON %s: %w", jsonKind(field), err)
+		*into = v
+	}
+}
+
+func (r *configReader) boolean(key string, into *bool) {
+	v, err := r.c.TryBool(key)
+	switch {
+	case !r.set(key, "boolean", err):
+	case err != nil:
+		r.bad(key, "must be true or false, got %q", r.c.Get(key))
+	default:
+		*into = v
+	}
+}
+
+// readJSON decodes an object or array key into a value type of this file, refusing unknown
+// fields (they are typos) and reports whether the key was set and read.
+func readJSON[T any](r *configReader, key, typ string, into *T) bool {
+	var v strict[T]
+	err := r.c.TryObject(key, &v)
+	if !r.set(key, typ, err) {
+		return false
+	}
+	if err != nil {
+		if _, syntax := errors.AsType[*json.SyntaxError](err); syntax {
+			r.bad(key, "must be a JSON %s: %v", typ, err)
+		} else {
+			r.bad(key, "must be a JSON %s matching the documented shape: %v", typ, err)
 		}
-		text, err := json.Marshal(scalarsAsText(tree))
-		if err != nil {
-			return err
-		}
-		// Decoding onto the default merges objects key by key, so setting one path (say
-		// resources.limits.memory) keeps the other defaults. Arrays are different: encoding/json
-		// decodes an array into the existing elements of the slice, so a rule given without scope
-		// would keep the default rule's scope. Every array the value gives replaces the default's
-		// outright. Unknown fields are typos: refuse them.
-		clearGivenArrays(tree, field)
-		dec = json.NewDecoder(bytes.NewReader(text))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(field.Addr().Interface()); err != nil {
-			return fmt.Errorf("must be a JSON %s matching the documented shape: %w", jsonKind(field), err)
-		}
+		return false
+	}
+	*into = v.value
+	return true
+}
+
+// strict decodes its JSON refusing unknown fields (config.TryObject uses json.Unmarshal, which
+// ignores them).
+type strict[T any] struct{ value T }
+
+func (s *strict[T]) UnmarshalJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(&s.value)
+}
+
+// Text is a config leaf read as text. `pulumi config set --path` stores true/false and integers
+// as JSON booleans and numbers, but every leaf of our objects is a string (a label value, a
+// quantity such as cpu: 1), so Text takes a JSON string, number or boolean as its text.
+type Text string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *Text) UnmarshalJSON(data []byte) error {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case nil: // null leaves the value as it is, as for a plain string
+	case string:
+		*t = Text(v)
+	case json.Number:
+		*t = Text(v.String())
+	case bool:
+		*t = Text(strconv.FormatBool(v))
+	default:
+		return fmt.Errorf("want a string, number or boolean, got %s", data)
 	}
 	return nil
 }
 
-// clearGivenArrays sets to nil every slice in v that tree, the JSON about to be decoded onto v,
-// gives as an array, so the decoded array replaces the slice instead of being decoded element by
-// element onto it. Objects are followed into struct fields (matched to keys as encoding/json does)
-// and through non-nil pointers; map values need nothing, encoding/json decodes them from zero.
-func clearGivenArrays(tree any, v reflect.Value) {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if !v.IsNil() {
-			clearGivenArrays(tree, v.Elem())
-		}
-	case reflect.Slice:
-		if _, ok := tree.([]any); ok && v.CanSet() {
-			v.SetZero()
-		}
-	case reflect.Array:
-		if elems, ok := tree.([]any); ok {
-			for i := range min(len(elems), v.Len()) {
-				clearGivenArrays(elems[i], v.Index(i))
-			}
-		}
-	case reflect.Struct:
-		obj, ok := tree.(map[string]any)
-		if !ok {
-			return
-		}
-		fields := jsonFields(v, 0, nil)
-		for key, sub := range obj {
-			if f, ok := jsonField(fields, key); ok {
-				clearGivenArrays(sub, f)
-			}
-		}
+func texts[T ~string](list []Text) []T {
+	if list == nil {
+		return nil
 	}
-}
-
-// namedField is a struct field under the name encoding/json reads it by; depth counts the
-// embedded structs it is promoted through.
-type namedField struct {
-	name  string
-	depth int
-	value reflect.Value
-}
-
-// jsonFields lists the fields of struct v that encoding/json decodes into, the fields of embedded
-// structs without a json name included (as json:",inline" in the Kubernetes API types).
-func jsonFields(v reflect.Value, depth int, out []namedField) []namedField {
-	t := v.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("json")
-		if tag == "-" {
-			continue
-		}
-		name, _, _ := strings.Cut(tag, ",")
-		fv := v.Field(i)
-		if f.Anonymous && name == "" {
-			if fv.Kind() == reflect.Pointer {
-				if fv.IsNil() {
-					continue // nothing in it to clear
-				}
-				fv = fv.Elem()
-			}
-			if fv.Kind() == reflect.Struct {
-				out = jsonFields(fv, depth+1, out)
-				continue
-			}
-		}
-		if !f.IsExported() {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out = append(out, namedField{name, depth, fv})
+	out := make([]T, len(list))
+	for i, s := range list {
+		out[i] = T(s)
 	}
 	return out
 }
 
-// jsonField finds the field encoding/json decodes key into: an exact name before a
-// case-insensitive one, the shallowest first.
-func jsonField(fields []namedField, key string) (reflect.Value, bool) {
-	for _, match := range []func(string) bool{
-		func(name string) bool { return name == key },
-		func(name string) bool { return strings.EqualFold(name, key) },
-	} {
-		var best *namedField
-		for i, f := range fields {
-			if match(f.name) && (best == nil || f.depth < best.depth) {
-				best = &fields[i]
+// overlay returns base with the entries of given added or replaced, base left untouched.
+func overlay[K ~string](base map[K]string, given map[string]Text) map[K]string {
+	if given == nil {
+		return base
+	}
+	out := make(map[K]string, len(base)+len(given))
+	maps.Copy(out, base)
+	for k, v := range given {
+		out[K(k)] = string(v)
+	}
+	return out
+}
+
+// The types below are the JSON shapes of the object and array keys, leaves as Text. Their over
+// methods put what the value gives over the default: objects merge key by key, arrays replace.
+
+type resourcesValue struct {
+	Requests map[string]Text `json:"requests"`
+	Limits   map[string]Text `json:"limits"`
+}
+
+func (v resourcesValue) over(d Resources) Resources {
+	return Resources{Requests: overlay(d.Requests, v.Requests), Limits: overlay(d.Limits, v.Limits)}
+}
+
+type labelSelectorValue struct {
+	MatchLabels      map[string]Text    `json:"matchLabels"`
+	MatchExpressions []requirementValue `json:"matchExpressions"`
+}
+
+type requirementValue struct {
+	Key      Text   `json:"key"`
+	Operator Text   `json:"operator"`
+	Values   []Text `json:"values"`
+}
+
+func (v labelSelectorValue) over(d metav1.LabelSelector) metav1.LabelSelector {
+	d.MatchLabels = overlay(d.MatchLabels, v.MatchLabels)
+	if v.MatchExpressions != nil {
+		d.MatchExpressions = make([]metav1.LabelSelectorRequirement, len(v.MatchExpressions))
+		for i, e := range v.MatchExpressions {
+			d.MatchExpressions[i] = metav1.LabelSelectorRequirement{
+				Key: string(e.Key), Operator: metav1.LabelSelectorOperator(e.Operator), Values: texts[string](e.Values),
 			}
 		}
-		if best != nil {
-			return best.value, true
-		}
 	}
-	return reflect.Value{}, false
+	return d
 }
 
-// scalarsAsText replaces the numbers and booleans in a decoded JSON tree by their text.
-func scalarsAsText(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			v[k] = scalarsAsText(e)
-		}
-	case []any:
-		for i, e := range v {
-			v[i] = scalarsAsText(e)
-		}
-	case json.Number:
-		return v.String()
-	case bool:
-		return strconv.FormatBool(v)
-	}
-	return v
+type namespaceSelectorValue struct {
+	Mode *Text `json:"mode"`
+	labelSelectorValue
 }
 
-func jsonKind(v reflect.Value) string {
-	if v.Kind() == reflect.Slice {
-		return "array"
+func (v namespaceSelectorValue) over(d NamespaceSelector) NamespaceSelector {
+	if v.Mode != nil {
+		d.Mode = string(*v.Mode)
 	}
-	return "object"
+	sel := v.labelSelectorValue.over(metav1.LabelSelector{MatchLabels: d.MatchLabels, MatchExpressions: d.MatchExpressions})
+	d.MatchLabels, d.MatchExpressions = sel.MatchLabels, sel.MatchExpressions
+	return d
+}
+
+type ruleValue struct {
+	Operations  []Text `json:"operations"`
+	APIGroups   []Text `json:"apiGroups"`
+	APIVersions []Text `json:"apiVersions"`
+	Resources   []Text `json:"resources"`
+	Scope       *Text  `json:"scope"`
+}
+
+func rulesFrom(list []ruleValue) []admissionregistrationv1.RuleWithOperations {
+	out := make([]admissionregistrationv1.RuleWithOperations, len(list))
+	for i, v := range list {
+		out[i] = admissionregistrationv1.RuleWithOperations{
+			Operations: texts[admissionregistrationv1.OperationType](v.Operations),
+			Rule: admissionregistrationv1.Rule{
+				APIGroups: texts[string](v.APIGroups), APIVersions: texts[string](v.APIVersions), Resources: texts[string](v.Resources),
+			},
+		}
+		if v.Scope != nil {
+			out[i].Scope = new(admissionregistrationv1.ScopeType(*v.Scope))
+		}
+	}
+	return out
 }
 
 // Validate checks every key and returns all problems at once.

@@ -16,6 +16,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/diag/colors"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -146,41 +148,32 @@ func TestPulumiYAMLDeclaresEveryKeyWithTheProgramDefault(t *testing.T) {
 	want(t, "project name", project.Name, ConfigNamespace)
 	want(t, "main", project.Main, "infra/")
 
-	typeOf := map[reflect.Kind]string{
-		reflect.String: "string", reflect.Int: "integer", reflect.Bool: "boolean",
-		reflect.Struct: "object", reflect.Slice: "array",
-	}
-	var keys []string
-	fields := reflect.TypeFor[Config]()
-	for i := range fields.NumField() {
-		key := configKey(fields.Field(i))
-		keys = append(keys, key)
-		decl, ok := project.Config[key]
-		if !ok {
-			t.Errorf("Pulumi.yaml does not declare %q", key)
-			continue
-		}
-		want(t, key+" type", decl.Type, typeOf[fields.Field(i).Type.Kind()])
-		if decl.Description == "" {
-			t.Errorf("Pulumi.yaml gives %q no description", key)
-		}
-	}
-	want(t, "declared keys", slices.Sorted(maps.Keys(project.Config)), slices.Sorted(slices.Values(keys)))
-
-	// Decode the declared defaults onto an empty Config: a key missing a default, or a default
+	// Read the declared defaults onto an empty Config: a key missing a default, or a default
 	// differing from defaultConfig, shows up as a difference.
-	var fromYAML Config
-	if errs := decodeConfig(&fromYAML, func(key string) (string, bool) {
-		decl, ok := project.Config[key]
-		if !ok || decl.Default == nil {
-			return "", false
+	defaults := map[string]string{}
+	for key, decl := range project.Config {
+		if decl.Default != nil {
+			defaults[key] = configText(t, decl.Default)
 		}
-		return configText(t, decl.Default), true
-	}); len(errs) > 0 {
-		t.Fatal(errs)
+	}
+	fromYAML, r := readConfig(t, Config{}, defaults)
+	if len(r.errs) > 0 {
+		t.Fatal(r.errs)
 	}
 	if goDefaults := defaultConfig(); !reflect.DeepEqual(fromYAML, goDefaults) {
 		t.Errorf("Pulumi.yaml defaults differ from defaultConfig:\n yaml: %+v\n   go: %+v", fromYAML, goDefaults)
+	}
+	// The keys the program reads, with their types, are the keys Pulumi.yaml declares.
+	want(t, "declared keys", slices.Sorted(maps.Keys(project.Config)), slices.Sorted(maps.Keys(r.keyTypes)))
+	for _, key := range slices.Sorted(maps.Keys(r.keyTypes)) {
+		decl, ok := project.Config[key]
+		if !ok {
+			continue // reported above
+		}
+		want(t, key+" type", decl.Type, r.keyTypes[key])
+		if decl.Description == "" {
+			t.Errorf("Pulumi.yaml gives %q no description", key)
+		}
 	}
 	if decl := project.Config["image"]; decl.Default != nil {
 		t.Error("image has a default in Pulumi.yaml; it must stay required")
@@ -216,9 +209,9 @@ func TestDevStackDeploys(t *testing.T) {
 	want(t, "image", str(res.one(t, typeDeployment).Inputs, "spec.template.spec.containers.0.image"), "ai-webhook:dev")
 }
 
-// A value given in config replaces the default's arrays whole (encoding/json alone would decode a
-// user's rules[0] onto the default rules[0], keeping its scope) while objects still merge with
-// the default key by key, and keys not given keep their defaults.
+// A value given in config replaces the default's arrays whole (a user's rules[0] keeps nothing of
+// the default rules[0], not even its scope) while objects still merge with the default key by
+// key, and keys not given keep their defaults.
 func TestGivenArraysReplaceTheDefaultAndAbsentKeysKeepIt(t *testing.T) {
 	t.Parallel()
 	namespaced := admissionregistrationv1.NamespacedScope
@@ -279,51 +272,31 @@ func TestGivenArraysReplaceTheDefaultAndAbsentKeysKeepIt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := defaultConfig()
-			if errs := decodeConfig(&got, func(key string) (string, bool) {
-				v, ok := tt.config[key]
-				return v, ok
-			}); len(errs) > 0 {
-				t.Fatal(errs)
+			got, r := readConfig(t, defaultConfig(), tt.config)
+			if len(r.errs) > 0 {
+				t.Fatal(r.errs)
 			}
 			tt.check(t, got)
 		})
 	}
 }
 
-// Arrays are replaced wherever they sit: a default with several elements, each with a nested
-// array, loses all of them to a shorter value, and a pointer field is followed.
-func TestClearGivenArraysReachesNestedAndEmbeddedFields(t *testing.T) {
-	t.Parallel()
-	type inner struct {
-		Values []string `json:"values"`
-		Keep   []string `json:"keep"`
+// readConfig runs the config reader over base with the given "ai-webhook:" values (the SDK's
+// config functions need a Pulumi context: the mocks give one) and returns what it read.
+func readConfig(t *testing.T, base Config, values map[string]string) (Config, *configReader) {
+	t.Helper()
+	cfg := map[string]string{}
+	for k, v := range values {
+		cfg[ConfigNamespace+":"+k] = v
 	}
-	type outer struct {
-		admissionregistrationv1.Rule `json:",inline"`
-		Items                        []inner `json:"items"`
-		Ptr                          *inner  `json:"ptr"`
-	}
-	v := outer{
-		Rule:  admissionregistrationv1.Rule{APIGroups: []string{"default"}, Resources: []string{"pods"}},
-		Items: []inner{{Values: []string{"a", "b"}}, {Values: []string{"c"}}},
-		Ptr:   &inner{Values: []string{"x"}, Keep: []string{"kept"}},
-	}
-	if err := json.Unmarshal([]byte(`{"APIGroups":["apps"],"items":[{"keep":["k"]}],"ptr":{"values":["y"]}}`), &v); err != nil {
+	r := &configReader{}
+	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
+		r.c = config.New(ctx, ConfigNamespace)
+		r.readInto(&base)
+		return nil
+	}, pulumi.WithMocks(ConfigNamespace, "test", &mocks{}), func(info *pulumi.RunInfo) { info.Config = cfg })
+	if err != nil {
 		t.Fatal(err)
 	}
-	want(t, "plain json keeps the default's first item values", v.Items[0].Values, []string{"a", "b"})
-
-	v = outer{
-		Rule:  admissionregistrationv1.Rule{APIGroups: []string{"default"}, Resources: []string{"pods"}},
-		Items: []inner{{Values: []string{"a", "b"}}, {Values: []string{"c"}}},
-		Ptr:   &inner{Values: []string{"x"}, Keep: []string{"kept"}},
-	}
-	if err := decodeValue(`{"APIGroups":["apps"],"items":[{"keep":["k"]}],"ptr":{"values":["y"]}}`, reflect.ValueOf(&v).Elem()); err != nil {
-		t.Fatal(err)
-	}
-	want(t, "embedded apiGroups (matched case-insensitively)", v.APIGroups, []string{"apps"})
-	want(t, "embedded resources (not given)", v.Resources, []string{"pods"})
-	want(t, "items", v.Items, []inner{{Keep: []string{"k"}}})
-	want(t, "ptr", *v.Ptr, inner{Values: []string{"y"}, Keep: []string{"kept"}})
+	return base, r
 }

@@ -6,16 +6,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
 
-// Values of the <domain>/inject namespace label read by the optIn and optOut modes.
-const (
-	injectEnabled  = "enabled"
-	injectDisabled = "disabled"
+	"github.com/ai-webhook/ai-webhook/webhook/inject"
 )
-
-// injectLabel is the namespace label key of the optIn and optOut modes.
-func injectLabel(domain string) string { return domain + "/inject" }
 
 // excludedNamespaces are never sent to the webhook: the system namespaces, and the webhook's own
 // namespace so that a broken webhook can never block its own restart.
@@ -32,14 +25,15 @@ func excludedNamespaces(own string) []string {
 // label, which the API server sets on every namespace.
 func namespaceSelectorFor(sel NamespaceSelector, domain, own string) metav1.LabelSelector {
 	var out metav1.LabelSelector
+	label := inject.KeysFor(domain).Inject // the namespace label of the optIn and optOut modes
 	switch sel.Mode {
 	case ModeOptIn:
-		out.MatchLabels = map[string]string{injectLabel(domain): injectEnabled}
+		out.MatchLabels = map[string]string{label: inject.NamespaceEnabled}
 	case ModeOptOut:
 		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
-			Key:      injectLabel(domain),
+			Key:      label,
 			Operator: metav1.LabelSelectorOpNotIn,
-			Values:   []string{injectDisabled},
+			Values:   []string{inject.NamespaceDisabled},
 		})
 	case ModeCustom:
 		out.MatchLabels = maps.Clone(sel.MatchLabels)

@@ -186,7 +186,7 @@ func TestCAInputsDoNotFollowTheNamespace(t *testing.T) {
 	want(t, "CA subject", get(before, "subject"), map[string]any{"commonName": "ai-webhook CA", "organization": "ai-webhook"})
 }
 
-func TestNamespaceSelectorModes(t *testing.T) {
+func TestNamespaceSelectorFollowsTheModeAndAlwaysExcludesSystemNamespaces(t *testing.T) {
 	t.Parallel()
 	exclusions := func(own string) map[string]any {
 		return map[string]any{
@@ -280,39 +280,52 @@ func TestWebhookConfigurationDependsOnDeploymentAndService(t *testing.T) {
 	}
 }
 
-func TestCertificateChecksumFollowsTheCertificateNeverTheKey(t *testing.T) {
+// One roll mechanism: a renewed certificate or new profiles replace the auto-named Secret or
+// ConfigMap, and the replacement's new name in the pod template rolls the Deployment. So both
+// must be auto-named, the template must take their names from them (a dependency), and no
+// second mechanism (checksum annotations) may sit beside it.
+func TestSecretAndConfigMapChangesRollThePodsThroughTheirGeneratedNames(t *testing.T) {
 	t.Parallel()
-	checksum := func(res *result) (annotation, cert, key string) {
-		secret := res.one(t, typeSecret).Inputs
-		dep := res.one(t, typeDeployment).Inputs
-		return str(dep, "spec.template.metadata.annotations.checksum/tls-cert"),
-			secretData(t, secret, "tls.crt"), secretData(t, secret, "tls.key")
+	res := mustRun(t, nil)
+	dep := res.one(t, typeDeployment)
+	pod := get(dep.Inputs, "spec.template.spec")
+	for _, tt := range []struct {
+		typ, volume string
+	}{
+		{typeSecret, "volumes.0.secret.secretName"},
+		{typeConfigMap, "volumes.1.configMap.name"},
+	} {
+		obj := res.one(t, tt.typ)
+		if name := str(obj.Inputs, "metadata.name"); name != "" {
+			t.Errorf("%s has the fixed name %q: a change would delete it before recreating it, under the running pods", tt.typ, name)
+		}
+		want(t, tt.typ+" volume", str(pod, tt.volume), str(obj.State, "metadata.name"))
+		if !slices.ContainsFunc(dep.Dependencies, func(urn string) bool { return strings.HasSuffix(urn, "$"+tt.typ+"::"+obj.Name) }) {
+			t.Errorf("the Deployment does not depend on the %s, so its replacement would not roll the pods; dependencies: %v", tt.typ, dep.Dependencies)
+		}
 	}
-	first, cert, key := checksum(mustRun(t, nil))
-	want(t, "checksum/tls-cert", first, sha256Hex(cert))
-	if first == sha256Hex(key) || strings.Contains(first, "PRIVATE") {
-		t.Fatal("the checksum annotation is derived from the private key")
-	}
-	// Every run issues a new certificate (a renewal, as far as the program can tell).
-	second, _, _ := checksum(mustRun(t, nil))
-	if second == first {
-		t.Fatal("a new certificate left the checksum annotation unchanged: the pods would not roll")
-	}
+	want(t, "pod template annotations", get(dep.Inputs, "spec.template.metadata.annotations"), nil)
 }
 
-func TestProfilesComeFromConfigAndRollThePods(t *testing.T) {
+func TestProfilesComeFromConfig(t *testing.T) {
 	t.Parallel()
 	custom := strings.Replace(string(profile.Examples), "name: notebook", "name: jupyter", 1)
-	checksum := func(res *result) string {
-		return str(res.one(t, typeDeployment).Inputs, "spec.template.metadata.annotations.checksum/profiles")
-	}
-	defaults := mustRun(t, nil)
 	res := mustRun(t, map[string]string{"profiles": custom})
 	want(t, "ConfigMap data", str(res.one(t, typeConfigMap).Inputs, "data.profiles\\.yaml"), custom)
-	want(t, "checksum/profiles", checksum(res), sha256Hex(custom))
-	if checksum(res) == checksum(defaults) {
-		t.Fatal("changed profiles left the checksum annotation unchanged")
-	}
+}
+
+// GOMEMLIMIT follows the container's memory limit (the downward API), so the garbage collector
+// works harder before the kernel kills the container, whatever limit the cluster applies.
+func TestGoMemoryLimitFollowsTheContainerMemoryLimit(t *testing.T) {
+	t.Parallel()
+	c := get(mustRun(t, map[string]string{"resources": `{"limits":{"memory":"512Mi"}}`}).one(t, typeDeployment).Inputs, "spec.template.spec.containers.0")
+	want(t, "env", get(c, "env"), []any{map[string]any{
+		"name": "GOMEMLIMIT",
+		"valueFrom": map[string]any{"resourceFieldRef": map[string]any{
+			"containerName": str(c, "name"), "resource": "limits.memory", "divisor": "1",
+		}},
+	}})
+	want(t, "limits.memory", str(c, "resources.limits.memory"), "512Mi")
 }
 
 func TestDeploymentIsHardenedAndSpread(t *testing.T) {
@@ -338,8 +351,8 @@ func TestDeploymentIsHardenedAndSpread(t *testing.T) {
 		"--domain=ai.example.com", "--shutdown-delay=5s", "--log-level=info",
 	})
 	want(t, "containerPort", num(c, "ports.0.containerPort"), 8443)
-	for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
-		want(t, probe, get(c, probe+".httpGet"), map[string]any{"path": path, "port": "https", "scheme": "HTTPS"})
+	for _, p := range []struct{ probe, path string }{{"readinessProbe", "/readyz"}, {"livenessProbe", "/healthz"}} {
+		want(t, p.probe, get(c, p.probe+".httpGet"), map[string]any{"path": p.path, "port": "https", "scheme": "HTTPS"})
 	}
 	want(t, "resources", get(c, "resources"), map[string]any{
 		"requests": map[string]any{"cpu": "50m", "memory": "64Mi"},
@@ -364,7 +377,7 @@ func TestExistingNamespaceIsUsedNotCreated(t *testing.T) {
 	}
 }
 
-func TestOutputs(t *testing.T) {
+func TestOutputsNameTheObjectsAndCarryNoKeyMaterial(t *testing.T) {
 	t.Parallel()
 	res := mustRun(t, nil)
 	caPEM := secretData(t, res.one(t, typeSecret).Inputs, "ca.crt")
@@ -381,9 +394,9 @@ func TestOutputs(t *testing.T) {
 		"serving_cert_expiry":   leaf.NotAfter.UTC().Format(time.RFC3339),
 	}
 	want(t, "output names", slices.Sorted(maps.Keys(res.outputs)), slices.Sorted(maps.Keys(wantOutputs)))
-	for name, value := range wantOutputs {
+	for _, name := range slices.Sorted(maps.Keys(wantOutputs)) {
 		out := res.outputs[name]
-		want(t, name, out.Value, value)
+		want(t, name, out.Value, wantOutputs[name])
 		if s, _ := out.Value.(string); strings.Contains(s, "PRIVATE KEY") {
 			t.Errorf("output %s holds key material", name)
 		}

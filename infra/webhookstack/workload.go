@@ -1,9 +1,7 @@
 package webhookstack
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"path"
 	"strconv"
 
@@ -41,12 +39,10 @@ const (
 // (corev1.ServiceAccountRootCAKey), so it is spelled out here.
 const tlsCACertKey = "ca.crt"
 
-// Pod template annotations that roll the pods when the serving certificate or the profiles change.
-// They hold SHA-256 digests of public material only: the certificate, never its key.
-const (
-	annotationCertChecksum     = "checksum/tls-cert"
-	annotationProfilesChecksum = "checksum/profiles"
-)
+// envGoMemLimit is the Go runtime's soft memory limit. The Deployment sets it to the
+// container's memory limit through the downward API, so the garbage collector works harder as
+// the heap nears the limit instead of the kernel killing the container.
+const envGoMemLimit = "GOMEMLIMIT"
 
 // selectorLabels select the webhook's pods; commonLabels go on every object.
 func selectorLabels() pulumi.StringMap {
@@ -67,11 +63,6 @@ func base64Of(pem pulumi.StringOutput) pulumi.StringOutput {
 	return pem.ApplyT(func(s string) string {
 		return base64.StdEncoding.EncodeToString([]byte(s))
 	}).(pulumi.StringOutput)
-}
-
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
 }
 
 // newNamespace creates the namespace, or refers to an existing one when createNamespace is false.
@@ -101,9 +92,15 @@ type workload struct {
 // newWorkload creates the TLS Secret, the profiles ConfigMap, the ServiceAccount, the Deployment,
 // its Service and PodDisruptionBudget.
 //
-// The Secret and ConfigMap are auto-named: pulumi-kubernetes replaces them when their data
-// changes, and with a generated name the replacement is created before the old one is deleted,
-// so running pods never lose their mounted files.
+// One roll mechanism: the Secret and ConfigMap have generated names. pulumi-kubernetes replaces
+// them when their data changes (a renewed certificate, new profiles); with a generated name the
+// replacement is created before the old one is deleted, and the new name in the pod template is
+// what rolls the Deployment, so running pods never lose their mounted files. No checksum
+// annotation is needed: the name changes exactly when the mounted content does. The roll (not
+// the server's hot reload of the mounted files) is what this stack relies on, because Pulumi
+// waits for it: `pulumi up` ends only once every pod serves the new files, and a server that
+// refuses them stops the rollout (maxUnavailable 0) while the old pods keep serving. The hot
+// reload serves Secrets and ConfigMaps updated in place by other tools (cert-manager).
 func newWorkload(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.StringOutput, certs *certificates, opts ...pulumi.ResourceOption) (*workload, error) {
 	secret, err := pcorev1.NewSecret(ctx, name+"-tls", &pcorev1.SecretArgs{
 		Metadata: &pmetav1.ObjectMetaArgs{Namespace: namespace, Labels: commonLabels()},
@@ -119,10 +116,9 @@ func newWorkload(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.
 	if err != nil {
 		return nil, err
 	}
-	profiles := string(cfg.profilesYAML())
 	configMap, err := pcorev1.NewConfigMap(ctx, name+"-profiles", &pcorev1.ConfigMapArgs{
 		Metadata: &pmetav1.ObjectMetaArgs{Namespace: namespace, Labels: commonLabels()},
-		Data:     pulumi.StringMap{profilesKey: pulumi.String(profiles)},
+		Data:     pulumi.StringMap{profilesKey: pulumi.String(string(cfg.profilesYAML()))},
 	}, opts...)
 	if err != nil {
 		return nil, err
@@ -150,14 +146,8 @@ func newWorkload(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.
 				},
 			},
 			Template: &pcorev1.PodTemplateSpecArgs{
-				Metadata: &pmetav1.ObjectMetaArgs{
-					Labels: commonLabels(),
-					Annotations: pulumi.StringMap{
-						annotationCertChecksum:     certs.servingCertPEM.ApplyT(sha256Hex).(pulumi.StringOutput),
-						annotationProfilesChecksum: pulumi.String(sha256Hex(profiles)),
-					},
-				},
-				Spec: podSpec(cfg, sa, secret, configMap),
+				Metadata: &pmetav1.ObjectMetaArgs{Labels: commonLabels()},
+				Spec:     podSpec(cfg, sa, secret, configMap),
 			},
 		},
 	}, opts...)
@@ -288,6 +278,17 @@ func container(cfg Config) *pcorev1.ContainerArgs {
 			"--shutdown-delay=" + shutdownDelay,
 			"--log-level=" + cfg.LogLevel,
 		}),
+		// The whole limit, not a fraction: the downward API cannot scale a value (memory divisors
+		// are units such as 1 or 1Mi), and the runtime only reads this variable at start-up. With
+		// no memory limit configured, Kubernetes gives the node's allocatable memory.
+		Env: pcorev1.EnvVarArray{&pcorev1.EnvVarArgs{
+			Name: pulumi.String(envGoMemLimit),
+			ValueFrom: &pcorev1.EnvVarSourceArgs{ResourceFieldRef: &pcorev1.ResourceFieldSelectorArgs{
+				ContainerName: pulumi.String(appName),
+				Resource:      pulumi.String("limits.memory"),
+				Divisor:       pulumi.String("1"), // bytes, the unit GOMEMLIMIT reads without a suffix
+			}},
+		}},
 		Ports: pcorev1.ContainerPortArray{&pcorev1.ContainerPortArgs{
 			Name:          pulumi.String(portName),
 			ContainerPort: pulumi.Int(containerPort),
