@@ -9,7 +9,7 @@ PKGS := ./webhook/... ./infra/... ./test/...
 
 include tools/k8s/tools.mk
 include tools/pulumi/tools.mk
-include test/localcluster/localcluster.mk
+include tools/localcluster/localcluster.mk
 
 .DEFAULT_GOAL := help
 .PHONY: help build test unit lint bench image tools fmt

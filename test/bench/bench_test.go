@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ai-webhook/ai-webhook/test/bench/reference"
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 	"github.com/ai-webhook/ai-webhook/webhook/server"
 )
@@ -47,7 +48,7 @@ func serveOurs(args []string) error {
 		return errors.New("usage: serve [flags]")
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var cfg server.Config
+	cfg := server.Defaults()
 	fs.StringVar(&cfg.Listen, "listen", "", "")
 	fs.StringVar(&cfg.CertFile, "tls-cert-file", "", "")
 	fs.StringVar(&cfg.KeyFile, "tls-key-file", "", "")
@@ -58,7 +59,7 @@ func serveOurs(args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfg.ReloadInterval, cfg.ShutdownTimeout = 2*time.Second, 5*time.Second
+	cfg.ReloadInterval = 2 * time.Second
 	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(os.Stderr, nil)))
 	if err != nil {
 		return err
@@ -68,8 +69,8 @@ func serveOurs(args []string) error {
 	return srv.Run(ctx, nil)
 }
 
-func self(kind string) Launcher {
-	return Launcher{Argv: []string{os.Args[0]}, Env: []string{EnvChild + "=" + kind}}
+func self(kind string) cluster.Command {
+	return cluster.Command{Argv: []string{os.Args[0]}, Env: []string{EnvChild + "=" + kind}}
 }
 
 // TestBenchSmoke runs every benchmark path once, briefly, and checks the answers are
@@ -92,7 +93,7 @@ func TestBenchSmoke(t *testing.T) {
 		if kind == NoopPatch {
 			l = self(Noop)
 		}
-		s, err := StartServer(ctx, fx, kind, l, nil) // StartServer checks a full answer
+		s, err := StartServer(ctx, fx, kind, l) // StartServer checks a full answer
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,14 +102,14 @@ func TestBenchSmoke(t *testing.T) {
 	}
 
 	rep := &Report{Machine: ThisMachine(), Date: time.Now(), Command: "go test", LoadStart: LoadAvg()}
-	t.Run("B1", func(t *testing.T) {
-		cfg := B1Config{Rounds: 1, Step: 60 * time.Millisecond, Warmup: 20 * time.Millisecond, Concurrency: 4,
+	t.Run("throughput", func(t *testing.T) {
+		cfg := ThroughputConfig{Rounds: 1, Step: 60 * time.Millisecond, Warmup: 20 * time.Millisecond, Concurrency: 4,
 			Rates: []int{200}, MaxRequests: 1000, MaxInFlight: 100}
-		res, err := RunB1(ctx, cfg, servers[:3], func(string) {})
+		res, err := RunThroughput(ctx, cfg, servers[:3], func(string) {})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep.B1 = res
+		rep.Throughput = res
 		for _, s := range res.Servers {
 			if s.Failed > 0 {
 				t.Errorf("%s: %d requests failed, first: %v", s.Name, s.Failed, s.Err)
@@ -125,7 +126,7 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	})
 
-	t.Run("B2B3", func(t *testing.T) {
+	t.Run("admission cost", func(t *testing.T) {
 		main, envs, ctrs := Shapes(fx.Example)
 		impls := Impls(fx.Profiles)
 		if err := VerifyImpls(impls, Dedupe(main, envs, ctrs)); err != nil {
@@ -146,14 +147,14 @@ func TestBenchSmoke(t *testing.T) {
 		rep.Micro, rep.MicroMain = rows, []string{main[0].Key}
 	})
 
-	t.Run("B4", func(t *testing.T) {
+	t.Run("Pod creates", func(t *testing.T) {
 		// -short is the one explicit opt-out: the caller asks to leave out the part that
 		// starts etcd and kube-apiserver, and the skip says so. Without it, missing
 		// binaries fail the test (nothing is skipped silently).
 		if testing.Short() {
 			t.Skip("-short: B4 starts a control plane (bin/etcd, bin/kube-apiserver); run without -short to include it")
 		}
-		res := RunB4(ctx, fx, root, B4Config{Rounds: 1, Pods: 2}, servers, func(string) {})
+		res := RunPodCreates(ctx, fx, root, PodCreateConfig{Rounds: 1, Pods: 2}, servers, func(string) {})
 		if res.Skipped != "" {
 			t.Fatalf("%s: run `make tools` in %s to build the control plane from Go modules (or pass -short to leave B4 out)", res.Skipped, root)
 		}
@@ -165,7 +166,7 @@ func TestBenchSmoke(t *testing.T) {
 				t.Errorf("%s: %d creates timed, %d failed, first error: %v", c.Name, c.Lat.N, c.Failed, c.Err)
 			}
 		}
-		rep.B4 = []*B4Result{res}
+		rep.PodCreates = []*PodCreateResult{res}
 	})
 
 	t.Run("Report", func(t *testing.T) {

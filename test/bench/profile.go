@@ -50,9 +50,10 @@ func Profile(ctx context.Context, fx *Fixture, dir string, progress func(string)
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Listen: ln.Addr().String(), CertFile: filepath.Join(fx.CertDir, "tls.crt"),
-		KeyFile: filepath.Join(fx.CertDir, "tls.key"), ProfilesFile: fx.ProfilesFile, Domain: Domain,
-		ReloadInterval: 2 * time.Second, ShutdownTimeout: 5 * time.Second},
+	cfg := server.Defaults()
+	cfg.Listen, cfg.CertFile, cfg.KeyFile = ln.Addr().String(), filepath.Join(fx.CertDir, "tls.crt"), filepath.Join(fx.CertDir, "tls.key")
+	cfg.ProfilesFile, cfg.Domain, cfg.ReloadInterval = fx.ProfilesFile, Domain, 2*time.Second
+	srv, err := server.New(cfg,
 		slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		return err

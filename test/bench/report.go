@@ -51,18 +51,18 @@ type Report struct {
 	Date       time.Time
 	Command    string
 	Duration   time.Duration
-	ServerCPUs []int // CPUs each server was confined to in B1
-	LoadCPUs   []int // CPUs the load generator was confined to in B1
-	MicroCPUs  []int // CPU B2/B3 ran on (GOMAXPROCS=1)
-	B1         *B1Result
-	Micro      []MicroRow // B2 and B3
-	MicroMain  []string   // shape keys of the main B2 table
+	ServerCPUs []int             // CPUs each server was confined to in B1
+	LoadCPUs   []int             // CPUs the load generator was confined to in B1
+	MicroCPUs  []int             // CPU B2/B3 ran on (GOMAXPROCS=1)
+	Throughput *ThroughputResult // B1
+	Micro      []MicroRow        // B2 and B3
+	MicroMain  []string          // shape keys of the main B2 table
 	EnvSeries  []string
 	CtrSeries  []string
-	B4         []*B4Result // etcd syncing (as a real cluster), then etcd --unsafe-no-fsync
-	Notes      []string    // e.g. why a part did not run
-	LoadStart  string      // /proc/loadavg when the run began
-	LoadEnd    string      // and when it ended
+	PodCreates []*PodCreateResult // B4: etcd syncing (as a real cluster), then etcd --unsafe-no-fsync
+	Notes      []string           // e.g. why a part did not run
+	LoadStart  string             // /proc/loadavg when the run began
+	LoadEnd    string             // and when it ended
 }
 
 // LoadAvg is the 1, 5 and 15 minute load averages: a busy machine makes every figure worse.
@@ -137,7 +137,7 @@ func (r *Report) SpanGrowth(series []string, impl string, unit func(Shape) int) 
 	return upper / lower
 }
 
-func findServer(b1 *B1Result, name string) *B1Server {
+func findServer(b1 *ThroughputResult, name string) *ServerFigures {
 	if b1 == nil {
 		return nil
 	}
@@ -152,7 +152,7 @@ func findServer(b1 *B1Result, name string) *B1Server {
 // Targets evaluates the issue's targets for ai-webhook.
 func (r *Report) Targets() []Goal {
 	var ts []Goal
-	ours, ref := findServer(r.B1, Ours), findServer(r.B1, Reference)
+	ours, ref := findServer(r.Throughput, Ours), findServer(r.Throughput, Reference)
 	t := Goal{Name: "Saturated throughput vs reference", Goal: fmt.Sprintf(">= %.1fx", TargetThroughputRatio)}
 	if ours != nil && ref != nil && ref.SatMedian() > 0 {
 		ratio := ours.SatMedian() / ref.SatMedian()
@@ -182,7 +182,7 @@ func (r *Report) Targets() []Goal {
 	ts = append(ts, t)
 	t = Goal{Name: "API server Pod-create p50 overhead", Goal: fmt.Sprintf("< %.0f%%", TargetAPIOverhead*100)}
 	var vals []string
-	for i, b := range r.B4 {
+	for i, b := range r.PodCreates {
 		ov, ok := b.Overhead(Ours, NoWebhook)
 		if !ok {
 			continue
@@ -197,7 +197,7 @@ func (r *Report) Targets() []Goal {
 	return ts
 }
 
-func openAt(s *B1Server, rate int) *B1Open {
+func openAt(s *ServerFigures, rate int) *RateFigures {
 	if s == nil {
 		return nil
 	}
@@ -206,11 +206,11 @@ func openAt(s *B1Server, rate int) *B1Open {
 
 // Overhead is the p50 create latency with server name registered over that under base,
 // minus 1.
-func (b *B4Result) Overhead(name, base string) (float64, bool) {
+func (b *PodCreateResult) Overhead(name, base string) (float64, bool) {
 	if b == nil || b.Skipped != "" || b.Err != nil {
 		return 0, false
 	}
-	var bc, with *B4Cond
+	var bc, with *PodCreateCondition
 	for i := range b.Conds {
 		switch b.Conds[i].Name {
 		case base:
@@ -226,7 +226,7 @@ func (b *B4Result) Overhead(name, base string) (float64, bool) {
 }
 
 // Setup names the etcd configuration.
-func (b *B4Result) Setup() string {
+func (b *PodCreateResult) Setup() string {
 	if b.Config.NoFsync {
 		return "etcd --unsafe-no-fsync"
 	}
@@ -256,16 +256,16 @@ func (r *Report) Markdown(w io.Writer) {
 		p("| %s | %s | %s | %s |\n", t.Name, t.Goal, val, met)
 	}
 	p("\n")
-	r.markdownB1(p)
+	r.markdownThroughput(p)
 	r.markdownMicro(p)
-	r.markdownB4(p)
+	r.markdownPodCreates(p)
 }
 
 type printer func(format string, a ...any)
 
-func (r *Report) markdownB1(p printer) {
+func (r *Report) markdownThroughput(p printer) {
 	p("## B1: the handler as the API server calls it\n\n")
-	b := r.B1
+	b := r.Throughput
 	if b == nil {
 		p("Not run.\n\n")
 		return
@@ -297,7 +297,7 @@ func (r *Report) markdownB1(p printer) {
 			"load generator included. Its latencies bound what a webhook can reach here.\n\n")
 	}
 	p("| | ai-webhook | reference | ours/reference | no-op (transport only) |\n|---|---|---|---|---|\n")
-	row := func(name string, f func(*B1Server) string, ratio func(a, b *B1Server) string) {
+	row := func(name string, f func(*ServerFigures) string, ratio func(a, b *ServerFigures) string) {
 		n := "-"
 		if nop != nil {
 			n = f(nop)
@@ -308,14 +308,14 @@ func (r *Report) markdownB1(p printer) {
 		}
 		p("| %s | %s | %s | %s | %s |\n", name, f(ours), f(ref), rt, n)
 	}
-	durs := func(get ...func(*B1Server) time.Duration) (func(*B1Server) string, func(a, b *B1Server) string) {
-		return func(s *B1Server) string {
+	durs := func(get ...func(*ServerFigures) time.Duration) (func(*ServerFigures) string, func(a, b *ServerFigures) string) {
+		return func(s *ServerFigures) string {
 				var parts []string
 				for _, g := range get {
 					parts = append(parts, fmtDur(g(s)))
 				}
 				return strings.Join(parts, " / ")
-			}, func(a, b *B1Server) string {
+			}, func(a, b *ServerFigures) string {
 				var parts []string
 				for _, g := range get {
 					parts = append(parts, ratio(float64(g(a)), float64(g(b))))
@@ -323,31 +323,31 @@ func (r *Report) markdownB1(p printer) {
 				return strings.Join(parts, " / ")
 			}
 	}
-	row(fmt.Sprintf("saturated req/s, median (min-max), concurrency %d", c.Concurrency), func(s *B1Server) string { return fmtRPS(s.SatRPS) },
-		func(a, b *B1Server) string { return ratio(a.SatMedian(), b.SatMedian()) })
-	row2 := func(name string, get ...func(*B1Server) time.Duration) {
+	row(fmt.Sprintf("saturated req/s, median (min-max), concurrency %d", c.Concurrency), func(s *ServerFigures) string { return fmtRPS(s.SatRPS) },
+		func(a, b *ServerFigures) string { return ratio(a.SatMedian(), b.SatMedian()) })
+	row2 := func(name string, get ...func(*ServerFigures) time.Duration) {
 		f, rt := durs(get...)
 		row(name, f, rt)
 	}
-	row2("latency at saturation p50 / p99", func(s *B1Server) time.Duration { return s.SatLat.P50 }, func(s *B1Server) time.Duration { return s.SatLat.P99 })
-	row2("CPU per request at saturation", func(s *B1Server) time.Duration { return s.SatCPUPerReq })
-	row("server CPU at saturation (cores)", func(s *B1Server) string { return fmt.Sprintf("%.2f", s.ServerCPU) }, nil)
-	row("load generator CPU at saturation (cores)", func(s *B1Server) string { return fmt.Sprintf("%.2f", s.LoadgenCPU) }, nil)
+	row2("latency at saturation p50 / p99", func(s *ServerFigures) time.Duration { return s.SatLat.P50 }, func(s *ServerFigures) time.Duration { return s.SatLat.P99 })
+	row2("CPU per request at saturation", func(s *ServerFigures) time.Duration { return s.SatCPUPerReq })
+	row("server CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.ServerCPU) }, nil)
+	row("load generator CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.LoadgenCPU) }, nil)
 	for _, rate := range c.Rates {
-		at := func(s *B1Server) *B1Open {
+		at := func(s *ServerFigures) *RateFigures {
 			if o := s.OpenAt(rate); o != nil {
 				return o
 			}
-			return &B1Open{}
+			return &RateFigures{}
 		}
-		row2(fmt.Sprintf("**%d req/s**: p50 / p99 / p99.9", rate), func(s *B1Server) time.Duration { return at(s).Lat.P50 },
-			func(s *B1Server) time.Duration { return at(s).Lat.P99 }, func(s *B1Server) time.Duration { return at(s).Lat.P999 })
-		row(fmt.Sprintf("%d req/s: answered/s; CPU per request", rate), func(s *B1Server) string {
+		row2(fmt.Sprintf("**%d req/s**: p50 / p99 / p99.9", rate), func(s *ServerFigures) time.Duration { return at(s).Lat.P50 },
+			func(s *ServerFigures) time.Duration { return at(s).Lat.P99 }, func(s *ServerFigures) time.Duration { return at(s).Lat.P999 })
+		row(fmt.Sprintf("%d req/s: answered/s; CPU per request", rate), func(s *ServerFigures) string {
 			return fmt.Sprintf("%.0f; %s", at(s).Achieved, fmtDur(at(s).CPUPerReq))
-		}, func(a, b *B1Server) string { return ratio(float64(at(a).CPUPerReq), float64(at(b).CPUPerReq)) })
+		}, func(a, b *ServerFigures) string { return ratio(float64(at(a).CPUPerReq), float64(at(b).CPUPerReq)) })
 	}
-	row("peak RSS (VmHWM)", func(s *B1Server) string { return fmtMiB(s.PeakRSS) },
-		func(a, b *B1Server) string { return ratio(float64(a.PeakRSS), float64(b.PeakRSS)) })
+	row("peak RSS (VmHWM)", func(s *ServerFigures) string { return fmtMiB(s.PeakRSS) },
+		func(a, b *ServerFigures) string { return ratio(float64(a.PeakRSS), float64(b.PeakRSS)) })
 	row("failed / dropped requests", failures, nil)
 	p("\n")
 	for _, s := range b.Servers {
@@ -357,7 +357,7 @@ func (r *Report) markdownB1(p printer) {
 	}
 }
 
-func failures(s *B1Server) string {
+func failures(s *ServerFigures) string {
 	dropped := 0
 	for _, o := range s.Open {
 		dropped += o.Dropped
@@ -366,7 +366,7 @@ func failures(s *B1Server) string {
 }
 
 func fmtRPS(v []float64) string {
-	s := &B1Server{SatRPS: v}
+	s := &ServerFigures{SatRPS: v}
 	if len(v) == 0 {
 		return "-"
 	}
@@ -439,13 +439,13 @@ func (r *Report) markdownMicro(p printer) {
 	p("\n")
 }
 
-func (r *Report) markdownB4(p printer) {
+func (r *Report) markdownPodCreates(p printer) {
 	p("## B4: through the API server\n\n")
-	if len(r.B4) == 0 {
+	if len(r.PodCreates) == 0 {
 		p("Not run.\n\n")
 		return
 	}
-	if b := r.B4[0]; b.Skipped != "" {
+	if b := r.PodCreates[0]; b.Skipped != "" {
 		p("**%s** — no figures.\n\n", b.Skipped)
 		return
 	}
@@ -460,8 +460,8 @@ func (r *Report) markdownB4(p printer) {
 		"The p50-over-no-op column is what each adds beyond the no-op. "+
 		"Two control planes, one after the other: etcd syncing to disk as in a cluster (the target is judged here), then etcd with "+
 		"`--unsafe-no-fsync`, a faster baseline on which any webhook's relative overhead looks larger.\n\n",
-		TypicalPodFile, r.B4[0].Config.Pods, r.B4[0].Config.Rounds, r.Machine.CPUs)
-	for _, b := range r.B4 {
+		TypicalPodFile, r.PodCreates[0].Config.Pods, r.PodCreates[0].Config.Rounds, r.Machine.CPUs)
+	for _, b := range r.PodCreates {
 		p("**%s**", b.Setup())
 		if b.Err != nil {
 			p(": failed: %v\n\n", b.Err)
@@ -494,7 +494,7 @@ func (r *Report) markdownB4(p printer) {
 
 // decompose splits ai-webhook's p50 overhead into calling a webhook, applying the patch and
 // ai-webhook's own part.
-func (b *B4Result) decompose() ([3]time.Duration, bool) {
+func (b *PodCreateResult) decompose() ([3]time.Duration, bool) {
 	p50 := map[string]time.Duration{}
 	for _, c := range b.Conds {
 		p50[c.Name] = c.Lat.P50

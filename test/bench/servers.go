@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
@@ -90,7 +92,7 @@ func (fx *Fixture) patchFile() (string, error) {
 // Server is a webhook server under test, in its own process.
 type Server struct {
 	Name   string
-	Proc   *Proc
+	Proc   *cluster.Process
 	Target *Target
 	Addr   string // 127.0.0.1:port
 }
@@ -109,14 +111,15 @@ const (
 	NoopPatch = "no-op with ai-webhook's patch"
 )
 
-// StartServer starts the server kind (Ours, Reference or Noop) with launcher l, confined
-// to cpus, and waits until it answers a review correctly.
-func StartServer(ctx context.Context, fx *Fixture, kind string, l Launcher, cpus []int) (*Server, error) {
-	port, err := freePort()
+// StartServer starts the server kind (Ours, Reference, Noop or NoopPatch) as cmd (its
+// program, environment and CPUs; the arguments are added) and waits until it answers a
+// review correctly.
+func StartServer(ctx context.Context, fx *Fixture, kind string, cmd cluster.Command) (*Server, error) {
+	ports, err := cluster.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr := net.JoinHostPort("127.0.0.1", ports[0])
 	var args []string
 	switch kind {
 	case Ours:
@@ -136,7 +139,9 @@ func StartServer(ctx context.Context, fx *Fixture, kind string, l Launcher, cpus
 	default:
 		return nil, fmt.Errorf("unknown server kind %q", kind)
 	}
-	proc, err := StartProc(strings.ReplaceAll(kind, " ", "-"), fx.Dir, cpus, l, args...)
+	cmd.Name, cmd.Argv = kind, append(slices.Clip(cmd.Argv), args...)
+	cmd.Log = filepath.Join(fx.Dir, strings.ReplaceAll(kind, " ", "-")+".log")
+	proc, err := cluster.StartProcess(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -152,32 +157,23 @@ func StartServer(ctx context.Context, fx *Fixture, kind string, l Launcher, cpus
 
 // waitReady polls with a real review until the answer is correct (CheckResponse).
 func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
-	deadline := time.Now().Add(20 * time.Second)
-	var last error
-	for time.Now().Before(deadline) {
-		if err := s.Proc.Exited(); err != nil {
-			return err
-		}
-		resp, err := s.Post(ctx, fx.Bodies[0])
-		if err == nil {
-			if s.Target.AllowOnly {
-				err = checkAllowed(fx.Bodies[0], resp)
-			} else {
-				_, err = CheckResponse(fx.Typical, fx.Bodies[0], resp)
-			}
-			if err != nil {
-				return fmt.Errorf("%s answered wrongly: %w", s.Name, err)
-			}
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+	var resp []byte
+	if err := cluster.Wait(ctx, 20*time.Second, func(ctx context.Context) (err error) {
+		resp, err = s.Post(ctx, fx.Bodies[0])
+		return err
+	}, s.Proc); err != nil {
+		return fmt.Errorf("%s: %w", s.Name, err)
 	}
-	return fmt.Errorf("%s not ready after 20s: %v; log:\n%s", s.Name, last, s.Proc.LogTail(2000))
+	var err error
+	if s.Target.AllowOnly {
+		err = checkAllowed(fx.Bodies[0], resp)
+	} else {
+		_, err = CheckResponse(fx.Typical, fx.Bodies[0], resp)
+	}
+	if err != nil {
+		return fmt.Errorf("%s answered wrongly: %w", s.Name, err)
+	}
+	return nil
 }
 
 // Post sends one review and returns the body of a 200 answer.
@@ -287,13 +283,4 @@ func CheckResponse(pod *corev1.Pod, reqBody, respBody []byte) (*corev1.Pod, erro
 		return nil, fmt.Errorf("patched Pod has %d containers, want %d", len(out.Spec.Containers), len(pod.Spec.Containers))
 	}
 	return out, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

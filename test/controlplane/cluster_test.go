@@ -24,6 +24,8 @@ import (
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
 // exposeService creates a Service in the webhook namespace and, by hand (no
@@ -160,7 +162,7 @@ func installWebhook(t *testing.T, cfg *admissionregistrationv1.MutatingWebhookCo
 func installStackWebhook(t *testing.T, ns string) {
 	t.Helper()
 	installWebhook(t, stackWebhook())
-	eventually(t, 30*time.Second, "the API server to call ai-webhook", func() error {
+	cluster.Eventually(t, 30*time.Second, "the API server to call ai-webhook", func() error {
 		p, err := createPod(ns, trainingPod("probe", optInLabel(gpuProfile)), true)
 		if err != nil {
 			return err
@@ -243,22 +245,6 @@ func setAnnotation(p *corev1.Pod, k, v string) {
 		p.Annotations = map[string]string{}
 	}
 	p.Annotations[k] = v
-}
-
-// eventually retries fn until it succeeds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s: %v", timeout, what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 // testWebhook is a small admission webhook served by the test process itself

@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
+
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
 const (
@@ -98,7 +100,7 @@ func (m failureMode) test(t *testing.T, ns string, slowTimeoutParam *atomic.Valu
 			err     error
 			elapsed time.Duration
 		)
-		eventually(t, 30*time.Second, "the create to be refused", func() error {
+		cluster.Eventually(t, 30*time.Second, "the create to be refused", func() error {
 			name = "refused-" + randSuffix()
 			start := time.Now()
 			_, err = createPod(ns, trainingPod(name, optInLabel(gpuProfile)), false)
@@ -130,7 +132,7 @@ func (m failureMode) test(t *testing.T, ns string, slowTimeoutParam *atomic.Valu
 			elapsed   time.Duration
 		)
 		failOpen := map[string]string{"name": webhookName}
-		eventually(t, 30*time.Second, "the create to be admitted after a failed call", func() error {
+		cluster.Eventually(t, 30*time.Second, "the create to be admitted after a failed call", func() error {
 			before := scrapeMetrics(t).counter(metricWebhookFailOpen, failOpen)
 			sent = trainingPod("admitted-"+randSuffix(), optInLabel(gpuProfile))
 			start := time.Now()

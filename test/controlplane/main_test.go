@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ai-webhook/ai-webhook/test/internal/netns"
+	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/cluster/netns"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 )
 
@@ -27,9 +28,6 @@ const (
 	envWorkDir    = "AI_WEBHOOK_CONTROLPLANE_WORKDIR"
 )
 
-// controlPlaneBinaries are the binaries of bin/ the harness runs.
-var controlPlaneBinaries = []string{"kube-apiserver", "etcd"}
-
 func TestMain(m *testing.M) {
 	if os.Getenv(envInNetns) != "1" {
 		os.Exit(runOutsideNetns())
@@ -44,11 +42,8 @@ func runOutsideNetns() int {
 	if err != nil {
 		return fatal(err)
 	}
-	for _, name := range controlPlaneBinaries {
-		if _, err := os.Stat(filepath.Join(root, "bin", name)); err != nil {
-			return fatal(fmt.Errorf("%s is missing from %s: run `make tools` in %s to build the control plane from Go modules (tools/k8s)",
-				name, filepath.Join(root, "bin"), root))
-		}
+	if err := (cluster.Options{BinDir: filepath.Join(root, "bin")}).CheckBinaries(); err != nil {
+		return fatal(err)
 	}
 	if err := netns.CheckTools(); err != nil {
 		return fatal(err)
@@ -67,7 +62,6 @@ func runOutsideNetns() int {
 		envWebhookBin+"="+bin,
 		envRepoRoot+"="+root,
 		envWorkDir+"="+workDir,
-		"TMPDIR="+workDir, // envtest's etcd data and certificates go where this process removes them
 	)
 	if err != nil {
 		return fatal(err)
@@ -82,11 +76,11 @@ func runInsideNetns(m *testing.M) int {
 		return fatal(err)
 	}
 	code := m.Run() // the first test starts the fixture (requireControlPlane)
-	if fx != nil {
+	if fx != nil && fx.cluster != nil {
 		if code != 0 {
-			fx.dumpLogs(os.Stderr)
+			fx.cluster.Report(os.Stderr)
 		}
-		fx.stop()
+		fx.cluster.Stop()
 	}
 	return code
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 )
 
@@ -16,11 +17,7 @@ import (
 // ns with the DNS SANs the stack gives it. The API server checks only
 // svc.ns.svc; the others are what in-cluster clients may dial.
 func issueServing(ca *testpki.CA, svc, ns string) (*testpki.Leaf, error) {
-	return ca.Serving(svc+"."+ns+".svc", serviceDNSNames(svc, ns)...)
-}
-
-func serviceDNSNames(svc, ns string) []string {
-	return []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc.cluster.local"}
+	return ca.Serving(svc+"."+ns+".svc", webhookstack.ServiceDNSNames(svc, ns)...)
 }
 
 // servedSerial dials addr as the API server does (server name svc.ns.svc,

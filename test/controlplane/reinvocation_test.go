@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
 const (
@@ -34,7 +36,7 @@ func TestReinvocationAppliesProfileToContainerAddedLater(t *testing.T) {
 
 	sidecar := startTestWebhook(t, sidecarService, sidecarAddress, sidecarPort, addSidecar)
 	installWebhook(t, sidecarWebhookConfig())
-	eventually(t, 30*time.Second, "the API server to call the sidecar webhook", func() error {
+	cluster.Eventually(t, 30*time.Second, "the API server to call the sidecar webhook", func() error {
 		_, err := createPod(ns, trainingPod("probe", optInLabel(gpuProfile), withSidecarLabel), true)
 		if err == nil && sidecar.calls.Load() == 0 {
 			return errors.New("the sidecar webhook has not been called yet")
@@ -73,29 +75,14 @@ func withSidecarLabel(p *corev1.Pod) { p.Labels[sidecarLabel] = "true" }
 // sidecar label only, so that it cannot disturb other tests. Its name sorts
 // after the stack's configuration, so it is called after ai-webhook.
 func sidecarWebhookConfig() *admissionregistrationv1.MutatingWebhookConfiguration {
-	return &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "zz-test-sidecar-injector"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name: sidecarName,
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{
-				Service: &admissionregistrationv1.ServiceReference{
-					Namespace: webhookNamespace, Name: sidecarService, Path: ptr.To("/mutate"), Port: ptr.To[int32](443),
-				},
-				CABundle: fx.ca.CertPEM,
-			},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule: admissionregistrationv1.Rule{
-					APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
-				},
-			}},
-			ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{sidecarLabel: "true"}},
-			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			AdmissionReviewVersions: []string{"v1"},
-			ReinvocationPolicy:      ptr.To(admissionregistrationv1.NeverReinvocationPolicy),
-		}},
-	}
+	cfg := stackWebhook(withService(sidecarService), func(w *admissionregistrationv1.MutatingWebhook) {
+		w.Name = sidecarName
+		w.NamespaceSelector, w.MatchConditions = nil, nil
+		w.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{sidecarLabel: "true"}}
+		w.ReinvocationPolicy = ptr.To(admissionregistrationv1.NeverReinvocationPolicy)
+	})
+	cfg.Name = "zz-test-sidecar-injector"
+	return cfg
 }
 
 // addSidecar appends a log-shipper container unless the Pod has one.

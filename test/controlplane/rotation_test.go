@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
 // Case 9: the serving certificate is rotated on disk (as the kubelet updates
@@ -64,7 +66,7 @@ func TestServingCertRotationDropsNoAdmission(t *testing.T) {
 	}
 	rotatedAt := time.Now()
 	countAtRotation := created.Load()
-	eventually(t, 30*time.Second, "the webhook to serve the new certificate", func() error {
+	cluster.Eventually(t, 30*time.Second, "the webhook to serve the new certificate", func() error {
 		got, err := servedSerial(addr, webhookServerName(), fx.ca)
 		if err != nil {
 			return err

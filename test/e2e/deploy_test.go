@@ -11,7 +11,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +30,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
 // What the dev stack (Pulumi.dev.yaml, copied as the e2e stack) deploys.
@@ -77,6 +82,48 @@ func deploy(t *testing.T, args ...string) summary {
 	return s
 }
 
+// readmeLoop returns the ARGS of the `make pulumi` lines of README's block
+// that changes the local stack's config, in order.
+func readmeLoop(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(env.root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile(`(?m)^make pulumi ARGS="([^"]*)"`)
+	blocks := strings.Split(string(data), "```")
+	for i := 1; i < len(blocks); i += 2 {
+		if strings.Contains(blocks[i], `make pulumi ARGS="config set`) {
+			var loop []string
+			for _, m := range line.FindAllStringSubmatch(blocks[i], -1) {
+				loop = append(loop, m[1])
+			}
+			return loop
+		}
+	}
+	t.Fatal(`README has no block with make pulumi ARGS="config set ..."`)
+	return nil
+}
+
+// makePulumi runs `make pulumi ARGS=...` as a user does after `make up`,
+// pointed at this test's cluster (it runs inside its namespace already),
+// stack, state and deploy command, and returns what it printed.
+func makePulumi(t *testing.T, args string) string {
+	t.Helper()
+	cmd := exec.Command("make", "-s", "--no-print-directory", "-C", env.root, "pulumi", "ARGS="+args,
+		"IN_LOCAL_CLUSTER=", "DEPLOY="+env.deployBin, "LOCAL_PROJECT="+env.workDir+"/project", "LOCAL_STACK="+stackName,
+		"LOCAL_PULUMI_DIR="+env.workDir, "LOCAL_PULUMI_HOME="+os.Getenv("PULUMI_HOME"), "LOCAL_PATH="+os.Getenv(envPath),
+		"LOCAL_PULUMI_PASSPHRASE="+passphrase)
+	cmd.Env = append(cmd.Environ(), "KUBECONFIG="+env.cluster.Kubeconfig)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("make pulumi ARGS=%q: %v\nstdout:\n%s\nstderr:\n%s", args, err, lastLines(stdout.String(), 40), lastLines(stderr.String(), 40))
+	}
+	t.Logf("make pulumi ARGS=%q:\n%s", args, lastLines(stdout.String(), 15))
+	return stdout.String()
+}
+
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
@@ -85,7 +132,7 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// onlyChanges fails unless every step of s is one of the allowed (op, type).
+// stepsOf lists the steps of s as "op type".
 func stepsOf(s summary) []string {
 	var steps []string
 	for _, st := range s.Steps {
@@ -152,12 +199,26 @@ func TestPulumiUpEndToEnd(t *testing.T) {
 		}
 	}))
 
-	must(t.Run("switching the selector mode updates only the webhook configuration, and Pods follow", func(t *testing.T) {
+	must(t.Run("README's loop switches the namespace selector: only the webhook configuration changes, Pods follow", func(t *testing.T) {
 		optedOut := "e2e-opted-out"
 		createNamespace(t, kube, optedOut, map[string]string{injectLabel: "disabled"})
-		s := deploy(t, "up", "--config", "namespaceSelector.mode=optOut")
-		if steps := stepsOf(s); !slices.Equal(steps, []string{"update " + mwcType}) {
-			t.Fatalf("steps = %v, want only an update of the MutatingWebhookConfiguration", steps)
+		loop := readmeLoop(t)
+		want := []string{"config set --path namespaceSelector.mode optOut", "preview", "up", "stack output mutating_webhook_name"}
+		if !slices.Equal(loop, want) {
+			t.Fatalf("README's loop is %q; this test walks %q", loop, want)
+		}
+		var out string
+		for _, args := range loop {
+			if args == "up" {
+				// Between README's preview and up: what the up will do.
+				if steps := stepsOf(deploy(t, "preview")); !slices.Equal(steps, []string{"update " + mwcType}) {
+					t.Fatalf("steps = %v, want only an update of the MutatingWebhookConfiguration", steps)
+				}
+			}
+			out = makePulumi(t, args)
+		}
+		if strings.TrimSpace(out) != webhookConfig {
+			t.Errorf("stack output mutating_webhook_name printed %q, want %s", out, webhookConfig)
 		}
 		// The API server picks the new configuration up from its informer.
 		waitMutating(t, kube, unselected)
@@ -239,7 +300,7 @@ func TestPulumiUpEndToEnd(t *testing.T) {
 		if _, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("MutatingWebhookConfiguration after destroy: %v", err)
 		}
-		eventually(t, time.Minute, func() error {
+		cluster.Eventually(t, time.Minute, "the namespace to go", func() error {
 			if _, err := kube.CoreV1().Namespaces().Get(ctx, webhookNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("namespace %s still exists (%v)", webhookNamespace, err)
 			}
@@ -294,7 +355,7 @@ func currentStack(t *testing.T, kube kubernetes.Interface) stack {
 	t.Helper()
 	ctx := context.Background()
 	var st stack
-	eventually(t, 2*time.Minute, func() error {
+	cluster.Eventually(t, 2*time.Minute, "the Deployment to roll out", func() error {
 		d, err := kube.AppsV1().Deployments(webhookNamespace).Get(ctx, appName, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -424,7 +485,7 @@ func checkWebhookConfiguration(t *testing.T, mwc *admissionregistrationv1.Mutati
 func checkServedCertificates(t *testing.T, kube kubernetes.Interface, st stack) {
 	t.Helper()
 	ctx := context.Background()
-	eventually(t, time.Minute, func() error {
+	cluster.Eventually(t, time.Minute, "every endpoint to serve the Secret's certificate", func() error {
 		slices, err := kube.DiscoveryV1().EndpointSlices(webhookNamespace).List(ctx, metav1.ListOptions{
 			LabelSelector: discoveryv1.LabelServiceName + "=" + appName,
 		})
@@ -469,7 +530,7 @@ func createNamespace(t *testing.T, kube kubernetes.Interface, name string, label
 		t.Fatalf("create namespace %s: %v", name, err)
 	}
 	// Pods need the namespace's default ServiceAccount (kube-controller-manager makes it).
-	eventually(t, 30*time.Second, func() error {
+	cluster.Eventually(t, 30*time.Second, "the default ServiceAccount", func() error {
 		_, err := kube.CoreV1().ServiceAccounts(name).Get(context.Background(), "default", metav1.GetOptions{})
 		return err
 	})
@@ -510,7 +571,7 @@ func createPod(t *testing.T, kube kubernetes.Interface, ns, name string, dryRun 
 func waitMutating(t *testing.T, kube kubernetes.Interface, ns string) {
 	t.Helper()
 	i := 0
-	eventually(t, time.Minute, func() error {
+	cluster.Eventually(t, time.Minute, "the webhook to mutate Pods of "+ns, func() error {
 		i++
 		pod, err := tryCreatePod(context.Background(), kube, ns, fmt.Sprintf("probe-%d", i), true)
 		if err != nil {
@@ -567,21 +628,6 @@ func parseCert(t *testing.T, data []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return cert
-}
-
-func eventually(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 func mustQty(s string) resource.Quantity { return resource.MustParse(s) }

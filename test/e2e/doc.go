@@ -2,8 +2,10 @@
 // the deploy command (infra/cmd/deploy, the Automation API running
 // webhookstack.Program) with the Pulumi engine, the Kubernetes provider and
 // the pulumi-tls provider (the test-only stand-in, or the real plugin with
-// AI_WEBHOOK_E2E_TLS_PROVIDER=real) against a local cluster (package
-// localcluster) on which the real webhook binary serves the Deployment's Pods.
+// AI_WEBHOOK_E2E_TLS_PROVIDER=real) against the cluster `make up` runs
+// (package test/cluster) on which the real webhook binary serves the
+// Deployment's Pods. It also walks README's loop on the local stack (`make
+// pulumi ARGS=...`: config set, preview, up, stack output) as printed there.
 //
 // The binaries come from `make tools`; without them the test fails and says
 // so. It runs in private network and PID namespaces (root, or unprivileged

@@ -11,21 +11,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ai-webhook/ai-webhook/test/internal/netns"
+	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/cluster/netns"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
-	"github.com/ai-webhook/ai-webhook/test/localcluster"
 )
 
 // The test binary runs twice. First in the caller's network namespace, where
 // it checks that the tools are built, builds the webhook and the deploy
 // command (the module cache is there) and prepares a Pulumi work directory;
 // then re-executed by unshare inside fresh network and PID namespaces
-// (package netns; marked by envInside), where it starts the local cluster and runs the
-// tests. Everything the tests start dies with the PID namespace.
+// (package netns; marked by envInside), where it starts the cluster `make up`
+// starts and runs the tests. Everything the tests start dies with the PID namespace.
 const (
 	envInside  = "AI_WEBHOOK_E2E_INSIDE"
 	envWorkDir = "AI_WEBHOOK_E2E_WORKDIR"
 	envRoot    = "AI_WEBHOOK_E2E_ROOT"
+	envPath    = "AI_WEBHOOK_E2E_PATH" // the pulumi CLI and the plugins
 	// envTLSProvider=real runs against the real pulumi-tls plugin (installed
 	// with `pulumi plugin install resource tls v5.2.0` in the default
 	// PULUMI_HOME) instead of the test-only stand-in.
@@ -35,14 +36,22 @@ const (
 	passphrase = "ai-webhook-e2e"
 )
 
-// pulumiBinaries are needed in bin/ besides localcluster.Binaries.
+// pulumiBinaries are needed in bin/ besides the cluster's.
 var pulumiBinaries = []string{"pulumi", "pulumi-resource-kubernetes", "pulumi-resource-tls"}
 
 // env is the test environment inside the namespaces.
 var env struct {
 	root, workDir string
 	deployBin     string
-	cluster       *localcluster.Cluster
+	cluster       *cluster.Cluster
+}
+
+// clusterOptions are those of `make up` (tools/localcluster).
+func clusterOptions(root, workDir string) cluster.Options {
+	return cluster.Options{
+		BinDir: filepath.Join(root, "bin"), StateDir: filepath.Join(workDir, "cluster"), Address: cluster.PrivateAddress,
+		ControllerManager: true, Nodes: cluster.DefaultNodes, WebhookBinary: filepath.Join(workDir, "ai-webhook"),
+	}
 }
 
 func TestMain(m *testing.M) {
@@ -59,7 +68,7 @@ func outside(m *testing.M) int {
 	}
 	bin := filepath.Join(root, "bin")
 	var missing []string
-	for _, name := range slices.Concat(localcluster.Binaries, pulumiBinaries) {
+	for _, name := range slices.Concat(clusterOptions(root, "").Binaries(), pulumiBinaries) {
 		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
 			missing = append(missing, name)
 		}
@@ -97,15 +106,13 @@ func outside(m *testing.M) int {
 	}
 
 	env := []string{
-		envInside + "=1", envWorkDir + "=" + workDir, envRoot + "=" + root,
+		envInside + "=1", envWorkDir + "=" + workDir, envRoot + "=" + root, envPath + "=" + pathDir,
+		"PULUMI_HOME=" + pulumiHome,
 		"PATH=" + pathDir + string(os.PathListSeparator) + os.Getenv("PATH"),
 		"PULUMI_BACKEND_URL=file://" + filepath.Join(workDir, "state"),
 		"PULUMI_CONFIG_PASSPHRASE=" + passphrase,
 		"PULUMI_SKIP_UPDATE_CHECK=true",
 		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true",
-	}
-	if pulumiHome != "" {
-		env = append(env, "PULUMI_HOME="+pulumiHome)
 	}
 	code, err := netns.RunSelf(env...)
 	if err != nil {
@@ -116,7 +123,7 @@ func outside(m *testing.M) int {
 
 // pluginPath returns the directory to put first on PATH (the pulumi CLI and
 // the provider plugins, found there as ambient plugins) and the PULUMI_HOME
-// to use ("" for the default one, which holds installed plugins).
+// to use (for the real plugin the default one, which holds installed plugins).
 func pluginPath(bin, workDir string) (string, string, error) {
 	switch os.Getenv(envTLSProvider) {
 	case "", "standin":
@@ -133,7 +140,8 @@ func pluginPath(bin, workDir string) (string, string, error) {
 				return "", "", err
 			}
 		}
-		return dir, "", nil
+		home, err := os.UserHomeDir()
+		return dir, filepath.Join(home, ".pulumi"), err
 	default:
 		return "", "", fmt.Errorf("%s must be standin or real", envTLSProvider)
 	}
@@ -186,14 +194,10 @@ func inside(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	start := time.Now()
-	c, err := localcluster.Start(ctx, localcluster.Options{
-		BinDir:        filepath.Join(env.root, "bin"),
-		StateDir:      filepath.Join(env.workDir, "cluster"),
-		WebhookBinary: filepath.Join(env.workDir, "ai-webhook"),
-	})
+	c, err := cluster.Start(ctx, clusterOptions(env.root, env.workDir))
 	if err != nil {
 		if c != nil {
-			dumpLogs(c)
+			c.Report(os.Stderr)
 		}
 		return fatal(err)
 	}
@@ -201,31 +205,10 @@ func inside(m *testing.M) int {
 	env.cluster = c
 	code := m.Run()
 	if code != 0 {
-		dumpLogs(c)
+		c.Report(os.Stderr)
 	}
 	c.Stop()
 	return code
-}
-
-func dumpLogs(c *localcluster.Cluster) {
-	for name, path := range c.Logs() {
-		fmt.Fprintf(os.Stderr, "----- %s (%s), last lines -----\n%s\n", name, path, tailFile(path, 25))
-	}
-	for _, path := range c.WebhookLogs() {
-		fmt.Fprintf(os.Stderr, "----- webhook %s, last lines -----\n%s\n", path, tailFile(path, 25))
-	}
-}
-
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func flagSet(name string) bool {

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ai-webhook/ai-webhook/test/bench"
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 )
 
@@ -146,11 +147,11 @@ func run(o options) error {
 		}
 		var servers []*bench.Server
 		for _, k := range []struct{ kind, bin string }{{bench.Ours, ours}, {bench.Reference, ref}, {bench.Noop, self}, {bench.NoopPatch, self}} {
-			l := bench.Launcher{Argv: []string{k.bin}, Env: []string{"GOMAXPROCS=" + strconv.Itoa(max(1, len(rep.ServerCPUs)))}}
+			cmd := cluster.Command{Argv: []string{k.bin}, Env: []string{"GOMAXPROCS=" + strconv.Itoa(max(1, len(rep.ServerCPUs)))}, CPUs: rep.ServerCPUs}
 			if k.bin == self {
-				l.Env = append(l.Env, bench.EnvChild+"="+bench.Noop)
+				cmd.Env = append(cmd.Env, bench.EnvChild+"="+bench.Noop)
 			}
-			s, err := bench.StartServer(ctx, fx, k.kind, l, rep.ServerCPUs)
+			s, err := bench.StartServer(ctx, fx, k.kind, cmd)
 			if err != nil {
 				return err
 			}
@@ -158,16 +159,16 @@ func run(o options) error {
 			servers = append(servers, s)
 		}
 		if parts["b1"] {
-			cfg := bench.B1Config{Rounds: o.rounds, Step: o.step, Warmup: o.warmup, Concurrency: o.concurrency, Rates: rates,
+			cfg := bench.ThroughputConfig{Rounds: o.rounds, Step: o.step, Warmup: o.warmup, Concurrency: o.concurrency, Rates: rates,
 				MaxRequests: 1 << 20, MaxInFlight: 2000, LoadCPUs: rep.LoadCPUs, Settle: 200 * time.Millisecond}
-			if rep.B1, err = bench.RunB1(ctx, cfg, servers[:3], progress); err != nil {
+			if rep.Throughput, err = bench.RunThroughput(ctx, cfg, servers[:3], progress); err != nil {
 				return fmt.Errorf("B1: %w", err)
 			}
 		}
 		if parts["b4"] {
 			for _, noFsync := range []bool{false, true} {
-				b4 := bench.RunB4(ctx, fx, root, bench.B4Config{Rounds: o.b4Rounds, Pods: o.b4Pods, NoFsync: noFsync}, servers, progress)
-				rep.B4 = append(rep.B4, b4)
+				b4 := bench.RunPodCreates(ctx, fx, root, bench.PodCreateConfig{Rounds: o.b4Rounds, Pods: o.b4Pods, NoFsync: noFsync}, servers, progress)
+				rep.PodCreates = append(rep.PodCreates, b4)
 				if b4.Skipped != "" {
 					progress(b4.Skipped)
 					break

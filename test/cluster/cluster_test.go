@@ -1,4 +1,4 @@
-package localcluster
+package cluster
 
 import (
 	"path/filepath"
@@ -14,7 +14,7 @@ import (
 // The webhook's Pod runs the real binary: on the Pod's IP, with the mounted
 // paths pointing at the files the runner wrote.
 func TestWorkloadProcessArgsUsePodIPAndLocalVolumes(t *testing.T) {
-	r := newRunner(nil, Options{WebhookBinary: "/bin/ai-webhook", WorkloadLabelKey: "app", WorkloadLabelValue: "w"}, "/state")
+	r := newRunner(nil, Options{WebhookBinary: "/bin/ai-webhook"}, "/state")
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ai-webhook", Name: "ai-webhook-1", UID: "0123456789"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
@@ -72,7 +72,7 @@ func TestKwokStagesSplitPodsByWorkloadLabel(t *testing.T) {
 			Next map[string]any `json:"next"`
 		} `json:"spec"`
 	}
-	docs := strings.Split(kwokStages("app.kubernetes.io/name", "ai-webhook"), "---\n")
+	docs := strings.Split(string(kwokStages), "---\n")
 	got := map[string]string{}
 	for _, d := range docs {
 		var s stage
@@ -80,7 +80,7 @@ func TestKwokStagesSplitPodsByWorkloadLabel(t *testing.T) {
 			t.Fatalf("stage does not parse: %v\n%s", err, d)
 		}
 		for _, e := range s.Spec.Selector.MatchExpressions {
-			if e.Key == `.metadata.labels["app.kubernetes.io/name"]` && slices.Equal(e.Values, []string{"ai-webhook"}) {
+			if e.Key == `.metadata.labels["`+WorkloadLabelKey+`"]` && slices.Equal(e.Values, []string{WorkloadLabelValue}) {
 				got[s.Metadata.Name] = e.Operator
 			}
 		}

@@ -5,7 +5,8 @@
 // with the namespace's init process, however the run ends.
 //
 // The controlplane and e2e test binaries re-execute themselves inside
-// (RunSelf); the localcluster command starts its supervisor there in the
+// (RunSelf); the localcluster command of `make up` (tools/localcluster)
+// starts its supervisor there in the
 // background (Command, Start). Inside, the program calls Setup first.
 package netns
 

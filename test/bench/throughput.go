@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// B1Config bounds B1 in time and count.
-type B1Config struct {
+// ThroughputConfig bounds B1 in time and count.
+type ThroughputConfig struct {
 	Rounds      int           // alternating rounds: each server gets every phase once per round
 	Step        time.Duration // length of each phase
 	Warmup      time.Duration // closed-loop warm-up per server before the first round
@@ -21,8 +21,8 @@ type B1Config struct {
 	Settle      time.Duration // pause before each phase (connections, GC of the previous one)
 }
 
-// B1Open is one server at one open-loop rate, over all rounds.
-type B1Open struct {
+// RateFigures is one server at one open-loop rate, over all rounds.
+type RateFigures struct {
 	Rate      int
 	Lat       Latencies
 	Achieved  float64 // answered per second
@@ -31,8 +31,8 @@ type B1Open struct {
 	CPUPerReq time.Duration
 }
 
-// B1Server is one server's figures.
-type B1Server struct {
+// ServerFigures is one server's figures.
+type ServerFigures struct {
 	Name         string
 	SatRPS       []float64 // saturated throughput of each round
 	SatLat       Latencies // closed-loop latency at saturation (queueing included)
@@ -42,14 +42,14 @@ type B1Server struct {
 	// may have been the limit.
 	LoadgenCPU float64
 	ServerCPU  float64 // the server's CPU use in its saturation phases, in cores
-	Open       []B1Open
+	Open       []RateFigures
 	PeakRSS    int64
 	Failed     int
 	Err        error
 }
 
 // SatMedian is the median saturated throughput over the rounds.
-func (s *B1Server) SatMedian() float64 {
+func (s *ServerFigures) SatMedian() float64 {
 	v := slices.Clone(s.SatRPS)
 	slices.Sort(v)
 	if len(v) == 0 {
@@ -59,7 +59,7 @@ func (s *B1Server) SatMedian() float64 {
 }
 
 // OpenAt returns the figures at rate, nil if not measured.
-func (s *B1Server) OpenAt(rate int) *B1Open {
+func (s *ServerFigures) OpenAt(rate int) *RateFigures {
 	for i := range s.Open {
 		if s.Open[i].Rate == rate {
 			return &s.Open[i]
@@ -68,10 +68,10 @@ func (s *B1Server) OpenAt(rate int) *B1Open {
 	return nil
 }
 
-// B1Result is B1 for all servers.
-type B1Result struct {
-	Config  B1Config
-	Servers []*B1Server
+// ThroughputResult is B1 for all servers.
+type ThroughputResult struct {
+	Config  ThroughputConfig
+	Servers []*ServerFigures
 }
 
 // phase totals across rounds.
@@ -107,10 +107,10 @@ func (a *phaseAcc) cpuPerReq() time.Duration {
 	return a.serverCPU / time.Duration(a.req)
 }
 
-// RunB1 measures the servers in alternating rounds: in round r the servers take turns
+// RunThroughput measures the servers in alternating rounds: in round r the servers take turns
 // (the order flips every round, so drift in the machine's state favours neither), and each
 // runs a closed-loop saturation phase and then one open-loop phase per rate.
-func RunB1(ctx context.Context, cfg B1Config, servers []*Server, progress func(string)) (*B1Result, error) {
+func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server, progress func(string)) (*ThroughputResult, error) {
 	if len(cfg.LoadCPUs) > 0 {
 		undo, err := PinSelf(cfg.LoadCPUs)
 		if err != nil {
@@ -132,7 +132,7 @@ func RunB1(ctx context.Context, cfg B1Config, servers []*Server, progress func(s
 	}
 	measure := func(s *Server, f func() Run) (Run, time.Duration, time.Duration, error) {
 		time.Sleep(cfg.Settle)
-		s0, err := s.Proc.Usage()
+		s0, err := ReadUsage(s.Proc.PID())
 		if err != nil {
 			return Run{}, 0, 0, err
 		}
@@ -141,9 +141,9 @@ func RunB1(ctx context.Context, cfg B1Config, servers []*Server, progress func(s
 			return Run{}, 0, 0, err
 		}
 		r := f()
-		s1, err := s.Proc.Usage()
+		s1, err := ReadUsage(s.Proc.PID())
 		if err != nil {
-			return Run{}, 0, 0, fmt.Errorf("%s: %w (exited? %v)", s.Name, err, s.Proc.Exited())
+			return Run{}, 0, 0, fmt.Errorf("%s: %w (%v)", s.Name, err, s.Proc.Failure())
 		}
 		c1, _ := ReadUsage(os.Getpid())
 		return r, s1.CPU - s0.CPU, c1.CPU - c0.CPU, nil
@@ -185,20 +185,20 @@ func RunB1(ctx context.Context, cfg B1Config, servers []*Server, progress func(s
 			}
 		}
 	}
-	res := &B1Result{Config: cfg}
+	res := &ThroughputResult{Config: cfg}
 	for i, s := range servers {
 		a := accs[i]
-		u, err := s.Proc.Usage()
+		u, err := ReadUsage(s.Proc.PID())
 		if err != nil {
 			return nil, err
 		}
-		out := &B1Server{Name: s.Name, SatRPS: a.rps, SatLat: Summarise(a.sat.lat), SatCPUPerReq: a.sat.cpuPerReq(),
+		out := &ServerFigures{Name: s.Name, SatRPS: a.rps, SatLat: Summarise(a.sat.lat), SatCPUPerReq: a.sat.cpuPerReq(),
 			LoadgenCPU: a.sat.clientCPU.Seconds() / a.sat.elapsed.Seconds(),
 			ServerCPU:  a.sat.serverCPU.Seconds() / a.sat.elapsed.Seconds(),
 			PeakRSS:    u.PeakRSS, Failed: a.sat.failed, Err: a.sat.err}
 		for _, rate := range cfg.Rates {
 			o := a.open[rate]
-			out.Open = append(out.Open, B1Open{Rate: rate, Lat: Summarise(o.lat), Achieved: float64(o.ok) / o.elapsed.Seconds(),
+			out.Open = append(out.Open, RateFigures{Rate: rate, Lat: Summarise(o.lat), Achieved: float64(o.ok) / o.elapsed.Seconds(),
 				Failed: o.failed, Dropped: o.dropped, CPUPerReq: o.cpuPerReq()})
 			out.Failed += o.failed
 			if out.Err == nil {

@@ -1,7 +1,8 @@
-package localcluster
+package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -27,10 +28,17 @@ import (
 	"k8s.io/client-go/tools/cache"
 )
 
-// runner is the kubelet stand-in for the workload Pods (the webhook's): kwok
-// gives them an IP and phase Running; the runner runs the real binary for
-// each, on that IP, with the Pod's Secret and ConfigMap volumes written to
-// disk, and reports readiness from the Pod's own readiness probe.
+// runner stands in for kube-scheduler and, for the workload Pods (the
+// webhook's), for the kubelet.
+//
+// It binds every unscheduled Pod that asks for the default scheduler to a
+// Ready node, round robin: node selectors, affinity, taints and resources are
+// not evaluated.
+//
+// kwok gives the workload Pods an IP and phase Running; the runner runs the
+// real binary for each, on that IP, with the Pod's Secret and ConfigMap
+// volumes written to disk, and reports readiness from the Pod's own readiness
+// probe.
 //
 // What a kubelet does and the runner does not: liveness probes (a process
 // that exits is restarted, with a short backoff), resource limits, security
@@ -43,8 +51,10 @@ type runner struct {
 	selector labels.Selector
 
 	pods       corelisters.PodLister
+	nodes      corelisters.NodeLister
 	secrets    corelisters.SecretLister
 	configMaps corelisters.ConfigMapLister
+	next       int // the node the next Pod is bound to, round robin
 
 	mu    sync.Mutex
 	procs map[types.UID]*podProc
@@ -56,17 +66,16 @@ func newRunner(client kubernetes.Interface, opts Options, dir string) *runner {
 		client:   client,
 		opts:     opts,
 		dir:      dir,
-		selector: labels.SelectorFromSet(labels.Set{opts.WorkloadLabelKey: opts.WorkloadLabelValue}),
+		selector: labels.SelectorFromSet(labels.Set{WorkloadLabelKey: WorkloadLabelValue}),
 		procs:    map[types.UID]*podProc{},
 	}
 }
 
 func (r *runner) run(ctx context.Context) {
 	factory := informers.NewSharedInformerFactory(r.client, 0)
-	podInf := factory.Core().V1().Pods()
-	secretInf := factory.Core().V1().Secrets()
-	cmInf := factory.Core().V1().ConfigMaps()
-	r.pods, r.secrets, r.configMaps = podInf.Lister(), secretInf.Lister(), cmInf.Lister()
+	podInf, nodeInf := factory.Core().V1().Pods(), factory.Core().V1().Nodes()
+	secretInf, cmInf := factory.Core().V1().Secrets(), factory.Core().V1().ConfigMaps()
+	r.pods, r.nodes, r.secrets, r.configMaps = podInf.Lister(), nodeInf.Lister(), secretInf.Lister(), cmInf.Lister()
 
 	poke := make(chan struct{}, 1)
 	handler := cache.ResourceEventHandlerFuncs{
@@ -74,7 +83,7 @@ func (r *runner) run(ctx context.Context) {
 		UpdateFunc: func(any, any) { nudge(poke) },
 		DeleteFunc: func(any) { nudge(poke) },
 	}
-	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), secretInf.Informer(), cmInf.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), nodeInf.Informer(), secretInf.Informer(), cmInf.Informer()} {
 		_, _ = inf.AddEventHandler(handler)
 	}
 	factory.Start(ctx.Done())
@@ -90,7 +99,37 @@ func (r *runner) run(ctx context.Context) {
 		case <-poke:
 		case <-tick.C:
 		}
-		r.sync(ctx)
+		r.bind(ctx)
+		if r.opts.WebhookBinary != "" {
+			r.sync(ctx)
+		}
+	}
+}
+
+// bind binds the unscheduled Pods (see runner).
+func (r *runner) bind(ctx context.Context) {
+	pods, err1 := r.pods.List(labels.Everything())
+	nodes, err2 := r.nodes.List(labels.Everything())
+	nodes = slices.DeleteFunc(nodes, func(n *corev1.Node) bool { return !nodeReady(n) || n.Spec.Unschedulable })
+	if err1 != nil || err2 != nil || len(nodes) == 0 {
+		return
+	}
+	slices.SortFunc(nodes, func(a, b *corev1.Node) int { return strings.Compare(a.Name, b.Name) })
+	for _, pod := range pods {
+		if pod.Spec.NodeName != "" || pod.DeletionTimestamp != nil || cmp.Or(pod.Spec.SchedulerName, corev1.DefaultSchedulerName) != corev1.DefaultSchedulerName {
+			continue
+		}
+		node := nodes[r.next%len(nodes)]
+		r.next++
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := r.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: node.Name},
+		}, metav1.CreateOptions{})
+		cancel()
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) { // not gone, nor bound meanwhile
+			r.opts.Logf("bind pod %s/%s: %v", pod.Namespace, pod.Name, err)
+		}
 	}
 }
 
@@ -318,57 +357,46 @@ func (p *podProc) terminate(grace time.Duration) {
 
 func (p *podProc) run(ctx context.Context) {
 	defer close(p.finished)
-	restarts := 0
-	for {
-		proc, err := startProcess(p.name, p.logPath, p.r.opts.WebhookBinary, p.env, p.args...)
-		started := time.Now()
-		if err != nil {
-			p.r.opts.Logf("pod %s/%s: %v", p.ns, p.name, err)
-		} else {
+	for restarts := 0; ; restarts++ {
+		proc, err := StartProcess(Command{Name: p.name, Argv: append([]string{p.r.opts.WebhookBinary}, p.args...), Env: p.env, Log: p.logPath})
+		if err == nil {
 			p.r.opts.Logf("pod %s/%s: started %s on %s", p.ns, p.name, filepath.Base(p.r.opts.WebhookBinary), p.ip)
-			outcome := p.supervise(ctx, proc, restarts, started)
-			switch outcome {
-			case outcomeCancelled:
-				return
-			case outcomeTerminated:
-				p.r.deletePod(ctx, p.ns, p.name, p.uid)
-				p.r.forget(p.uid)
+			if p.supervise(ctx, proc, restarts) {
 				return
 			}
-			p.r.opts.Logf("pod %s/%s: process exited (%v), restarting", p.ns, p.name, proc.err)
+			err = proc.Failure()
 		}
-		restarts++
+		p.r.opts.Logf("pod %s/%s: %v; restarting", p.ns, p.name, err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.termCh:
-			p.r.deletePod(ctx, p.ns, p.name, p.uid)
-			p.r.forget(p.uid)
+			p.finish(ctx)
 			return
-		case <-time.After(time.Duration(min(restarts, 10)) * time.Second):
+		case <-time.After(time.Duration(min(restarts+1, 10)) * time.Second):
 		}
 	}
 }
 
-type outcome int
-
-const (
-	outcomeCrashed outcome = iota
-	outcomeTerminated
-	outcomeCancelled
-)
+// finish deletes the Pod once its process is gone, as the kubelet does.
+func (p *podProc) finish(ctx context.Context) {
+	p.r.deletePod(ctx, p.ns, p.name, p.uid)
+	p.r.forget(p.uid)
+}
 
 // supervise probes the process every second and reports the Pod's readiness
-// until the process exits, the Pod is deleted, or the cluster stops.
-func (p *podProc) supervise(ctx context.Context, proc *process, restarts int, started time.Time) outcome {
+// until the process exits (false), or the Pod is deleted or the cluster stops
+// (true).
+func (p *podProc) supervise(ctx context.Context, proc *Process, restarts int) bool {
+	started := time.Now()
 	probe := p.container.ReadinessProbe
 	threshold := 3
 	if probe != nil && probe.FailureThreshold > 0 {
 		threshold = int(probe.FailureThreshold)
 	}
 	ready, reported, failures := false, false, 0
-	report := func() {
-		if ready != reported && p.setReady(ctx, ready, restarts, started) == nil {
+	report := func(now bool) {
+		if ready = now; ready != reported && p.setReady(ctx, ready, restarts, started) == nil {
 			reported = ready
 		}
 	}
@@ -377,34 +405,33 @@ func (p *podProc) supervise(ctx context.Context, proc *process, restarts int, st
 	for {
 		select {
 		case <-ctx.Done():
-			proc.stop(5 * time.Second)
-			return outcomeCancelled
+			proc.Stop(5 * time.Second)
+			return true
 		case grace := <-p.termCh:
 			// The kubelet's order: out of the endpoints, SIGTERM, then kill
 			// after the grace period.
-			ready = false
-			report()
-			proc.stop(grace)
-			return outcomeTerminated
-		case <-proc.done:
-			ready = false
-			report()
-			return outcomeCrashed
+			report(false)
+			proc.Stop(grace)
+			p.finish(ctx)
+			return true
+		case <-proc.Done():
+			report(false)
+			return false
 		case <-tick.C:
 			if p.probe(ctx, probe) {
 				failures = 0
-				ready = true
+				report(true)
 			} else if failures++; failures >= threshold {
-				ready = false
+				report(false)
 			}
-			report()
 		}
 	}
 }
 
-// probe runs the container's readiness probe once (no probe: ready).
+// probe runs the container's HTTP readiness probe once (none, or of another
+// kind: ready).
 func (p *podProc) probe(ctx context.Context, probe *corev1.Probe) bool {
-	if probe == nil {
+	if probe == nil || probe.HTTPGet == nil {
 		return true
 	}
 	timeout := time.Second
@@ -413,43 +440,25 @@ func (p *podProc) probe(ctx context.Context, probe *corev1.Probe) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	switch {
-	case probe.HTTPGet != nil:
-		g := probe.HTTPGet
-		host := g.Host
-		if host == "" {
-			host = p.ip
-		}
-		scheme := strings.ToLower(string(g.Scheme))
-		if scheme == "" {
-			scheme = "http"
-		}
-		url := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(p.port(g.Port.IntValue(), g.Port.String()))) + g.Path
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false
-		}
-		// Like the kubelet: no certificate verification for probes.
-		client := &http.Client{Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kubelet probe semantics
-			DisableKeepAlives: true,
-		}}
-		resp, err := client.Do(req)
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode >= 200 && resp.StatusCode < 400
-	case probe.TCPSocket != nil:
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(p.ip, strconv.Itoa(p.port(probe.TCPSocket.Port.IntValue(), probe.TCPSocket.Port.String()))))
-		if err != nil {
-			return false
-		}
-		_ = conn.Close()
-		return true
+	g := probe.HTTPGet
+	host := cmp.Or(g.Host, p.ip)
+	scheme := cmp.Or(strings.ToLower(string(g.Scheme)), "http")
+	url := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(p.port(g.Port.IntValue(), g.Port.String()))) + g.Path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
 	}
-	return true // exec and gRPC probes are not simulated
+	// Like the kubelet: no certificate verification for probes.
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kubelet probe semantics
+		DisableKeepAlives: true,
+	}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode >= 200 && resp.StatusCode < 400
 }
 
 // port resolves a probe port given by number or by the container port's name.

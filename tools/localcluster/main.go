@@ -1,6 +1,9 @@
-// Command localcluster runs the local cluster of package localcluster in the
-// background, in its own network and PID namespaces, so the machine's own
-// network configuration is never touched.
+// Command localcluster runs the local cluster of `make up` (package
+// test/cluster with everything on: etcd, kube-apiserver,
+// kube-controller-manager, kwok with two GPU nodes, and the workload runner
+// that runs the real ai-webhook for the webhook's Pods) in the background, in
+// its own network and PID namespaces, so the machine's own network
+// configuration is never touched.
 //
 //	localcluster up     --state DIR --bin DIR [--webhook-bin PATH]
 //	localcluster down   --state DIR
@@ -27,8 +30,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ai-webhook/ai-webhook/test/internal/netns"
-	"github.com/ai-webhook/ai-webhook/test/localcluster"
+	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/cluster/netns"
 )
 
 const usage = `Usage:
@@ -118,7 +121,7 @@ func up(dir, bin, webhookBin string, timeout time.Duration) error {
 	if webhookBin, err = filepath.Abs(webhookBin); err != nil {
 		return err
 	}
-	if err := localcluster.CheckBinaries(bin, webhookBin); err != nil {
+	if err := options(dir, bin, webhookBin).CheckBinaries(); err != nil {
 		return err
 	}
 	if err := netns.CheckTools(); err != nil {
@@ -161,15 +164,14 @@ func up(dir, bin, webhookBin string, timeout time.Duration) error {
 		select {
 		case err := <-exited:
 			return fmt.Errorf("the cluster exited during start (%v); last lines of %s:\n%s",
-				err, log.Name(), tail(log.Name(), 40))
+				err, log.Name(), cluster.Tail(log.Name(), 40))
 		case <-deadline:
 			_ = stopCluster(dir, cmd.Process.Pid)
-			return fmt.Errorf("the cluster was not ready after %v; last lines of %s:\n%s", timeout, log.Name(), tail(log.Name(), 40))
+			return fmt.Errorf("the cluster was not ready after %v; last lines of %s:\n%s", timeout, log.Name(), cluster.Tail(log.Name(), 40))
 		case <-time.After(200 * time.Millisecond):
 		}
 		if _, err := os.Stat(filepath.Join(dir, readyFile)); err == nil {
-			fmt.Printf("local cluster ready: API server https://%s:6443, kubeconfig %s\n",
-				localcluster.APIServerIP, filepath.Join(dir, "kubeconfig"))
+			fmt.Printf("local cluster ready, kubeconfig %s\n", filepath.Join(dir, "kubeconfig"))
 			return nil
 		}
 	}
@@ -186,13 +188,13 @@ func serve(dir, bin, webhookBin string) error {
 	logf := func(format string, args ...any) {
 		fmt.Printf("%s %s\n", time.Now().Format(time.TimeOnly), fmt.Sprintf(format, args...))
 	}
-	c, err := localcluster.Start(ctx, localcluster.Options{
-		BinDir:        bin,
-		StateDir:      filepath.Join(dir, "cluster"),
-		WebhookBinary: webhookBin,
-		Logf:          logf,
-	})
+	opts := options(dir, bin, webhookBin)
+	opts.Logf = logf
+	c, err := cluster.Start(ctx, opts)
 	if err != nil {
+		if c != nil {
+			c.Report(os.Stdout)
+		}
 		return err
 	}
 	if err := os.Symlink(c.Kubeconfig, filepath.Join(dir, "kubeconfig")); err != nil {
@@ -210,6 +212,13 @@ func serve(dir, bin, webhookBin string) error {
 	c.Stop()
 	logf("stopped")
 	return nil
+}
+
+func options(dir, bin, webhookBin string) cluster.Options {
+	return cluster.Options{
+		BinDir: bin, StateDir: filepath.Join(dir, "cluster"), Address: cluster.PrivateAddress,
+		ControllerManager: true, Nodes: cluster.DefaultNodes, WebhookBinary: webhookBin,
+	}
 }
 
 func down(dir string) error {
@@ -292,16 +301,4 @@ func execIn(dir string, argv []string) error {
 	args = append(args, "--", prog)
 	args = append(args, argv[1:]...)
 	return syscall.Exec(nsenter, args, env)
-}
-
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

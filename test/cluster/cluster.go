@@ -1,0 +1,468 @@
+// Package cluster runs a Kubernetes control plane on this machine, built only
+// from Go modules (bin/, `make tools`), for the control-plane tests, the
+// benchmarks, the end-to-end test and `make up`. What runs is chosen by
+// Options: etcd (syncing to disk or not) and kube-apiserver always;
+// kube-controller-manager; kwok with simulated nodes; and the workload runner.
+//
+// kwok gives Pods addresses from their node's spec.podCIDR. Inside a private
+// network namespace where all of 10.250.0.0/24 is local (package netns), the
+// EndpointSlices kube-controller-manager publishes for a Service then point at
+// local addresses. kwok never runs containers; for the Pods of the ai-webhook
+// Deployment (labelled WorkloadLabelKey=WorkloadLabelValue) the workload
+// runner stands in for the kubelet: it writes the Pod's Secret and ConfigMap
+// volumes to disk, starts the real ai-webhook binary on the Pod's IP, reports
+// the Pod Ready when its readiness probe passes, and shuts it down gracefully
+// when the Pod is deleted. The API server (--enable-aggregator-routing) calls
+// the webhook the production way: Service -> EndpointSlice -> TLS verified
+// against the caBundle. The runner also assigns unscheduled Pods to the nodes
+// (there is no kube-scheduler): scheduling constraints are not evaluated.
+package cluster
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
+)
+
+// Node is a simulated node; its Pods get addresses from PodCIDR.
+type Node struct {
+	Name, IP, PodCIDR string
+}
+
+// DefaultNodes are two nodes in netns.PrivateRange, so a Deployment's
+// replicas spread.
+var DefaultNodes = []Node{
+	{Name: "kwok-node-0", IP: "10.250.0.10", PodCIDR: "10.250.0.128/26"},
+	{Name: "kwok-node-1", IP: "10.250.0.11", PodCIDR: "10.250.0.192/26"},
+}
+
+// PrivateAddress is the API server's address inside a private network
+// namespace (package netns).
+const PrivateAddress = "10.250.0.1"
+
+// GPURuntimeClass is created with the cluster: the GPU profiles set
+// runtimeClassName nvidia, and the API server refuses Pods naming a
+// RuntimeClass that does not exist.
+const GPURuntimeClass = "nvidia"
+
+// The workload runner runs the Pods labelled so (as infra labels the webhook's).
+const (
+	WorkloadLabelKey   = "app.kubernetes.io/name"
+	WorkloadLabelValue = "ai-webhook"
+)
+
+//go:embed kwok.yaml
+var kwokStages []byte
+
+// Options choose what runs.
+type Options struct {
+	// BinDir holds etcd and kube-apiserver, and kube-controller-manager and
+	// kwok when they run (`make tools` builds them into bin/).
+	BinDir string
+	// StateDir receives data, credentials, kubeconfig and logs. Start wipes it.
+	StateDir string
+	// Address is the API server's (default 127.0.0.1; PrivateAddress inside
+	// a private network namespace).
+	Address string
+	// EtcdFsync makes etcd flush to disk as in a real cluster; without it
+	// (--unsafe-no-fsync) the noisy milliseconds of disk flushes are gone.
+	EtcdFsync bool
+	// APIServerFlags are added to kube-apiserver's.
+	APIServerFlags []string
+	// ControllerManager runs kube-controller-manager (default ServiceAccounts,
+	// EndpointSlices, Deployments).
+	ControllerManager bool
+	// Nodes run kwok with these simulated nodes, and the runner that binds
+	// Pods to them (none: no kwok, no runner).
+	Nodes []Node
+	// WebhookBinary is what the runner runs for the workload Pods.
+	WebhookBinary string
+	// Logf receives progress messages (default: none).
+	Logf func(format string, args ...any)
+}
+
+// Cluster is a running control plane.
+type Cluster struct {
+	// Kubeconfig is an admin kubeconfig file for the cluster.
+	Kubeconfig string
+	// Config and Client talk to the API server as admin.
+	Config *rest.Config
+	Client kubernetes.Interface
+
+	opts   Options
+	procs  []*Process // in start order
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	runner *runner
+}
+
+// Binaries names what opts needs in BinDir.
+func (o Options) Binaries() []string {
+	bins := []string{"etcd", "kube-apiserver"}
+	if o.ControllerManager {
+		bins = append(bins, "kube-controller-manager")
+	}
+	if len(o.Nodes) > 0 {
+		bins = append(bins, "kwok")
+	}
+	return bins
+}
+
+// CheckBinaries reports missing executables with the command that builds them.
+func (o Options) CheckBinaries() error {
+	var missing []string
+	for _, name := range o.Binaries() {
+		if _, err := os.Stat(filepath.Join(o.BinDir, name)); err != nil {
+			missing = append(missing, filepath.Join(o.BinDir, name))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s: run `make tools` at the repository root to build the control plane from Go modules",
+			strings.Join(missing, ", "))
+	}
+	if _, err := os.Stat(o.WebhookBinary); o.WebhookBinary != "" && err != nil {
+		return fmt.Errorf("%w (go build -o bin/ai-webhook ./webhook/cmd/ai-webhook)", err)
+	}
+	return nil
+}
+
+// Start wipes opts.StateDir and starts what opts asks for. On error
+// everything started is stopped; the Cluster returned with the error can
+// still Report its logs.
+func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+	if opts.Address == "" {
+		opts.Address = "127.0.0.1"
+	}
+	if opts.Logf == nil {
+		opts.Logf = func(string, ...any) {}
+	}
+	if err := opts.CheckBinaries(); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(opts.StateDir); err != nil {
+		return nil, err
+	}
+	c = &Cluster{opts: opts}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+	ports, err := FreePorts(5)
+	if err != nil {
+		return c, err
+	}
+	etcdURL, peerURL := "http://127.0.0.1:"+ports[0], "http://127.0.0.1:"+ports[1]
+	pki, err := newPKI(filepath.Join(opts.StateDir, "pki"), opts.Address)
+	if err != nil {
+		return c, err
+	}
+	server := "https://" + net.JoinHostPort(opts.Address, ports[2])
+	c.Kubeconfig = filepath.Join(opts.StateDir, "kubeconfig")
+	if err := writeKubeconfig(c.Kubeconfig, server, pki); err != nil {
+		return c, err
+	}
+	c.Config = &rest.Config{
+		Host:            server,
+		TLSClientConfig: rest.TLSClientConfig{CAData: pki.ca.CertPEM, CertData: pki.admin.CertPEM, KeyData: pki.admin.KeyPEM},
+		QPS:             1000, Burst: 1000,
+		// The webhook warns when the Pod's own value wins; a warning per create is noise here.
+		WarningHandler: rest.NoWarnings{},
+	}
+	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return c, err
+	}
+
+	opts.Logf("starting etcd")
+	etcd, err := c.Run("etcd",
+		"--name=local", "--data-dir="+filepath.Join(opts.StateDir, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL, "--initial-cluster=local="+peerURL,
+		"--unsafe-no-fsync="+strconv.FormatBool(!opts.EtcdFsync), "--log-level=warn")
+	if err != nil {
+		return c, err
+	}
+	if err := Wait(ctx, time.Minute, func(ctx context.Context) error { return httpOK(ctx, etcdURL+"/health") }, etcd); err != nil {
+		return c, err
+	}
+
+	opts.Logf("starting kube-apiserver")
+	apiArgs := []string{
+		"--etcd-servers=" + etcdURL,
+		"--advertise-address=" + opts.Address, "--bind-address=" + opts.Address, "--secure-port=" + ports[2],
+		"--tls-cert-file=" + pki.file("apiserver.crt"), "--tls-private-key-file=" + pki.file("apiserver.key"),
+		"--client-ca-file=" + pki.file("ca.crt"),
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file=" + pki.file("sa.key"), "--service-account-signing-key-file=" + pki.file("sa.key"),
+		"--service-cluster-ip-range=10.96.0.0/16",
+		"--authorization-mode=Node,RBAC", "--allow-privileged=true",
+		// Dial Service-referenced webhooks at an address of the Service's
+		// EndpointSlices, not at the ClusterIP (nothing routes those here).
+		"--enable-aggregator-routing=true",
+		"--profiling=false", "--v=1",
+	}
+	if net.ParseIP(opts.Address).IsLoopback() {
+		// A loopback address cannot back the kubernetes Service's endpoints.
+		apiArgs = append(apiArgs, "--endpoint-reconciler-type=none")
+	}
+	apiserver, err := c.Run("kube-apiserver", append(apiArgs, opts.APIServerFlags...)...)
+	if err != nil {
+		return c, err
+	}
+	if err := Wait(ctx, 2*time.Minute, func(ctx context.Context) error {
+		return c.Client.CoreV1().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+	}, apiserver); err != nil {
+		return c, err
+	}
+	if err := c.createFixtures(ctx); err != nil {
+		return c, err
+	}
+
+	var watched []*Process
+	if opts.ControllerManager {
+		opts.Logf("starting kube-controller-manager")
+		kcm, err := c.Run("kube-controller-manager",
+			"--kubeconfig="+c.Kubeconfig,
+			"--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig,
+			"--service-account-private-key-file="+pki.file("sa.key"), "--root-ca-file="+pki.file("ca.crt"),
+			"--use-service-account-credentials=false", "--leader-elect=false", "--controllers=*",
+			"--bind-address=127.0.0.1", "--secure-port="+ports[3], "--profiling=false", "--v=1")
+		if err != nil {
+			return c, err
+		}
+		watched = append(watched, kcm)
+	}
+	if len(opts.Nodes) > 0 {
+		opts.Logf("starting kwok")
+		kwokConfig := filepath.Join(opts.StateDir, "kwok.yaml")
+		if err := os.WriteFile(kwokConfig, kwokStages, 0o644); err != nil {
+			return c, err
+		}
+		kwok, err := c.Run("kwok",
+			"--kubeconfig="+c.Kubeconfig, "--config="+kwokConfig,
+			"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+			"--node-ip="+opts.Nodes[0].IP, "--cidr="+opts.Nodes[0].PodCIDR,
+			"--node-lease-duration-seconds=40", "--server-address=127.0.0.1:"+ports[4])
+		if err != nil {
+			return c, err
+		}
+		watched = append(watched, kwok)
+		c.runner = newRunner(c.Client, opts, filepath.Join(opts.StateDir, "pods"))
+		runCtx, cancel := context.WithCancel(context.Background())
+		c.cancel = cancel
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.runner.run(runCtx) }()
+	}
+	opts.Logf("waiting for nodes and controllers")
+	return c, Wait(ctx, 2*time.Minute, c.ready, watched...)
+}
+
+// ready: the simulated nodes are Ready and kube-controller-manager made the
+// default ServiceAccount (Pods need it).
+func (c *Cluster) ready(ctx context.Context) error {
+	if c.opts.ControllerManager {
+		if _, err := c.Client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.opts.Nodes {
+		node, err := c.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if !nodeReady(node) {
+			return fmt.Errorf("node %s is not Ready yet", n.Name)
+		}
+	}
+	return nil
+}
+
+// Run starts bin/name (from BinDir, or a path) with args, logging to the
+// cluster's logs; Stop stops it and Report shows its log.
+func (c *Cluster) Run(name string, args ...string) (*Process, error) {
+	bin := name
+	if !filepath.IsAbs(name) {
+		bin = filepath.Join(c.opts.BinDir, name)
+	}
+	name = filepath.Base(name)
+	p, err := StartProcess(Command{Name: name, Argv: append([]string{bin}, args...),
+		Log: filepath.Join(c.opts.StateDir, "logs", name+".log")})
+	if err != nil {
+		return nil, err
+	}
+	c.procs = append(c.procs, p)
+	return p, nil
+}
+
+// createFixtures makes what a GPU cluster has: the simulated nodes (with GPU
+// capacity) and the nvidia RuntimeClass.
+func (c *Cluster) createFixtures(ctx context.Context) error {
+	qty := resource.MustParse
+	for _, n := range c.opts.Nodes {
+		capacity := corev1.ResourceList{
+			corev1.ResourceCPU: qty("32"), corev1.ResourceMemory: qty("256Gi"), corev1.ResourcePods: qty("110"),
+			"nvidia.com/gpu": qty("8"),
+		}
+		node := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        n.Name,
+				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+				Labels: map[string]string{
+					corev1.LabelHostname: n.Name, corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64",
+					"type": "kwok", "nvidia.com/gpu.present": "true",
+				},
+			},
+			Spec: corev1.NodeSpec{PodCIDR: n.PodCIDR, PodCIDRs: []string{n.PodCIDR}},
+			Status: corev1.NodeStatus{
+				Capacity: capacity, Allocatable: capacity,
+				Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.IP}, {Type: corev1.NodeHostName, Address: n.Name}},
+			},
+		}
+		if _, err := c.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create node %s: %w", n.Name, err)
+		}
+	}
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: GPURuntimeClass}, Handler: GPURuntimeClass}
+	if _, err := c.Client.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create RuntimeClass %s: %w", GPURuntimeClass, err)
+	}
+	return nil
+}
+
+// Report writes the end of every log (control plane, webhook Pods), for
+// failures.
+func (c *Cluster) Report(w io.Writer) {
+	var logs []string
+	for _, p := range c.procs {
+		logs = append(logs, p.Log)
+	}
+	if c.runner != nil {
+		logs = append(logs, c.runner.logFiles()...)
+	}
+	for _, l := range logs {
+		fmt.Fprintf(w, "----- last lines of %s -----\n%s\n", l, Tail(l, 40))
+	}
+}
+
+// Stop stops the webhook Pods' processes, then everything Run started, in
+// reverse order.
+func (c *Cluster) Stop() {
+	if c.cancel != nil {
+		c.cancel()
+		c.wg.Wait()
+	}
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		c.procs[i].Stop(10 * time.Second)
+	}
+}
+
+// pki is the cluster's own credentials: a CA, the API server's serving
+// certificate, an admin client certificate (system:masters) and the
+// service-account signing key, as files in dir.
+type pki struct {
+	dir   string
+	ca    *testpki.CA
+	admin *testpki.Leaf
+}
+
+func (p *pki) file(name string) string { return filepath.Join(p.dir, name) }
+
+func newPKI(dir, address string) (*pki, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, err := testpki.NewCA("cluster-ca", 10*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	server, err := ca.Serving("kube-apiserver", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+		"kubernetes.default.svc.cluster.local", address, "127.0.0.1", "10.96.0.1")
+	if err != nil {
+		return nil, err
+	}
+	admin, err := ca.Client("cluster-admin", "system:masters")
+	if err != nil {
+		return nil, err
+	}
+	saKey, err := testpki.ECKeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	p := &pki{dir: dir, ca: ca, admin: admin}
+	for name, data := range map[string][]byte{
+		"ca.crt": ca.CertPEM, "apiserver.crt": server.CertPEM, "apiserver.key": server.KeyPEM, "sa.key": saKey,
+	} {
+		if err := os.WriteFile(p.file(name), data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func writeKubeconfig(path, server string, p *pki) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.ca.CertPEM}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: p.admin.CertPEM, ClientKeyData: p.admin.KeyPEM}
+	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "admin"}
+	cfg.CurrentContext = "local"
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func httpOK(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// freePorts returns n ports free on loopback now.
+func FreePorts(n int) ([]string, error) {
+	var ports []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close() // all held until the end, so they differ
+		ports = append(ports, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	return ports, nil
+}

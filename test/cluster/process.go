@@ -1,0 +1,173 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Command says how to start a process.
+type Command struct {
+	Name string   // for messages
+	Argv []string // program and arguments
+	Env  []string // added to this process's environment
+	Log  string   // file receiving stdout and stderr (appended)
+	// CPUs confines the process to these CPUs from its first instruction (the
+	// affinity is inherited at fork), so its runtime sizes GOMAXPROCS to them.
+	CPUs []int
+}
+
+// Process is a child process (a control-plane component, a webhook server)
+// logging to a file. It is killed if this process dies.
+type Process struct {
+	Name string
+	Log  string
+	cmd  *exec.Cmd
+	done chan struct{} // closed once it has exited
+	err  error         // its exit status, once done is closed
+}
+
+// StartProcess starts c.
+func StartProcess(c Command) (*Process, error) {
+	if err := os.MkdirAll(filepath.Dir(c.Log), 0o755); err != nil {
+		return nil, err
+	}
+	log, err := os.OpenFile(c.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close() // the child holds its own copy
+	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := startPinned(cmd, c.CPUs); err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Name, err)
+	}
+	p := &Process{Name: c.Name, Log: c.Log, cmd: cmd, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+// PID of the process.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Done is closed once the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Failure is nil while the process runs; once it has exited, an error with
+// its exit status and the end of its log.
+func (p *Process) Failure() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name, p.err, p.Log, Tail(p.Log, 30))
+	default:
+		return nil
+	}
+}
+
+// Stop sends SIGTERM and kills the process if it has not exited after grace.
+func (p *Process) Stop(grace time.Duration) {
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// Tail returns the last lines of a log file, for failure reports.
+func Tail(path string, lines int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	const window = 64 << 10
+	if st, err := f.Stat(); err == nil && st.Size() > window {
+		_, _ = f.Seek(-window, io.SeekEnd)
+	}
+	data, _ := io.ReadAll(f)
+	all := strings.Split(strings.TrimRight(string(bytes.ToValidUTF8(data, nil)), "\n"), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
+}
+
+// Wait calls check until it returns nil. It fails when timeout passes, ctx
+// ends, or a watched process exits (saying why, with the end of its log).
+func Wait(ctx context.Context, timeout time.Duration, check func(context.Context) error, watched ...*Process) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	exited := func() error {
+		var errs []error
+		for _, p := range watched {
+			errs = append(errs, p.Failure())
+		}
+		return errors.Join(errs...)
+	}
+	for {
+		if err := exited(); err != nil {
+			return err
+		}
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
+		last := check(cctx)
+		ccancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still failing after %v: %w", timeout, errors.Join(last, exited()))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Eventually is Wait for tests: it fails t, naming what it waited for.
+func Eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	if err := Wait(context.Background(), timeout, func(context.Context) error { return check() }); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// startPinned starts cmd with the CPU affinity cpus. The fork happens on the
+// calling OS thread, so that thread is locked and pinned for the duration of
+// Start.
+func startPinned(cmd *exec.Cmd, cpus []int) error {
+	if len(cpus) == 0 {
+		return cmd.Start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return err
+	}
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin to CPUs %v: %w", cpus, err)
+	}
+	err := cmd.Start()
+	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
+}
