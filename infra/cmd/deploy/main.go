@@ -73,21 +73,51 @@ type options struct {
 }
 
 func main() {
-	opts, err := parseArgs(os.Args[1:], os.Stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := deploy(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// deploy runs one command line and returns the exit code: 0, 1 when the operation failed, 2 for
+// a bad command line.
+func deploy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, err := parseArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
+		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "deploy: %v\n", err)
-		os.Exit(2)
+		fmt.Fprintf(stderr, "deploy: %v\n", err)
+		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, opts, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "deploy %s: %v\n", opts.command, err)
-		os.Exit(1)
+	if err := run(ctx, opts, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "deploy %s: %v\n", opts.command, cliError(err))
+		return 1
 	}
+	return 0
 }
+
+// cliError shortens the Automation API's error for a failed CLI run, which repeats the CLI's
+// whole stdout and stderr after a "\ncode: N" line. An operation's output was streamed as it
+// ran; of a command run before it (selecting the stack, setting config) only stderr is kept.
+func cliError(err error) string {
+	head, rest, found := strings.Cut(err.Error(), "\ncode: ")
+	if !found {
+		return err.Error()
+	}
+	if _, streamed := errors.AsType[streamedError](err); streamed {
+		return head + " (see the pulumi output above)"
+	}
+	if _, stderr, ok := strings.Cut(rest, "\nstderr: "); ok && strings.TrimSpace(stderr) != "" {
+		return head + ":\n" + strings.TrimSpace(stderr)
+	}
+	return head
+}
+
+// streamedError is an operation's error whose CLI output was streamed as it ran.
+type streamedError struct{ error }
+
+func (e streamedError) Unwrap() error { return e.error }
 
 type listFlag []string
 
@@ -179,9 +209,12 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if o.jsonOut {
 		progress = stderr
 	}
+	// The collector ends when the operation returns, whether or not the CLI ever connected to
+	// the event stream (the Automation API closes evs only once it has).
 	evs := make(chan events.EngineEvent)
-	stepsDone := make(chan []Step)
-	go func() { stepsDone <- collectSteps(evs) }()
+	opDone := make(chan struct{})
+	stepsDone := make(chan []Step, 1)
+	go func() { stepsDone <- collectSteps(evs, opDone) }()
 
 	sum := Summary{Operation: o.command, Stack: o.stack, Result: "succeeded"}
 	var (
@@ -192,7 +225,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	switch o.command {
 	case "up":
 		// The outputs are printed below, complete (the progress display truncates them).
-		opts := []optup.Option{optup.ProgressStreams(progress), optup.EventStreams(evs), optup.SuppressOutputs()}
+		opts := []optup.Option{optup.ProgressStreams(progress), optup.ErrorProgressStreams(stderr), optup.EventStreams(evs), optup.SuppressOutputs()}
 		if o.expectNoChanges {
 			opts = append(opts, optup.ExpectNoChanges())
 		}
@@ -209,7 +242,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		res, runErr = stack.Up(ctx, opts...)
 		outputs, changes = res.Outputs, summaryChanges(res.Summary)
 	case "preview":
-		opts := []optpreview.Option{optpreview.ProgressStreams(progress), optpreview.EventStreams(evs)}
+		opts := []optpreview.Option{optpreview.ProgressStreams(progress), optpreview.ErrorProgressStreams(stderr), optpreview.EventStreams(evs)}
 		if o.expectNoChanges {
 			opts = append(opts, optpreview.ExpectNoChanges())
 		}
@@ -226,7 +259,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			changes[string(op)] = n
 		}
 	case "refresh":
-		opts := []optrefresh.Option{optrefresh.ProgressStreams(progress), optrefresh.EventStreams(evs)}
+		opts := []optrefresh.Option{optrefresh.ProgressStreams(progress), optrefresh.ErrorProgressStreams(stderr), optrefresh.EventStreams(evs)}
 		if o.expectNoChanges {
 			opts = append(opts, optrefresh.ExpectNoChanges())
 		}
@@ -235,13 +268,16 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		changes = summaryChanges(res.Summary)
 	case "destroy":
 		var res auto.DestroyResult
-		res, runErr = stack.Destroy(ctx, optdestroy.ProgressStreams(progress), optdestroy.EventStreams(evs))
+		res, runErr = stack.Destroy(ctx, optdestroy.ProgressStreams(progress), optdestroy.ErrorProgressStreams(stderr), optdestroy.EventStreams(evs))
 		changes = summaryChanges(res.Summary)
 	case "outputs":
-		close(evs)
 		outputs, runErr = stack.Outputs(ctx)
 	}
+	close(opDone)
 	sum.Steps = <-stepsDone
+	if runErr != nil && o.command != "outputs" {
+		runErr = streamedError{runErr}
+	}
 	sum.Changes = changes
 	if runErr != nil {
 		sum.Result = "failed"
@@ -270,22 +306,44 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 }
 
 // collectSteps drains the engine events and keeps every step that changed
-// something. The Automation API closes the channel when the operation ends.
-func collectSteps(evs <-chan events.EngineEvent) []Step {
+// something. It ends when the Automation API closes evs or, at the latest, once
+// opDone is closed (the operation returned): by then the SDK has delivered every
+// event it received, and if the CLI failed before connecting it never closes evs.
+func collectSteps(evs <-chan events.EngineEvent, opDone <-chan struct{}) []Step {
 	var steps []Step
-	for ev := range evs {
+	add := func(ev events.EngineEvent) {
 		if ev.ResourcePreEvent == nil {
-			continue
+			return
 		}
 		md := ev.ResourcePreEvent.Metadata
 		// A refresh visits every resource; --expect-no-changes and the change
 		// counts tell whether anything differed.
 		if md.Op == "same" || md.Op == "read" || md.Op == "refresh" {
-			continue
+			return
 		}
 		steps = append(steps, Step{Op: string(md.Op), Type: md.Type, URN: md.URN})
 	}
-	return steps
+	for {
+		select {
+		case ev, ok := <-evs:
+			if !ok {
+				return steps
+			}
+			add(ev)
+		case <-opDone:
+			for { // whatever is still being handed over, then stop
+				select {
+				case ev, ok := <-evs:
+					if !ok {
+						return steps
+					}
+					add(ev)
+				default:
+					return steps
+				}
+			}
+		}
+	}
 }
 
 func summaryChanges(s auto.UpdateSummary) map[string]int {

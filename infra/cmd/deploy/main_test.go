@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseArgsAcceptsFlagsAroundTheCommand(t *testing.T) {
@@ -28,15 +29,18 @@ func TestParseArgsDefaultsToTheDevStack(t *testing.T) {
 	}
 }
 
-func TestParseArgsRejects(t *testing.T) {
-	for name, args := range map[string][]string{
-		"no command":       {},
-		"unknown command":  {"apply"},
-		"extra argument":   {"up", "now"},
-		"config without =": {"up", "--config", "replicas"},
+func TestParseArgsRejectsAMissingOrUnknownCommandAndStrayArguments(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"no command", []string{}},
+		{"unknown command", []string{"apply"}},
+		{"extra argument", []string{"up", "now"}},
+		{"config without =", []string{"up", "--config", "replicas"}},
 	} {
-		if _, err := parseArgs(args, io.Discard); err == nil {
-			t.Errorf("%s: %q accepted", name, args)
+		if _, err := parseArgs(tt.args, io.Discard); err == nil {
+			t.Errorf("%s: %q accepted", tt.name, tt.args)
 		}
 	}
 }
@@ -66,5 +70,63 @@ func TestPrintOutputsIndentsMultiLineValues(t *testing.T) {
 	want := "Outputs:\n  ca_cert_pem: |\n    -----BEGIN-----\n    abc\n    -----END-----\n  mutating_webhook_name: ai-mutating-webhook\n"
 	if b.String() != want {
 		t.Fatalf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// fakePulumi puts a pulumi CLI first on PATH that answers what the Automation API asks before an
+// operation (its version, selecting the stack) and fails every operation at once, before it
+// could connect to the event stream.
+func fakePulumi(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	script := `#!/bin/sh
+[ "$1" = --non-interactive ] && shift
+case "$1" in
+version) echo v3.274.1 ;;
+stack) ;;
+*) echo "error: $1 failed before the engine started" >&2; exit 255 ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, "pulumi"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// The Automation API closes the event channel only once the CLI has connected to it; an
+// operation failing before that must still end the command with the CLI's error printed.
+func TestOperationFailingBeforeTheCLIConnectsPrintsItsError(t *testing.T) {
+	fakePulumi(t)
+	project := t.TempDir()
+	if err := os.WriteFile(filepath.Join(project, "Pulumi.yaml"), []byte("name: ai-webhook\nruntime: go\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ command, want string }{
+		{"up", "deploy up: failed to run update: exit status 255"},
+		{"preview", "deploy preview: failed to run preview: exit status 255"},
+		{"refresh", "deploy refresh: failed to refresh stack: exit status 255"},
+		{"destroy", "deploy destroy: failed to destroy stack: exit status 255"},
+	} {
+		t.Run(tt.command, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := make(chan int, 1)
+			go func() { code <- deploy(t.Context(), []string{"--cwd", project, tt.command}, &stdout, &stderr) }()
+			select {
+			case c := <-code:
+				if c != 1 {
+					t.Errorf("exit code %d, want 1", c)
+				}
+			case <-time.After(time.Minute): // a hang, not a speed limit: the fake CLI exits at once
+				t.Fatal("deploy did not return after the operation failed")
+			}
+			for _, want := range []string{tt.command + " failed before the engine started", tt.want} {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+				}
+			}
+			if strings.Count(stderr.String(), "failed before the engine started") != 1 {
+				t.Errorf("the CLI's error is printed more than once:\n%s", stderr.String())
+			}
+		})
 	}
 }
