@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -213,22 +212,20 @@ func readString[T ~string](r *configReader, key string, into *T) {
 }
 
 func (r *configReader) integer(key string, into *int) {
-	v, err := r.c.TryInt(key)
-	switch {
-	case !r.set(key, "integer", err):
-	case err != nil:
-		r.bad(key, "must be an integer, got %q", r.c.Get(key))
-	default:
-		*into = v
-	}
+	readScalar(r, key, "integer", r.c.TryInt, into, "an integer")
 }
 
 func (r *configReader) boolean(key string, into *bool) {
-	v, err := r.c.TryBool(key)
+	readScalar(r, key, "boolean", r.c.TryBool, into, "true or false")
+}
+
+// readScalar reads a key with one of the SDK's typed readers (TryInt, TryBool).
+func readScalar[T any](r *configReader, key, typ string, try func(string) (T, error), into *T, want string) {
+	v, err := try(key)
 	switch {
-	case !r.set(key, "boolean", err):
+	case !r.set(key, typ, err):
 	case err != nil:
-		r.bad(key, "must be true or false, got %q", r.c.Get(key))
+		r.bad(key, "must be %s, got %q", want, r.c.Get(key))
 	default:
 		*into = v
 	}
@@ -271,22 +268,13 @@ type Text string
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (t *Text) UnmarshalJSON(data []byte) error {
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		return err
-	}
-	switch v := v.(type) {
-	case nil: // null leaves the value as it is, as for a plain string
-	case string:
-		*t = Text(v)
-	case json.Number:
-		*t = Text(v.String())
-	case bool:
-		*t = Text(strconv.FormatBool(v))
-	default:
+	switch {
+	case data[0] == '"':
+		return json.Unmarshal(data, (*string)(t))
+	case data[0] == '{' || data[0] == '[':
 		return fmt.Errorf("want a string, number or boolean, got %s", data)
+	case string(data) != "null": // a number or a boolean: its JSON text
+		*t = Text(data)
 	}
 	return nil
 }
@@ -458,12 +446,12 @@ func (c *Config) Validate() error {
 		if !hasCustom {
 			bad("namespaceSelector", "mode %q needs matchLabels or matchExpressions", ModeCustom)
 		}
-		sel := &metav1.LabelSelector{MatchLabels: ns.MatchLabels, MatchExpressions: ns.MatchExpressions}
-		errs = appendFieldErrs(errs, metav1validation.ValidateLabelSelector(sel, metav1validation.LabelSelectorValidationOptions{}, root("namespaceSelector")))
+		sel := metav1.LabelSelector{MatchLabels: ns.MatchLabels, MatchExpressions: ns.MatchExpressions}
+		errs = appendFieldErrs(errs, validateSelector(sel, root("namespaceSelector")))
 	default:
 		bad("namespaceSelector.mode", `must be "optIn", "optOut", "all" or "custom", got %q`, ns.Mode)
 	}
-	errs = appendFieldErrs(errs, metav1validation.ValidateLabelSelector(&c.ObjectSelector, metav1validation.LabelSelectorValidationOptions{}, root("objectSelector")))
+	errs = appendFieldErrs(errs, validateSelector(c.ObjectSelector, root("objectSelector")))
 	errs = append(errs, validateRules(c.Rules)...)
 
 	if c.CAValidityHours < 1 {
@@ -559,6 +547,19 @@ func validateRules(rules []admissionregistrationv1.RuleWithOperations) []error {
 				errs = append(errs, fmt.Errorf(`%s.scope must be "*", "Cluster" or "Namespaced", got %q`, at, *r.Scope))
 			}
 		}
+	}
+	return errs
+}
+
+// validateSelector is metav1validation.ValidateLabelSelector with the labels checked in key
+// order: that function ranges over the map, so its errors would come in a new order every run.
+func validateSelector(sel metav1.LabelSelector, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, k := range slices.Sorted(maps.Keys(sel.MatchLabels)) {
+		errs = append(errs, metav1validation.ValidateLabels(map[string]string{k: sel.MatchLabels[k]}, path.Child("matchLabels"))...)
+	}
+	for i, r := range sel.MatchExpressions {
+		errs = append(errs, metav1validation.ValidateLabelSelectorRequirement(r, metav1validation.LabelSelectorValidationOptions{}, path.Child("matchExpressions").Index(i))...)
 	}
 	return errs
 }

@@ -94,6 +94,27 @@ func TestInvalidConfigReportsEveryProblemAtOnce(t *testing.T) {
 	}
 }
 
+// Label selectors are maps; their problems must still come in the same order every run.
+func TestSelectorProblemsComeInKeyOrder(t *testing.T) {
+	t.Parallel()
+	config := map[string]string{
+		"objectSelector":    `{"matchLabels":{"d!":"1","b!":"2","a!":"3","c!":"4"}}`,
+		"namespaceSelector": `{"mode":"custom","matchLabels":{"team":"ml","x y":"1","-z":"v!"}}`,
+	}
+	_, first := run(t, config)
+	if first == nil {
+		t.Fatal("invalid selectors were accepted")
+	}
+	for range 10 {
+		if _, err := run(t, config); err == nil || err.Error() != first.Error() {
+			t.Fatalf("problems in another order:\n%v\nthen:\n%v", first, err)
+		}
+	}
+	if a, d := strings.Index(first.Error(), `"a!"`), strings.Index(first.Error(), `"d!"`); a < 0 || d < a {
+		t.Errorf("objectSelector labels not reported in key order:\n%v", first)
+	}
+}
+
 // projectConfig is the config block of Pulumi.yaml.
 type projectConfig map[string]struct {
 	Type        string         `json:"type"`
