@@ -166,7 +166,7 @@ func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
 	}
 	var err error
 	if s.Target.AllowOnly {
-		err = checkAllowed(fx.Bodies[0], resp)
+		_, _, err = checkAllowed(fx.Bodies[0], resp)
 	} else {
 		_, err = CheckResponse(fx.Typical, fx.Bodies[0], resp)
 	}
@@ -178,7 +178,20 @@ func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
 
 // Post sends one review and returns the body of a 200 answer.
 func (s *Server) Post(ctx context.Context, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.Target.URL, bytes.NewReader(body))
+	return s.do(ctx, http.MethodPost, s.Target.URL, body)
+}
+
+// Count is how many reviews a no-op server answered (GET /count).
+func (s *Server) Count(ctx context.Context) (int64, error) {
+	b, err := s.do(ctx, http.MethodGet, "https://"+s.Addr+"/count", nil)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(string(b), 10, 64)
+}
+
+func (s *Server) do(ctx context.Context, method, url string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -189,34 +202,10 @@ func (s *Server) Post(ctx context.Context, body []byte) ([]byte, error) {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s %s: HTTP %d: %.300s", method, url, resp.StatusCode, b)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
-	}
-	return b, nil
-}
-
-// Count is how many reviews a no-op server answered (GET /count).
-func (s *Server) Count(ctx context.Context) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+s.Addr+"/count", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := s.Target.Client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s /count: HTTP %d", s.Name, resp.StatusCode)
-	}
-	return strconv.ParseInt(string(b), 10, 64)
+	return b, err
 }
 
 // Stop ends the server.
@@ -225,50 +214,46 @@ func (s *Server) Stop() {
 	s.Proc.Stop(5 * time.Second)
 }
 
-// checkAllowed verifies an answer is an allowed AdmissionReview v1 for the request's UID.
-func checkAllowed(reqBody, respBody []byte) error {
+// checkAllowed verifies an answer to reqBody is an allowed AdmissionReview v1 with the
+// request's UID, and returns the request and the response.
+func checkAllowed(reqBody, respBody []byte) (*admissionv1.AdmissionRequest, *admissionv1.AdmissionResponse, error) {
 	var req, resp admissionv1.AdmissionReview
 	if err := json.Unmarshal(reqBody, &req); err != nil {
-		return fmt.Errorf("request: %w", err)
+		return nil, nil, fmt.Errorf("request: %w", err)
 	}
 	if err := json.Unmarshal(respBody, &resp); err != nil {
-		return fmt.Errorf("response: %w: %.300s", err, respBody)
-	}
-	if r := resp.Response; r == nil || r.UID != req.Request.UID || !r.Allowed || resp.APIVersion != "admission.k8s.io/v1" {
-		return fmt.Errorf("not an allowed answer for uid %q: %.300s", req.Request.UID, respBody)
-	}
-	return nil
-}
-
-// CheckResponse verifies an answer to reqBody fully: an AdmissionReview v1 with the
-// request's UID, allowed, with a JSON Patch that applies to the Pod and yields a Pod the
-// profile was applied to (the stamp annotation is there). It returns the patched Pod.
-func CheckResponse(pod *corev1.Pod, reqBody, respBody []byte) (*corev1.Pod, error) {
-	var req, resp admissionv1.AdmissionReview
-	if err := json.Unmarshal(reqBody, &req); err != nil {
-		return nil, fmt.Errorf("request: %w", err)
-	}
-	if err := json.Unmarshal(respBody, &resp); err != nil {
-		return nil, fmt.Errorf("response: %w: %.300s", err, respBody)
+		return nil, nil, fmt.Errorf("response: %w: %.300s", err, respBody)
 	}
 	r := resp.Response
 	switch {
 	case resp.APIVersion != "admission.k8s.io/v1" || resp.Kind != "AdmissionReview":
-		return nil, fmt.Errorf("response is %q %q, want admission.k8s.io/v1 AdmissionReview", resp.APIVersion, resp.Kind)
+		return nil, nil, fmt.Errorf("response is %q %q, want admission.k8s.io/v1 AdmissionReview", resp.APIVersion, resp.Kind)
 	case r == nil:
-		return nil, fmt.Errorf("review has no response: %.300s", respBody)
+		return nil, nil, fmt.Errorf("review has no response: %.300s", respBody)
 	case r.UID != req.Request.UID:
-		return nil, fmt.Errorf("response uid %q, want %q", r.UID, req.Request.UID)
+		return nil, nil, fmt.Errorf("response uid %q, want %q", r.UID, req.Request.UID)
 	case !r.Allowed:
-		return nil, fmt.Errorf("not allowed: %+v", r.Result)
-	case r.PatchType == nil || *r.PatchType != admissionv1.PatchTypeJSONPatch || len(r.Patch) == 0:
+		return nil, nil, fmt.Errorf("not allowed: %+v", r.Result)
+	}
+	return req.Request, r, nil
+}
+
+// CheckResponse verifies an answer to reqBody fully: allowed (checkAllowed), with a JSON
+// Patch that applies to the Pod and yields a Pod the profile was applied to (the stamp
+// annotation is there). It returns the patched Pod.
+func CheckResponse(pod *corev1.Pod, reqBody, respBody []byte) (*corev1.Pod, error) {
+	req, r, err := checkAllowed(reqBody, respBody)
+	if err != nil {
+		return nil, err
+	}
+	if r.PatchType == nil || *r.PatchType != admissionv1.PatchTypeJSONPatch || len(r.Patch) == 0 {
 		return nil, fmt.Errorf("no JSON patch in the response")
 	}
 	patch, err := jsonpatch.DecodePatch(r.Patch)
 	if err != nil {
 		return nil, fmt.Errorf("patch does not decode: %w", err)
 	}
-	patched, err := patch.Apply(req.Request.Object.Raw)
+	patched, err := patch.Apply(req.Object.Raw)
 	if err != nil {
 		return nil, fmt.Errorf("patch does not apply: %w", err)
 	}

@@ -295,6 +295,13 @@ func startTestWebhook(t *testing.T, name, ip string, port int32,
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 
+	exposeForTest(t, name, ip, port)
+	return tw
+}
+
+// exposeForTest is exposeService until the test ends.
+func exposeForTest(t *testing.T, name, ip string, port int32) {
+	t.Helper()
 	ctx := context.Background()
 	if err := exposeService(ctx, fx.client, name, ip, port); err != nil {
 		t.Fatal(err)
@@ -303,7 +310,6 @@ func startTestWebhook(t *testing.T, name, ip string, port int32,
 		_ = fx.client.CoreV1().Services(webhookNamespace).Delete(ctx, name, metav1.DeleteOptions{})
 		_ = fx.client.DiscoveryV1().EndpointSlices(webhookNamespace).Delete(ctx, name+"-manual", metav1.DeleteOptions{})
 	})
-	return tw
 }
 
 // labelNamespace sets a label on an existing namespace for the test.

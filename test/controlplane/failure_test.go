@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -14,7 +13,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 
@@ -38,14 +36,7 @@ const (
 func TestFailurePolicyWhenTheWebhookCannotAnswer(t *testing.T) {
 	requireControlPlane(t)
 	ns := optedInNamespace(t)
-	ctx := context.Background()
-	if err := exposeService(ctx, fx.client, downService, downAddress, downPort); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = fx.client.CoreV1().Services(webhookNamespace).Delete(ctx, downService, metav1.DeleteOptions{})
-		_ = fx.client.DiscoveryV1().EndpointSlices(webhookNamespace).Delete(ctx, downService+"-manual", metav1.DeleteOptions{})
-	})
+	exposeForTest(t, downService, downAddress, downPort)
 	var slowTimeoutParam atomic.Value // the ?timeout= the API server sent the slow webhook
 	startTestWebhook(t, slowService, slowAddress, slowPort,
 		func(r *http.Request, _ *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
