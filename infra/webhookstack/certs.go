@@ -48,7 +48,7 @@ func newECDSAKey(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption
 
 // newCertificates makes a self-signed CA and a serving certificate it signs for the webhook
 // Service. The serving certificate is reissued by the first `pulumi up` within EarlyRenewalHours
-// of its expiry; the Deployment's checksum annotation then rolls the pods.
+// of its expiry; the new Secret it goes into then rolls the pods (see newWorkload).
 func newCertificates(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.ResourceOption) (*certificates, error) {
 	caKey, err := newECDSAKey(ctx, name+"-ca", opts...)
 	if err != nil {
