@@ -98,26 +98,17 @@ func deploy(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // cliError shortens the Automation API's error for a failed CLI run, which repeats the CLI's
-// whole stdout and stderr after a "\ncode: N" line. An operation's output was streamed as it
-// ran; of a command run before it (selecting the stack, setting config) only stderr is kept.
+// whole stdout (shown as it ran) and stderr after a "\ncode: N" line: only stderr is kept.
 func cliError(err error) string {
 	head, rest, found := strings.Cut(err.Error(), "\ncode: ")
 	if !found {
 		return err.Error()
 	}
-	if _, streamed := errors.AsType[streamedError](err); streamed {
-		return head + " (see the pulumi output above)"
-	}
-	if _, stderr, ok := strings.Cut(rest, "\nstderr: "); ok && strings.TrimSpace(stderr) != "" {
+	if _, stderr, _ := strings.Cut(rest, "\nstderr: "); strings.TrimSpace(stderr) != "" {
 		return head + ":\n" + strings.TrimSpace(stderr)
 	}
 	return head
 }
-
-// streamedError is an operation's error whose CLI output was streamed as it ran.
-type streamedError struct{ error }
-
-func (e streamedError) Unwrap() error { return e.error }
 
 type listFlag []string
 
@@ -225,7 +216,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	switch o.command {
 	case "up":
 		// The outputs are printed below, complete (the progress display truncates them).
-		opts := []optup.Option{optup.ProgressStreams(progress), optup.ErrorProgressStreams(stderr), optup.EventStreams(evs), optup.SuppressOutputs()}
+		opts := []optup.Option{optup.ProgressStreams(progress), optup.EventStreams(evs), optup.SuppressOutputs()}
 		if o.expectNoChanges {
 			opts = append(opts, optup.ExpectNoChanges())
 		}
@@ -242,7 +233,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		res, runErr = stack.Up(ctx, opts...)
 		outputs, changes = res.Outputs, summaryChanges(res.Summary)
 	case "preview":
-		opts := []optpreview.Option{optpreview.ProgressStreams(progress), optpreview.ErrorProgressStreams(stderr), optpreview.EventStreams(evs)}
+		opts := []optpreview.Option{optpreview.ProgressStreams(progress), optpreview.EventStreams(evs)}
 		if o.expectNoChanges {
 			opts = append(opts, optpreview.ExpectNoChanges())
 		}
@@ -259,7 +250,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			changes[string(op)] = n
 		}
 	case "refresh":
-		opts := []optrefresh.Option{optrefresh.ProgressStreams(progress), optrefresh.ErrorProgressStreams(stderr), optrefresh.EventStreams(evs)}
+		opts := []optrefresh.Option{optrefresh.ProgressStreams(progress), optrefresh.EventStreams(evs)}
 		if o.expectNoChanges {
 			opts = append(opts, optrefresh.ExpectNoChanges())
 		}
@@ -268,16 +259,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		changes = summaryChanges(res.Summary)
 	case "destroy":
 		var res auto.DestroyResult
-		res, runErr = stack.Destroy(ctx, optdestroy.ProgressStreams(progress), optdestroy.ErrorProgressStreams(stderr), optdestroy.EventStreams(evs))
+		res, runErr = stack.Destroy(ctx, optdestroy.ProgressStreams(progress), optdestroy.EventStreams(evs))
 		changes = summaryChanges(res.Summary)
 	case "outputs":
 		outputs, runErr = stack.Outputs(ctx)
 	}
 	close(opDone)
 	sum.Steps = <-stepsDone
-	if runErr != nil && o.command != "outputs" {
-		runErr = streamedError{runErr}
-	}
 	sum.Changes = changes
 	if runErr != nil {
 		sum.Result = "failed"
@@ -306,43 +294,33 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 }
 
 // collectSteps drains the engine events and keeps every step that changed
-// something. It ends when the Automation API closes evs or, at the latest, once
-// opDone is closed (the operation returned): by then the SDK has delivered every
-// event it received, and if the CLI failed before connecting it never closes evs.
+// something. It ends when the Automation API closes evs or, at the latest, when
+// opDone is closed: the operation has returned, so the SDK has handed over every
+// event (its watcher's Close waits for that), and if the CLI failed before
+// connecting to the event stream, evs is never closed.
 func collectSteps(evs <-chan events.EngineEvent, opDone <-chan struct{}) []Step {
 	var steps []Step
-	add := func(ev events.EngineEvent) {
+	for {
+		var ev events.EngineEvent
+		select {
+		case e, ok := <-evs:
+			if !ok {
+				return steps
+			}
+			ev = e
+		case <-opDone:
+			return steps
+		}
 		if ev.ResourcePreEvent == nil {
-			return
+			continue
 		}
 		md := ev.ResourcePreEvent.Metadata
 		// A refresh visits every resource; --expect-no-changes and the change
 		// counts tell whether anything differed.
 		if md.Op == "same" || md.Op == "read" || md.Op == "refresh" {
-			return
+			continue
 		}
 		steps = append(steps, Step{Op: string(md.Op), Type: md.Type, URN: md.URN})
-	}
-	for {
-		select {
-		case ev, ok := <-evs:
-			if !ok {
-				return steps
-			}
-			add(ev)
-		case <-opDone:
-			for { // whatever is still being handed over, then stop
-				select {
-				case ev, ok := <-evs:
-					if !ok {
-						return steps
-					}
-					add(ev)
-				default:
-					return steps
-				}
-			}
-		}
 	}
 }
 
