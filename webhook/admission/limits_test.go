@@ -2,11 +2,14 @@ package admission
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,7 +131,9 @@ func TestOversizedBodyRefusedBeforeReading(t *testing.T) {
 	srv, client := tlsServer(t, h)
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/mutate", pr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/mutate", pr)
 	req.ContentLength = MaxBodyBytes + 1
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req) // nothing of the body is ever written
@@ -202,15 +207,17 @@ func TestConcurrentReviewsAreCapped(t *testing.T) {
 	h.Limits.Concurrent = 1
 	set, _ := profile.Parse(profile.Examples, "ai.example.com")
 	hold, held := make(chan struct{}), make(chan struct{}, 1)
+	var blocked atomic.Bool
 	h.Profiles = func() *profile.Set {
-		select {
-		case held <- struct{}{}: // the first review keeps its turn until released
+		if blocked.CompareAndSwap(false, true) { // the first review keeps its turn until released
+			held <- struct{}{}
 			<-hold
-		default:
 		}
 		return set
 	}
 	srv, client := tlsServer(t, h)
+	var release sync.Once
+	t.Cleanup(func() { release.Do(func() { close(hold) }) }) // also when the test fails early
 	first := make(chan int, 1)
 	go func() {
 		resp, _ := post(t, client, srv.URL+"/mutate", "application/json", reviewJSON(t, nil))
@@ -221,7 +228,7 @@ func TestConcurrentReviewsAreCapped(t *testing.T) {
 	if code != http.StatusServiceUnavailable || r.UID != testUID || !strings.Contains(r.Result.Message, "--max-concurrent-reviews") {
 		t.Fatalf("want 503 keeping the UID, got %d %+v", code, r)
 	}
-	close(hold)
+	release.Do(func() { close(hold) })
 	if c := <-first; c != 200 {
 		t.Fatalf("the review holding the turn: %d", c)
 	}

@@ -193,3 +193,44 @@ func TestLogValuesAreCapped(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowUploaderIsCutOffSoShutdownEndsInTime: an upload trickling a byte at a time when the
+// server stops accepting is ended by the read timeout, and Run returns nil within the request
+// life (not after --shutdown-timeout with an error).
+func TestSlowUploaderIsCutOffSoShutdownEndsInTime(t *testing.T) {
+	f := newFixture(t, 0)
+	f.start(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest(http.MethodPost, "https://"+f.addr+"/mutate", pr)
+	req.ContentLength = 100 << 10
+	req.Header.Set("Content-Type", "application/json")
+	go func() {
+		if resp, err := f.client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	go func() {
+		for {
+			if _, err := pw.Write([]byte(" ")); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	f.stop()
+	select {
+	case err := <-f.done:
+		f.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		if took, life := time.Since(start), f.cfg.Timeouts().RequestLife; took > life {
+			t.Fatalf("shutdown took %s, over the request life %s", took, life)
+		}
+	case <-time.After(f.cfg.ShutdownTimeout + 2*time.Second):
+		t.Fatal("shutdown did not end")
+	}
+}
