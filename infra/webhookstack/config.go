@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -211,15 +212,22 @@ func readString[T ~string](r *configReader, key string, into *T) {
 	}
 }
 
+// integer reads a decimal integer. Not TryInt: it reads 010 as octal 8.
 func (r *configReader) integer(key string, into *int) {
-	readScalar(r, key, "integer", r.c.TryInt, into, "an integer")
+	readScalar(r, key, "integer", func(key string) (int, error) {
+		v, err := r.c.Try(key)
+		if err != nil {
+			return 0, err
+		}
+		return strconv.Atoi(strings.TrimSpace(v))
+	}, into, "an integer")
 }
 
 func (r *configReader) boolean(key string, into *bool) {
 	readScalar(r, key, "boolean", r.c.TryBool, into, "true or false")
 }
 
-// readScalar reads a key with one of the SDK's typed readers (TryInt, TryBool).
+// readScalar reads a key with a typed reader such as the SDK's TryBool.
 func readScalar[T any](r *configReader, key, typ string, try func(string) (T, error), into *T, want string) {
 	v, err := try(key)
 	switch {

@@ -321,3 +321,14 @@ func readConfig(t *testing.T, base Config, values map[string]string) (Config, *c
 	}
 	return base, r
 }
+
+// The SDK's TryInt would read 010 as octal 8: an integer key is read in decimal, as written.
+func TestIntegerKeysAreDecimal(t *testing.T) {
+	t.Parallel()
+	got, r := readConfig(t, defaultConfig(), map[string]string{"replicas": "010", "timeoutSeconds": " 7 "})
+	if len(r.errs) > 0 {
+		t.Fatal(r.errs)
+	}
+	want(t, "replicas", got.Replicas, 10)
+	want(t, "timeoutSeconds", got.TimeoutSeconds, 7)
+}
