@@ -137,11 +137,11 @@ func (r *Report) SpanGrowth(series []string, impl string, unit func(Shape) int) 
 	return upper / lower
 }
 
-func findServer(b1 *ThroughputResult, name string) *ServerFigures {
-	if b1 == nil {
+func findServer(tr *ThroughputResult, name string) *ServerFigures {
+	if tr == nil {
 		return nil
 	}
-	for _, s := range b1.Servers {
+	for _, s := range tr.Servers {
 		if s.Name == name {
 			return s
 		}

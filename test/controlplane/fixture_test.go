@@ -124,24 +124,29 @@ func startFixture(root, webhookBin, workDir string) (*fixture, error) {
 	if err != nil {
 		return f, err
 	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.ca.Pool, ServerName: webhookServerName()}}}
+	if err := f.waitReady(ctx, net.JoinHostPort(webhookAddress, strconv.Itoa(webhookPort)), webhookServerName(), webhook); err != nil {
+		return f, err
+	}
+	return f, f.createClusterObjects(ctx)
+}
+
+// waitReady waits until the ai-webhook process serving at addr (with a
+// certificate for serverName from the fixture's CA) answers /readyz with 200.
+func (f *fixture) waitReady(ctx context.Context, addr, serverName string, proc *cluster.Process) error {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.ca.Pool, ServerName: serverName}}}
 	defer client.CloseIdleConnections()
-	readyz := "https://" + net.JoinHostPort(webhookAddress, strconv.Itoa(webhookPort)) + "/readyz"
-	if err := cluster.Wait(ctx, 30*time.Second, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, readyz, nil)
+	return cluster.Wait(ctx, 30*time.Second, func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/readyz", nil)
 		resp, err := client.Do(req)
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", readyz, resp.Status)
+			return fmt.Errorf("GET https://%s/readyz: %s", addr, resp.Status)
 		}
 		return nil
-	}, webhook); err != nil {
-		return f, err
-	}
-	return f, f.createClusterObjects(ctx)
+	}, proc)
 }
 
 // createClusterObjects creates what the stack would deploy around the

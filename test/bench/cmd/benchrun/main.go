@@ -38,8 +38,8 @@ type options struct {
 	concurrency int
 	rates       string
 	benchtime   string
-	b4Rounds    int
-	b4Pods      int
+	createRounds    int
+	createPods      int
 	only        string
 	profileDir  string
 	keep        bool
@@ -63,9 +63,9 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 25, "B1: closed-loop connections")
 	flag.StringVar(&o.rates, "rates", "500,1000,2000", "B1: open-loop rates, requests/s")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "B2/B3: time per case (testing's -benchtime syntax)")
-	flag.IntVar(&o.b4Rounds, "b4-rounds", 5, "B4: rounds")
-	flag.IntVar(&o.b4Pods, "b4-pods", 100, "B4: Pods per condition per round")
-	flag.StringVar(&o.only, "only", "b1,b2,b4", "parts to run (b2 includes the B3 floor)")
+	flag.IntVar(&o.createRounds, "create-rounds", 5, "Pod creates (B4): rounds")
+	flag.IntVar(&o.createPods, "create-pods", 100, "Pod creates (B4): Pods per condition per round")
+	flag.StringVar(&o.only, "only", "throughput,cost,creates", "parts to run: throughput (B1), admission cost (B2, with the B3 floor), Pod creates (B4)")
 	flag.StringVar(&o.profileDir, "profile", "", "instead of benchmarking, write pprof CPU and allocation profiles of ai-webhook's handler and server here")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (server logs)")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
@@ -131,7 +131,7 @@ func run(o options) error {
 		progress("profiling ai-webhook's handler and server into " + o.profileDir)
 		return bench.Profile(ctx, fx, o.profileDir, progress)
 	}
-	if parts["b1"] || parts["b4"] {
+	if parts["throughput"] || parts["creates"] {
 		progress("building ai-webhook and the reference")
 		ours, ref := filepath.Join(scratch, "ai-webhook"), filepath.Join(scratch, "reference")
 		for bin, pkg := range map[string]string{ours: "./webhook/cmd/ai-webhook", ref: "./test/bench/cmd/reference"} {
@@ -158,23 +158,23 @@ func run(o options) error {
 			defer s.Stop()
 			servers = append(servers, s)
 		}
-		if parts["b1"] {
+		if parts["throughput"] {
 			cfg := bench.ThroughputConfig{Rounds: o.rounds, Step: o.step, Warmup: o.warmup, Concurrency: o.concurrency, Rates: rates,
 				MaxRequests: 1 << 20, MaxInFlight: 2000, LoadCPUs: rep.LoadCPUs, Settle: 200 * time.Millisecond}
 			if rep.Throughput, err = bench.RunThroughput(ctx, cfg, servers[:3], progress); err != nil {
 				return fmt.Errorf("B1: %w", err)
 			}
 		}
-		if parts["b4"] {
+		if parts["creates"] {
 			for _, noFsync := range []bool{false, true} {
-				b4 := bench.RunPodCreates(ctx, fx, root, bench.PodCreateConfig{Rounds: o.b4Rounds, Pods: o.b4Pods, NoFsync: noFsync}, servers, progress)
-				rep.PodCreates = append(rep.PodCreates, b4)
-				if b4.Skipped != "" {
-					progress(b4.Skipped)
+				creates := bench.RunPodCreates(ctx, fx, root, bench.PodCreateConfig{Rounds: o.createRounds, Pods: o.createPods, NoFsync: noFsync}, servers, progress)
+				rep.PodCreates = append(rep.PodCreates, creates)
+				if creates.Skipped != "" {
+					progress(creates.Skipped)
 					break
 				}
-				if b4.Err != nil {
-					progress(fmt.Sprintf("B4 (%s) failed: %v", b4.Setup(), b4.Err))
+				if creates.Err != nil {
+					progress(fmt.Sprintf("B4 (%s) failed: %v", creates.Setup(), creates.Err))
 				}
 			}
 		}
@@ -183,7 +183,7 @@ func run(o options) error {
 		}
 	}
 
-	if parts["b2"] {
+	if parts["cost"] {
 		if err := micro(rep, fx, o, progress); err != nil {
 			return err
 		}

@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
+	"github.com/ai-webhook/ai-webhook/webhook/profile"
+)
+
+// Domain is the key prefix every server of the benchmark uses.
+const Domain = "ai.example.com"
+
+// Fixture is what every server of one run shares: certificates, the shipped profiles and
+// the typical Pod with its review bodies.
+type Fixture struct {
+	Dir          string // scratch directory: certificates, profiles, logs
+	CA           *testpki.CA
+	CertDir      string // tls.crt and tls.key
+	ProfilesFile string
+	Profiles     *profile.Set
+	Example      *corev1.Pod // the user's Pod (ExamplePod)
+	Typical      *corev1.Pod // as admitted (AsAdmitted)
+	Bodies       [][]byte    // reviews of Typical, distinct UIDs
+}
+
+// NewFixture prepares dir for a run.
+func NewFixture(root, dir string) (*Fixture, error) {
+	ca, err := testpki.NewCA("ai-webhook-bench-ca", 24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	serving, err := ca.Serving("127.0.0.1", "127.0.0.1", "localhost")
+	if err != nil {
+		return nil, err
+	}
+	fx := &Fixture{Dir: dir, CA: ca, CertDir: filepath.Join(dir, "tls"), ProfilesFile: filepath.Join(dir, "profiles.yaml")}
+	if err := os.MkdirAll(fx.CertDir, 0o755); err != nil {
+		return nil, err
+	}
+	for name, data := range map[string][]byte{
+		filepath.Join(fx.CertDir, "tls.crt"): serving.CertPEM, filepath.Join(fx.CertDir, "tls.key"): serving.KeyPEM,
+		fx.ProfilesFile: profile.Examples,
+	} {
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	if fx.Profiles, err = profile.Parse(profile.Examples, Domain); err != nil {
+		return nil, err
+	}
+	if fx.Example, err = ExamplePod(root); err != nil {
+		return nil, err
+	}
+	fx.Typical = AsAdmitted(fx.Example)
+	if fx.Bodies, err = ReviewBodies(fx.Typical, 64); err != nil {
+		return nil, err
+	}
+	return fx, nil
+}
+
+// patchFile writes ai-webhook's patch for the typical Pod (from its handler, in-process).
+func (fx *Fixture) patchFile() (string, error) {
+	code, resp := Answer(Impls(fx.Profiles)[0].Handler, fx.Bodies[0])
+	if code != http.StatusOK {
+		return "", fmt.Errorf("ai-webhook handler: HTTP %d: %s", code, resp)
+	}
+	var rev admissionv1.AdmissionReview
+	if err := json.Unmarshal(resp, &rev); err != nil || rev.Response == nil || len(rev.Response.Patch) == 0 {
+		return "", fmt.Errorf("ai-webhook handler returned no patch (%v): %.300s", err, resp)
+	}
+	file := filepath.Join(fx.Dir, "ai-webhook-patch.json")
+	return file, os.WriteFile(file, rev.Response.Patch, 0o600)
+}
