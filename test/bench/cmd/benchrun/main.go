@@ -31,19 +31,19 @@ import (
 )
 
 type options struct {
-	out         string
-	rounds      int
-	step        time.Duration
-	warmup      time.Duration
-	concurrency int
-	rates       string
-	benchtime   string
-	createRounds    int
-	createPods      int
-	only        string
-	profileDir  string
-	keep        bool
-	timeout     time.Duration
+	out          string
+	rounds       int
+	step         time.Duration
+	warmup       time.Duration
+	concurrency  int
+	rates        string
+	benchtime    string
+	createRounds int
+	createPods   int
+	only         string
+	profileDir   string
+	keep         bool
+	timeout      time.Duration
 }
 
 func main() {
