@@ -34,6 +34,10 @@ func FuzzMutate(f *testing.F) {
 		`{"metadata":{"labels":{"ai.example.com/profile":"llm-inference"}},"spec":{"containers":[{"name":"a","resources":{"limits":{"nvidia.com/gpu":"1"}}}],"volumes":[]}}`,
 		`{"metadata":{"annotations":{"ai.example.com/profile":"notebook"}},"spec":{"containers":[{"name":"notebook","env":[{"name":"HF_HOME"}],"volumeMounts":[{"name":"x","mountPath":"/cache"}]}]}}`,
 		`{"metadata":{"labels":{"ai.example.com/profile":"pytorch-training"}},"spec":{"affinity":{"nodeAffinity":{}},"containers":[{"name":"pytorch","resources":{"limits":{"cpu":"0","memory":"1"}}}]}}`,
+		`{"metadata":{"labels":{"ai.example.com/profile":"pytorch-training"}},"spec":{"containers":[{"name":"pytorch","env":[{"name":"NCCL_DEBUG","value":"INFO"},{"name":"NCCL_DEBUG","value":"WARN"}],"envFrom":[{"configMapRef":{"name":"c"}}]}]}}`,
+		`{"metadata":{"labels":{"ai.example.com/profile":"llm-inference"}},"spec":{"hostIPC":true,"hostNetwork":true,"runtimeClassName":"kata","overhead":{"cpu":"250m"},"containers":[{"name":"a","resources":{"limits":{"nvidia.com/mig-1g.10gb":"1"}},"volumeMounts":[{"name":"m","mountPath":"/models/"}]}],"volumes":[{"name":"m","emptyDir":{}}]}}`,
+		`{"metadata":{"annotations":{"ai.example.com/inject":" Off "},"labels":{"ai.example.com/profile":"notebook"}},"spec":{"containers":[{"name":"notebook"}]}}`,
+		`{"metadata":{"labels":{"ai.example.com/profile":"pytorch-training"}},"spec":{"resources":{"limits":{"cpu":"3","memory":"6Gi"}},"volumes":[{"name":"dshm","emptyDir":{"medium":"Memory"}}],"containers":[{"name":"pytorch","resources":{"limits":{"nvidia.com/gpu":"0"}},"volumeMounts":[{"name":"dshm","mountPath":"/scratch"}]},{"name":"logs"}]}}`,
 	} {
 		f.Add([]byte(s))
 	}

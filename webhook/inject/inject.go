@@ -56,11 +56,16 @@ const (
 
 // Item accounts for one setting: the answer to "why does my Pod look like this?".
 type Item struct {
-	Where  string `json:"where"`            // "pod" or e.g. `container "trainer"`
-	Field  string `json:"field"`            // e.g. "env", "limits", "runtimeClassName"
-	Key    string `json:"key,omitempty"`    // e.g. "NCCL_DEBUG"
-	Action Action `json:"action"`           //
-	Detail string `json:"detail,omitempty"` // the values involved
+	Where  string `json:"where"`         // "pod" or e.g. `container "trainer"`
+	Field  string `json:"field"`         // e.g. "env", "limits", "runtimeClassName"
+	Key    string `json:"key,omitempty"` // e.g. "NCCL_DEBUG"
+	Action Action `json:"action"`        //
+	// Reason says why a setting was skipped or not used, naming only the profile's settings,
+	// never a value from the Pod: it is what a warning may carry.
+	Reason string `json:"reason,omitempty"`
+	// Detail shows the values involved, the Pod's included, for the offline --explain that runs
+	// in the user's own terminal. It never leaves the process in an admission response.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Result is the decision for one Pod.
@@ -104,11 +109,16 @@ func (r *Result) Skipped() []Item {
 }
 
 // Warnings are short messages for the AdmissionResponse, one per skipped item, each under the
-// 120 characters the API server recommends.
+// 120 characters the API server recommends. A warning names the setting and who won, never the
+// Pod's value (it may be a secret): `notebook: kept container "trainer" env NCCL_DEBUG`.
 func (r *Result) Warnings() []string {
 	var out []string
 	for _, it := range r.Skipped() {
-		out = append(out, shorten(fmt.Sprintf("%s: kept %s's %s", r.Profile.Name, it.Where, it.label())+" ("+it.Detail+")", 119))
+		w := fmt.Sprintf("%s: kept %s %s", r.Profile.Name, it.Where, it.label())
+		if it.Reason != "" {
+			w += " (" + it.Reason + ")"
+		}
+		out = append(out, shorten(w, 119))
 	}
 	return out
 }
@@ -124,11 +134,15 @@ type mutation struct {
 	pod *corev1.Pod
 	p   *profile.Compiled
 	res *Result
-	// foreign holds the profile's volume names that the Pod defines differently: the Pod's
-	// volume of that name is the user's, and the profile must not mount it.
+	// foreign holds the profile's volume names that the Pod uses as its own (defined
+	// differently, or mounted where the profile does not mount them): the profile must not
+	// mount them.
 	foreign map[string]bool
 }
 
+// apply runs the rules in the order a reader would check a Pod: metadata, pod-level scalars,
+// placement, volumes, then each targeted container (its limits first, so every derived value
+// sees them), then what depends on all containers: /dev/shm and GPU hiding.
 func (m *mutation) apply(keys Keys) {
 	s := &m.p.Pod
 	tgts := targets(m.pod, m.p)
@@ -138,6 +152,7 @@ func (m *mutation) apply(keys Keys) {
 	spec := &m.pod.Spec
 	if m.scalar("/spec/runtimeClassName", "runtimeClassName", ptr.Deref(spec.RuntimeClassName, ""), s.RuntimeClassName, "") {
 		spec.RuntimeClassName = ptr.To(s.RuntimeClassName)
+		m.dropOverhead()
 	}
 	// The API server defaults an empty schedulerName before webhooks run: that is no user choice.
 	if m.scalar("/spec/schedulerName", "schedulerName", spec.SchedulerName, s.SchedulerName, corev1.DefaultSchedulerName) {
@@ -154,17 +169,13 @@ func (m *mutation) apply(keys Keys) {
 	for i := range s.Volumes {
 		m.volume(s.Volumes[i])
 	}
-	if shm := m.p.Derived.Shm; shm != nil {
-		m.shmVolume(shm, tgts)
-	}
 	for _, t := range tgts {
 		m.container(t)
 	}
-	if m.p.Derived.HideGPUsFromNonGPUContainers && podRequests(m.pod, m.p.GPUResource) {
-		for _, t := range allContainers(m.pod) {
-			if !requests(t.c, m.p.GPUResource) {
-				m.env(t, corev1.EnvVar{Name: profile.EnvNvidiaVisibleDevices, Value: "void"})
-			}
-		}
+	if shm := m.p.Derived.Shm; shm != nil {
+		m.shm(shm, tgts)
+	}
+	if m.p.Derived.HideGPUsFromNonGPUContainers {
+		m.hideGPUs()
 	}
 }

@@ -6,6 +6,8 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"path"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +54,16 @@ func (m *mutation) dropResolvedPriority() {
 		m.op(jsonpatch.Remove("/spec/preemptionPolicy"))
 		m.pod.Spec.PreemptionPolicy = nil
 	}
+}
+
+// dropOverhead removes the overhead the RuntimeClass admission plugin copied from the old
+// class: it belongs to that class, and the plugin refuses a Pod whose overhead disagrees with
+// its (new) RuntimeClass. Like spec.priority, it is recomputed from the class the Pod now names.
+func (m *mutation) dropOverhead() {
+	if len(m.pod.Spec.Overhead) > 0 { // an empty map is omitted from the JSON: nothing to remove
+		m.op(jsonpatch.Remove("/spec/overhead"))
+	}
+	m.pod.Spec.Overhead = nil
 }
 
 // mapEntries merges string maps (labels, annotations, nodeSelector) key by key, sorted.
@@ -170,7 +182,7 @@ func (m *mutation) requiredAffinity(want []corev1.NodeSelectorRequirement) {
 			case idx >= 0 && equality.Semantic.DeepEqual(term.MatchExpressions[idx], r):
 				m.note("pod", "affinity.required", r.Key, Kept, describeRequirement(r))
 			case idx >= 0:
-				m.note("pod", "affinity.required", r.Key, Skipped, fmt.Sprintf("pod term %d: %s, profile: %s",
+				m.pass("pod", "affinity.required", r.Key, Skipped, "", fmt.Sprintf("pod term %d: %s, profile: %s",
 					ti, describeRequirement(term.MatchExpressions[idx]), describeRequirement(r)))
 			default:
 				m.appendTo(path, len(term.MatchExpressions), r)
@@ -249,6 +261,7 @@ func preferredKey(t corev1.PreferredSchedulingTerm) string {
 	return ""
 }
 
+// volume adds one of the profile's volumes, unless the Pod has its own of that name.
 func (m *mutation) volume(v corev1.Volume) {
 	idx := m.volumeIndex(v.Name)
 	switch {
@@ -256,67 +269,135 @@ func (m *mutation) volume(v corev1.Volume) {
 		m.appendTo("/spec/volumes", len(m.pod.Spec.Volumes), v)
 		m.pod.Spec.Volumes = append(m.pod.Spec.Volumes, v)
 		m.note("pod", "volumes", v.Name, Applied, "")
-	case equality.Semantic.DeepEqual(m.pod.Spec.Volumes[idx], v):
-		m.note("pod", "volumes", v.Name, Kept, "")
+	case !equality.Semantic.DeepEqual(m.pod.Spec.Volumes[idx], v):
+		m.replaceVolume(idx, v, "another source", "the profile's")
 	default:
-		m.replaceVolume(idx, v, "the profile's")
+		m.ownVolume(v.Name, m.profilePaths(v.Name), "")
 	}
+}
+
+// ownVolume settles a Pod volume that looks like the profile's: it is the profile's (kept,
+// e.g. from an earlier call) unless a container mounts it at a path where the profile does not
+// mount it. Then the user chose that name for their own use, and the profile keeps off it.
+func (m *mutation) ownVolume(name string, paths []string, kept string) {
+	for _, t := range allContainers(m.pod) {
+		if m.p.Enforced("volumes", name) {
+			break
+		}
+		for _, vm := range t.c.VolumeMounts {
+			if vm.Name == name && !slices.Contains(paths, path.Clean(vm.MountPath)) {
+				m.markForeign(name)
+				m.pass("pod", "volumes", name, Skipped, "the pod uses this name for its own volume",
+					t.where+" mounts it at "+vm.MountPath)
+				return
+			}
+		}
+	}
+	m.note("pod", "volumes", name, Kept, kept)
+}
+
+// profilePaths are the cleaned paths where the profile mounts the named volume.
+func (m *mutation) profilePaths(name string) []string {
+	var out []string
+	for _, vm := range m.p.Container.VolumeMounts {
+		if vm.Name == name {
+			out = append(out, path.Clean(vm.MountPath))
+		}
+	}
+	return out
 }
 
 // replaceVolume settles a clash over a volume name: the profile's volume replaces the Pod's
 // when enforced; otherwise the Pod keeps its own and the profile's mounts of it are skipped.
-func (m *mutation) replaceVolume(idx int, v corev1.Volume, want string) {
-	if m.conflict("pod", "volumes", v.Name, "another source", want) {
+func (m *mutation) replaceVolume(idx int, v corev1.Volume, have, want string) {
+	if m.conflict("pod", "volumes", v.Name, have, want) {
 		m.op(jsonpatch.Replace(fmt.Sprintf("/spec/volumes/%d", idx), v))
 		m.pod.Spec.Volumes[idx] = v
 		return
 	}
+	m.markForeign(v.Name)
+}
+
+func (m *mutation) markForeign(name string) {
 	if m.foreign == nil {
 		m.foreign = map[string]bool{}
 	}
-	m.foreign[v.Name] = true
+	m.foreign[name] = true
 }
 
-// shmVolume adds the memory-backed /dev/shm volume, sized from the largest memory limit among
-// the targeted containers that will mount it. It is added only when some container needs it.
-func (m *mutation) shmVolume(shm *profile.Shm, tgts []target) {
-	var largest *resource.Quantity
-	needed := false
-	for _, t := range tgts {
-		if mountIndex(t.c, shm.MountPath) >= 0 {
-			continue
-		}
-		needed = true
-		if q, ok := t.c.Resources.Limits[corev1.ResourceMemory]; ok && (largest == nil || q.Cmp(*largest) > 0) {
-			largest = &q
-		}
-	}
-	if !needed {
+// shm gives the targeted containers a memory-backed /dev/shm. The mounts are decided first,
+// then the volume they need (an enforced mount may replace the Pod's own /dev/shm mount, and
+// must never point at a volume the Pod lacks), sized from the memory limits of the containers
+// that mount it as they are after the profile's own limits.
+func (m *mutation) shm(shm *profile.Shm, tgts []target) {
+	if m.pod.Spec.HostIPC {
+		m.pass("pod", "volumes", shm.VolumeName, NotUsed,
+			"hostIPC: the Pod shares the node's "+shm.MountPath+", which a memory volume would hide", "")
 		return
 	}
-	size, detail := shm.Default, "default size "+shm.Default.String()
-	if largest != nil {
-		size = *resource.NewQuantity(int64(float64(largest.Value())*shm.Fraction), resource.BinarySI)
-		detail = fmt.Sprintf("%g of memory limit %s", shm.Fraction, largest.String())
+	vm := corev1.VolumeMount{Name: shm.VolumeName, MountPath: shm.MountPath}
+	idx := m.volumeIndex(shm.VolumeName)
+	replace := false // the Pod's own volume of that name gives way (volumes enforced)
+	switch {
+	case idx < 0:
+	case isMemoryEmptyDir(&m.pod.Spec.Volumes[idx]):
+		// Already memory-backed (ours from an earlier call, or the user's own /dev/shm): its
+		// size stays, so a reinvocation never resizes what the first call set.
+		m.ownVolume(shm.VolumeName, []string{path.Clean(shm.MountPath)}, "already memory-backed")
+	case m.p.Enforced("volumes", shm.VolumeName):
+		replace = true
+	default:
+		m.pass("pod", "volumes", shm.VolumeName, Skipped, "", "pod: another source, profile: memory-backed emptyDir")
+		m.markForeign(shm.VolumeName)
 	}
+	var users []*corev1.Container
+	for _, t := range tgts {
+		if m.mount(t, vm, idx < 0) {
+			users = append(users, t.c)
+		}
+	}
+	if len(users) == 0 || (idx >= 0 && !replace) {
+		return
+	}
+	size, detail := m.shmSize(shm, users)
 	ed := &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory}
 	if !size.IsZero() {
 		ed.SizeLimit = &size
 	}
-	idx := m.volumeIndex(shm.VolumeName)
-	switch {
-	case idx < 0:
-		v := corev1.Volume{Name: shm.VolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: ed}}
-		m.appendTo("/spec/volumes", len(m.pod.Spec.Volumes), v)
-		m.pod.Spec.Volumes = append(m.pod.Spec.Volumes, v)
-		m.note("pod", "volumes", shm.VolumeName, Applied, "memory-backed, "+detail)
-	case isMemoryEmptyDir(&m.pod.Spec.Volumes[idx]):
-		// Already memory-backed (ours from an earlier call, or the user's): keep its size, so a
-		// reinvocation never resizes what the first call set.
-		m.note("pod", "volumes", shm.VolumeName, Kept, "already memory-backed")
-	default:
-		m.replaceVolume(idx, corev1.Volume{Name: shm.VolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: ed}}, "memory-backed emptyDir")
+	v := corev1.Volume{Name: shm.VolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: ed}}
+	if replace {
+		m.op(jsonpatch.Replace(fmt.Sprintf("/spec/volumes/%d", idx), v))
+		m.pod.Spec.Volumes[idx] = v
+		m.note("pod", "volumes", shm.VolumeName, Enforced, "was another source, now memory-backed, "+detail)
+		return
 	}
+	m.appendTo("/spec/volumes", len(m.pod.Spec.Volumes), v)
+	m.pod.Spec.Volumes = append(m.pod.Spec.Volumes, v)
+	m.note("pod", "volumes", shm.VolumeName, Applied, "memory-backed, "+detail)
+}
+
+// shmSize is the fraction of the largest memory limit among the containers that mount /dev/shm,
+// bounded by the Pod-level memory limit (spec.resources), which the kubelet also applies to
+// memory-backed volumes; without either, the profile's default. A limit of 0 sets no limit.
+func (m *mutation) shmSize(shm *profile.Shm, users []*corev1.Container) (resource.Quantity, string) {
+	var largest *resource.Quantity
+	from := ""
+	for _, c := range users {
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok && !q.IsZero() && (largest == nil || q.Cmp(*largest) > 0) {
+			largest, from = &q, "memory limit"
+		}
+	}
+	if r := m.pod.Spec.Resources; r != nil {
+		if q, ok := r.Limits[corev1.ResourceMemory]; ok && !q.IsZero() && (largest == nil || q.Cmp(*largest) < 0) {
+			largest, from = &q, "pod-level memory limit"
+		}
+	}
+	if largest == nil {
+		return shm.Default, "default size " + shm.Default.String() + " (no memory limit)"
+	}
+	// At least one byte: a zero sizeLimit would mean no bound at all.
+	size := resource.NewQuantity(max(int64(float64(largest.Value())*shm.Fraction), 1), resource.BinarySI)
+	return *size, fmt.Sprintf("%g of %s %s", shm.Fraction, from, largest.String())
 }
 
 func isMemoryEmptyDir(v *corev1.Volume) bool {

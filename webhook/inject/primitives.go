@@ -6,7 +6,9 @@ package inject
 import (
 	"cmp"
 	"fmt"
+	"path"
 	"slices"
+	"strings"
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +23,16 @@ func (m *mutation) note(where, field, key string, a Action, detail string) {
 	m.res.Items = append(m.res.Items, Item{Where: where, Field: field, Key: key, Action: a, Detail: detail})
 }
 
+// pass records a setting the Pod does not get (Skipped or NotUsed) and why. reason names no
+// value of the Pod, since warnings carry it; detail may, since only --explain shows it.
+func (m *mutation) pass(where, field, key string, a Action, reason, detail string) {
+	full := reason
+	if detail != "" {
+		full = strings.TrimPrefix(reason+"; "+detail, "; ")
+	}
+	m.res.Items = append(m.res.Items, Item{Where: where, Field: field, Key: key, Action: a, Reason: reason, Detail: full})
+}
+
 // conflict records what happens when the Pod already has a different value: it returns true
 // when the profile enforces the field and the caller must overwrite.
 func (m *mutation) conflict(where, field, key, have, want string) bool {
@@ -28,7 +40,7 @@ func (m *mutation) conflict(where, field, key, have, want string) bool {
 		m.note(where, field, key, Enforced, fmt.Sprintf("was %s, now %s", have, want))
 		return true
 	}
-	m.note(where, field, key, Skipped, fmt.Sprintf("pod: %s, profile: %s", have, want))
+	m.pass(where, field, key, Skipped, "", fmt.Sprintf("pod: %s, profile: %s", have, want))
 	return false
 }
 
@@ -69,9 +81,12 @@ func (m *mutation) volumeIndex(name string) int {
 	return -1
 }
 
+// mountIndex finds the container's mount at mountPath. Paths are compared cleaned: /models/
+// and /models are one directory, and two mounts on it make the API server refuse the Pod.
 func mountIndex(c *corev1.Container, mountPath string) int {
+	want := path.Clean(mountPath)
 	for i := range c.VolumeMounts {
-		if c.VolumeMounts[i].MountPath == mountPath {
+		if path.Clean(c.VolumeMounts[i].MountPath) == want {
 			return i
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"path"
 	"strings"
 	"testing"
 
@@ -13,34 +14,60 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
-// randomPod builds one of many Pod shapes: containers with and without resources, env,
-// mounts, init containers, sidecars, existing tolerations, selectors, affinity and volumes.
+// randomPod builds one of many Pod shapes: containers with and without resources (GPU, MIG,
+// zero GPU, memory "0", odd units, pod-level resources), env with duplicate names and envFrom,
+// mounts (trailing slashes, the profiles' own paths and volume names used for the Pod's own
+// data), init containers, sidecars, tolerations, selectors, affinity, runtime classes with
+// overhead, priorities, hostIPC and hostNetwork.
 func randomPod(r *rand.Rand, profileName string) *corev1.Pod {
 	pod := newPod(withProfile(profileName))
 	pod.Spec.Containers = nil
-	names := []string{"pytorch", "trainer", "notebook", "server", "worker", "logs"}
+	names := []string{"pytorch", "trainer", "notebook", "server", "worker", "logs", "main"}
 	n := 1 + r.IntN(4)
 	for i := 0; i < n; i++ {
 		c := corev1.Container{Name: fmt.Sprintf("%s-%d", names[r.IntN(len(names))], i), Image: "img"}
 		if i == 0 && r.IntN(2) == 0 {
 			c.Name = names[r.IntN(3)]
 		}
-		switch r.IntN(4) {
+		switch r.IntN(8) {
 		case 1:
 			c.Resources.Limits = limits("cpu", fmt.Sprintf("%dm", 100+r.IntN(8000)), "memory", fmt.Sprintf("%dMi", 64+r.IntN(65536)))
 		case 2:
 			c.Resources.Limits = limits("nvidia.com/gpu", fmt.Sprint(1+r.IntN(8)))
 		case 3:
-			c.Resources.Requests = limits("cpu", "1")
+			c.Resources.Requests = limits("cpu", "1", "memory", []string{"8Gi", "1G", "500M"}[r.IntN(3)])
+		case 4:
+			c.Resources.Limits = limits("nvidia.com/mig-1g.10gb", "1")
+		case 5:
+			c.Resources.Limits = limits("nvidia.com/gpu", "0", "cpu", "0", "memory", "0")
+		case 6:
+			c.Resources.Limits = limits("memory", "1", "cpu", "1m")
 		}
-		for _, name := range []string{"NCCL_DEBUG", "HF_HOME", "A", "OMP_NUM_THREADS", "PYTHONUNBUFFERED", "NVIDIA_VISIBLE_DEVICES"} {
-			if r.IntN(4) == 0 {
+		for _, name := range []string{"NCCL_DEBUG", "HF_HOME", "A", "OMP_NUM_THREADS", "PYTHONUNBUFFERED", "NVIDIA_VISIBLE_DEVICES", "NCCL_SOCKET_IFNAME"} {
+			switch r.IntN(8) {
+			case 0:
 				c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: "x"})
+			case 1: // duplicate names: the runtime takes the last
+				c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: "x"}, corev1.EnvVar{Name: name, Value: []string{"WARN", "1", "y"}[r.IntN(3)]})
 			}
 		}
 		if r.IntN(4) == 0 {
-			pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: fmt.Sprintf("v%d", i), VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
-			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: fmt.Sprintf("v%d", i), MountPath: []string{"/dev/shm", "/models", "/data"}[r.IntN(3)]})
+			c.EnvFrom = append(c.EnvFrom, corev1.EnvFromSource{Prefix: []string{"", "NCCL_", "APP_"}[r.IntN(3)],
+				ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}})
+		}
+		if r.IntN(3) == 0 {
+			// The Pod's own volume, sometimes under a name a profile uses, mounted at a path a
+			// profile uses, with or without a trailing slash.
+			name := []string{fmt.Sprintf("v%d", i), "dshm", "model-cache", "models", "hf-cache"}[r.IntN(5)]
+			if volumeNamed(pod, name) == nil {
+				v := corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+				if r.IntN(2) == 0 {
+					v.EmptyDir.Medium = corev1.StorageMediumMemory
+				}
+				pod.Spec.Volumes = append(pod.Spec.Volumes, v)
+			}
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name,
+				MountPath: []string{"/dev/shm", "/models", "/data", "/models/", "/dev/shm/", "/cache", "/scratch"}[r.IntN(7)]})
 		}
 		pod.Spec.Containers = append(pod.Spec.Containers, c)
 	}
@@ -60,18 +87,54 @@ func randomPod(r *rand.Rand, profileName string) *corev1.Pod {
 		pod.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
 			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: "Exists"}}}}}}}
 	}
-	if r.IntN(4) == 0 {
+	switch r.IntN(4) {
+	case 0:
 		pod.Spec.RuntimeClassName = ptr.To("runc")
+	case 1: // a class with overhead, as the RuntimeClass admission plugin leaves it
+		pod.Spec.RuntimeClassName = ptr.To("kata")
+		pod.Spec.Overhead = limits("cpu", "250m", "memory", "120Mi")
 	}
+	if r.IntN(4) == 0 {
+		pod.Spec.PriorityClassName, pod.Spec.Priority = "low", ptr.To[int32](10)
+	}
+	if r.IntN(4) == 0 {
+		pod.Spec.Resources = &corev1.ResourceRequirements{Limits: limits("cpu", fmt.Sprint(1+r.IntN(16)), "memory", fmt.Sprintf("%dGi", 1+r.IntN(64)))}
+	}
+	pod.Spec.HostIPC = r.IntN(5) == 0
+	pod.Spec.HostNetwork = r.IntN(5) == 0
 	return pod
 }
+
+// enforceAll sets everything a profile can set and enforces all of it.
+const enforceAll = `
+profiles:
+- name: enforce-all
+  pod:
+    labels: {team.example.com/workload: training}
+    annotations: {example.com/note: "a/b"}
+    runtimeClassName: nvidia
+    schedulerName: volcano
+    priorityClassName: batch-high
+    nodeSelector: {nvidia.com/gpu.present: "true"}
+    tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+    volumes: [{name: model-cache, emptyDir: {sizeLimit: 100Gi}}]
+  container:
+    limits: {nvidia.com/gpu: "1", memory: 4Gi}
+    env: [{name: NCCL_DEBUG, value: WARN}, {name: NCCL_SOCKET_IFNAME, value: eth0}]
+    volumeMounts: [{name: model-cache, mountPath: /models}]
+  derived:
+    shm: {fraction: 0.5, default: 8Gi}
+    ompNumThreadsFromCPU: true
+    hideGPUsFromNonGPUContainers: true
+  enforce: [runtimeClassName, schedulerName, priorityClassName, labels, annotations, nodeSelector, tolerations, volumes, limits, env, volumeMounts]
+`
 
 func allSets(t *testing.T) []*profile.Set {
 	examples, err := profile.Parse(profile.Examples, DefaultDomain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []*profile.Set{examples, mustParse(t, testProfiles)}
+	return []*profile.Set{examples, mustParse(t, testProfiles), mustParse(t, ruleProfiles), mustParse(t, enforceAll)}
 }
 
 // apiDefaults does what the API server does to a Pod before and after each webhook: fill in
@@ -90,36 +153,51 @@ func apiDefaults(pod *corev1.Pod) {
 	}
 }
 
-// checkValid checks the invariants the API server's validation would refuse a Pod for and a
-// mutation could break: unique names and mount paths, mounts of existing volumes.
-func checkValid(t *testing.T, pod *corev1.Pod) {
+// checkValid checks, offline, what the API server's validation and admission plugins would
+// refuse the mutated Pod for and a mutation could break: unique volume names, mounts of existing
+// volumes at distinct (cleaned) paths, no env name the mutation duplicated, requests within
+// limits (equal for extended resources), no overhead left from a runtime class the mutation
+// replaced, and no priority left from a replaced priority class.
+func checkValid(t *testing.T, before, after *corev1.Pod) {
 	t.Helper()
 	volumes := map[string]bool{}
-	for _, v := range pod.Spec.Volumes {
+	for _, v := range after.Spec.Volumes {
 		if volumes[v.Name] {
 			t.Fatalf("duplicate volume %s", v.Name)
 		}
 		volumes[v.Name] = true
 	}
-	for _, tg := range allContainers(pod) {
-		env, paths := map[string]bool{}, map[string]bool{}
+	beforeEnv := map[string]int{}
+	for _, tg := range allContainers(before) {
 		for _, e := range tg.c.Env {
-			if env[e.Name] {
-				t.Fatalf("%s: duplicate env %s", tg.where, e.Name)
+			beforeEnv[tg.where+"/"+e.Name]++
+		}
+	}
+	for _, tg := range allContainers(after) {
+		env, paths := map[string]int{}, map[string]bool{}
+		for _, e := range tg.c.Env {
+			if env[e.Name]++; env[e.Name] > max(beforeEnv[tg.where+"/"+e.Name], 1) {
+				t.Fatalf("%s: env %s duplicated by the mutation", tg.where, e.Name)
 			}
-			env[e.Name] = true
 		}
 		for _, m := range tg.c.VolumeMounts {
-			if paths[m.MountPath] || !volumes[m.Name] {
+			if p := path.Clean(m.MountPath); paths[p] || !volumes[m.Name] {
 				t.Fatalf("%s: mount %s of %s is duplicate or of a missing volume", tg.where, m.MountPath, m.Name)
 			}
-			paths[m.MountPath] = true
+			paths[path.Clean(m.MountPath)] = true
 		}
 		for r, q := range tg.c.Resources.Requests {
-			if l, ok := tg.c.Resources.Limits[r]; ok && strings.Contains(string(r), "/") && l.Cmp(q) != 0 {
-				t.Fatalf("%s: extended resource %s request %s != limit %s", tg.where, r, q.String(), l.String())
+			l, ok := tg.c.Resources.Limits[r]
+			if ok && (l.Cmp(q) < 0 || strings.Contains(string(r), "/") && l.Cmp(q) != 0) {
+				t.Fatalf("%s: %s request %s and limit %s disagree", tg.where, r, q.String(), l.String())
 			}
 		}
+	}
+	if ptr.Deref(before.Spec.RuntimeClassName, "") != ptr.Deref(after.Spec.RuntimeClassName, "") && len(after.Spec.Overhead) > 0 {
+		t.Fatalf("runtime class changed to %s but the old overhead stayed", *after.Spec.RuntimeClassName)
+	}
+	if before.Spec.PriorityClassName != after.Spec.PriorityClassName && after.Spec.Priority != nil {
+		t.Fatal("priority class changed but the resolved priority stayed")
 	}
 }
 
@@ -137,7 +215,7 @@ func TestIdempotence(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", name, err)
 				}
-				checkValid(t, once)
+				checkValid(t, pod, once)
 				apiDefaults(once)
 				res, _, err := mutate(t, set, once)
 				if err != nil {
@@ -182,13 +260,14 @@ func TestReinvocationReachesNewContainers(t *testing.T) {
 		if envValue(added, "NCCL_DEBUG") != "WARN" {
 			t.Fatalf("new container did not get the profile: %+v", added.Env)
 		}
-		for _, c := range twice.Spec.Containers {
-			for _, e := range c.Env {
-				if countEnv(&c, e.Name) != 1 {
-					t.Fatalf("duplicate env %s in %s", e.Name, c.Name)
+		for i := range once.Spec.Containers {
+			for _, e := range once.Spec.Containers[i].Env {
+				if countEnv(&twice.Spec.Containers[i], e.Name) != countEnv(&once.Spec.Containers[i], e.Name) {
+					t.Fatalf("env %s duplicated in %s", e.Name, once.Spec.Containers[i].Name)
 				}
 			}
 		}
+		checkValid(t, once, twice)
 		if again, _, _ := mutate(t, set, twice); len(again.Patch) != 0 {
 			t.Fatalf("third call patched: %+v", again.Patch)
 		}

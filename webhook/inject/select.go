@@ -2,6 +2,7 @@ package inject
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,18 +14,33 @@ import (
 // mirrorPodAnnotation marks static Pods the kubelet mirrors into the API; they cannot be changed.
 const mirrorPodAnnotation = "kubernetes.io/config.mirror"
 
+// Values of the Keys.Inject Pod annotation, compared trimmed and case-insensitively. An opt-out
+// value wins over everything; an opt-in value changes nothing (the Pod is handled as if the
+// annotation were absent). Any other value is refused: guessing could inject into a Pod whose
+// owner meant to opt out.
+var (
+	OptOutValues = []string{"false", "no", "off", "0", "disabled"}
+	OptInValues  = []string{"true", "yes", "on", "1", "enabled"}
+)
+
 // choose picks the profile for a Pod: nil with a reason when none applies.
 func choose(pod *corev1.Pod, set *profile.Set, keys Keys) (*profile.Compiled, string, error) {
 	if _, ok := pod.Annotations[mirrorPodAnnotation]; ok {
 		return nil, "mirror pod", nil
 	}
-	if strings.EqualFold(pod.Annotations[keys.Inject], "false") {
-		return nil, "opted out with " + keys.Inject + "=false", nil
+	if v, ok := pod.Annotations[keys.Inject]; ok {
+		switch w := strings.ToLower(strings.TrimSpace(v)); {
+		case slices.Contains(OptOutValues, w):
+			return nil, "opted out with " + keys.Inject + "=" + w, nil
+		case !slices.Contains(OptInValues, w):
+			return nil, "", &RefusedError{Reason: fmt.Sprintf("annotation %s=%q is not recognised: %s opt out, %s opt in (or remove it)",
+				keys.Inject, shorten(v, 40), strings.Join(OptOutValues, "/"), strings.Join(OptInValues, "/"))}
+		}
 	}
 	byLabel, byAnnotation := pod.Labels[keys.Profile], pod.Annotations[keys.Profile]
 	if byLabel != "" && byAnnotation != "" && byLabel != byAnnotation {
 		return nil, "", &RefusedError{Reason: fmt.Sprintf("label %s=%q and annotation %s=%q disagree: set one",
-			keys.Profile, byLabel, keys.Profile, byAnnotation)}
+			keys.Profile, shorten(byLabel, 64), keys.Profile, shorten(byAnnotation, 64))}
 	}
 	name := byLabel
 	if name == "" {
@@ -34,37 +50,50 @@ func choose(pod *corev1.Pod, set *profile.Set, keys Keys) (*profile.Compiled, st
 		p, ok := set.Get(name)
 		if !ok {
 			return nil, "", &RefusedError{Reason: fmt.Sprintf("unknown profile %q in %s; known profiles: %s",
-				name, keys.Profile, strings.Join(set.Names(), ", "))}
+				shorten(name, 64), keys.Profile, strings.Join(set.Names(), ", "))}
 		}
 		return p, "", nil
 	}
-	if p, ok := set.Default(); ok && podRequests(pod, p.GPUResource) {
+	if p, ok := set.Default(); ok && podRequestsGPU(pod, p.GPUResource) {
 		return p, "", nil
 	}
 	return nil, "no profile requested", nil
 }
 
-// podRequests reports whether any container of the Pod asks for the resource.
-func podRequests(pod *corev1.Pod, r corev1.ResourceName) bool {
-	for i := range pod.Spec.InitContainers {
-		if requests(&pod.Spec.InitContainers[i], r) {
-			return true
-		}
-	}
-	for i := range pod.Spec.Containers {
-		if requests(&pod.Spec.Containers[i], r) {
+// podRequestsGPU reports whether any app or init container of the Pod asks for a GPU.
+func podRequestsGPU(pod *corev1.Pod, gpu corev1.ResourceName) bool {
+	for _, t := range allContainers(pod) {
+		if requestsGPU(t.c, gpu) {
 			return true
 		}
 	}
 	return false
 }
 
-func requests(c *corev1.Container, r corev1.ResourceName) bool {
-	q, ok := c.Resources.Limits[r]
-	if !ok {
-		q, ok = c.Resources.Requests[r]
+// requestsGPU reports whether a container asks for a GPU: a non-zero limit or request of the
+// profile's gpuResource, or of another GPU resource of the same vendor (isGPUResource), such as
+// a MIG slice. An explicit zero ("nvidia.com/gpu: 0") asks for none.
+func requestsGPU(c *corev1.Container, gpu corev1.ResourceName) bool {
+	for _, l := range []corev1.ResourceList{c.Resources.Limits, c.Resources.Requests} {
+		for r, q := range l {
+			if !q.IsZero() && isGPUResource(r, gpu) {
+				return true
+			}
+		}
 	}
-	return ok && !q.IsZero()
+	return false
+}
+
+// isGPUResource reports whether r is the profile's gpuResource or, under the same vendor domain,
+// a whole or partitioned GPU: a name starting with "gpu" (nvidia.com/gpu.shared for time-sliced
+// GPUs) or "mig-" (nvidia.com/mig-1g.10gb). A resource without a domain matches only itself.
+func isGPUResource(r, gpu corev1.ResourceName) bool {
+	if r == gpu {
+		return true
+	}
+	vendor, _, ok := strings.Cut(string(gpu), "/")
+	rv, name, rok := strings.Cut(string(r), "/")
+	return ok && rok && rv == vendor && (strings.HasPrefix(name, "gpu") || strings.HasPrefix(name, "mig-"))
 }
 
 // target is a container the profile reaches, with its JSON-pointer prefix.
@@ -94,7 +123,7 @@ func targets(pod *corev1.Pod, p *profile.Compiled) []target {
 			}
 			return false
 		case profile.SelectGPU:
-			return requests(c, p.GPUResource)
+			return requestsGPU(c, p.GPUResource)
 		}
 		return true
 	}
