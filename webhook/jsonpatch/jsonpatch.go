@@ -18,7 +18,8 @@ func Replace(path string, value any) Operation {
 	return Operation{Op: "replace", Path: path, Value: value}
 }
 
-// Remove drops a member; used only for values the API server recomputes (e.g. spec.priority).
+// Remove drops a member; used only for values an admission plugin recomputes from a class the
+// profile changed (spec.priority and spec.preemptionPolicy, spec.overhead).
 func Remove(path string) Operation { return Operation{Op: "remove", Path: path} }
 
 var escaper = strings.NewReplacer("~", "~0", "/", "~1")
