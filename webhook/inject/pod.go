@@ -1,7 +1,7 @@
 package inject
 
 // Pod-level rules, in the order apply runs them: scalars, maps, tolerations, node affinity,
-// volumes.
+// volumes, and /dev/shm (after the containers, whose limits size it).
 
 import (
 	"encoding/json"
