@@ -314,13 +314,14 @@ func TestProfilesComeFromConfig(t *testing.T) {
 	want(t, "ConfigMap data", str(res.one(t, typeConfigMap).Inputs, "data.profiles\\.yaml"), custom)
 }
 
-// GOMEMLIMIT follows the container's memory limit (the downward API), so the garbage collector
-// works harder before the kernel kills the container, whatever limit the cluster applies.
+// The server learns the container's memory limit (the downward API) and sets its Go memory limit
+// to 90% of it, so the garbage collector works harder before the kernel kills the container,
+// whatever limit the cluster applies.
 func TestGoMemoryLimitFollowsTheContainerMemoryLimit(t *testing.T) {
 	t.Parallel()
 	c := get(mustRun(t, map[string]string{"resources": `{"limits":{"memory":"512Mi"}}`}).one(t, typeDeployment).Inputs, "spec.template.spec.containers.0")
 	want(t, "env", get(c, "env"), []any{map[string]any{
-		"name": "GOMEMLIMIT",
+		"name": "AI_WEBHOOK_MEMORY_LIMIT",
 		"valueFrom": map[string]any{"resourceFieldRef": map[string]any{
 			"containerName": str(c, "name"), "resource": "limits.memory", "divisor": "1",
 		}},

@@ -39,10 +39,11 @@ const (
 // (corev1.ServiceAccountRootCAKey), so it is spelled out here.
 const tlsCACertKey = "ca.crt"
 
-// envGoMemLimit is the Go runtime's soft memory limit. The Deployment sets it to the
-// container's memory limit through the downward API, so the garbage collector works harder as
-// the heap nears the limit instead of the kernel killing the container.
-const envGoMemLimit = "GOMEMLIMIT"
+// envMemoryLimit carries the container's memory limit to the server (the downward API), which
+// sets the Go runtime's soft memory limit to 90% of it, so the garbage collector works harder as
+// the heap nears the limit instead of the kernel killing the container. The server's name for it
+// is server.EnvMemoryLimit.
+const envMemoryLimit = "AI_WEBHOOK_MEMORY_LIMIT"
 
 // selectorLabels select the webhook's pods; commonLabels go on every object.
 func selectorLabels() pulumi.StringMap {
@@ -278,15 +279,15 @@ func container(cfg Config) *pcorev1.ContainerArgs {
 			"--shutdown-delay=" + shutdownDelay,
 			"--log-level=" + cfg.LogLevel,
 		}),
-		// The whole limit, not a fraction: the downward API cannot scale a value (memory divisors
-		// are units such as 1 or 1Mi), and the runtime only reads this variable at start-up. With
-		// no memory limit configured, Kubernetes gives the node's allocatable memory.
+		// The whole limit: the downward API cannot scale a value (memory divisors are units such
+		// as 1 or 1Mi), so the server takes the fraction. With no memory limit configured,
+		// Kubernetes gives the node's allocatable memory.
 		Env: pcorev1.EnvVarArray{&pcorev1.EnvVarArgs{
-			Name: pulumi.String(envGoMemLimit),
+			Name: pulumi.String(envMemoryLimit),
 			ValueFrom: &pcorev1.EnvVarSourceArgs{ResourceFieldRef: &pcorev1.ResourceFieldSelectorArgs{
 				ContainerName: pulumi.String(appName),
 				Resource:      pulumi.String("limits.memory"),
-				Divisor:       pulumi.String("1"), // bytes, the unit GOMEMLIMIT reads without a suffix
+				Divisor:       pulumi.String("1"), // bytes
 			}},
 		}},
 		Ports: pcorev1.ContainerPortArray{&pcorev1.ContainerPortArgs{

@@ -23,8 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// memoryLimit is the Deployment's default memory limit; GOMEMLIMIT is set to it, as the
-// Deployment does from the downward API.
+// memoryLimit is the Deployment's default memory limit, given to the server as the Deployment
+// does (AI_WEBHOOK_MEMORY_LIMIT from the downward API; the server's Go memory limit is 90% of it).
 const memoryLimit = 256 << 20
 
 // phaseTime is how long each attack lasts.
@@ -43,7 +43,7 @@ func TestHostileLoad(t *testing.T) {
 		t.Cleanup(cg.remove) // runs after the server's cleanup: the cgroup is empty by then
 		t.Logf("server in memory cgroup %s limited to %d MiB", cg.dir, memoryLimit>>20)
 	}
-	s := start(t, cg, []string{"GOMEMLIMIT=" + strconv.Itoa(memoryLimit)})
+	s := start(t, cg, []string{"AI_WEBHOOK_MEMORY_LIMIT=" + strconv.Itoa(memoryLimit)})
 	base := s.peakRSS()
 	t.Logf("RSS after start: %.1f MiB", float64(base)/(1<<20))
 

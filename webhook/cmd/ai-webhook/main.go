@@ -93,6 +93,9 @@ func serve(args []string, stderr io.Writer) error {
 		return usageError{err}
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := server.SetMemoryLimit(os.Getenv, log); err != nil {
+		return err
+	}
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
