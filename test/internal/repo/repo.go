@@ -3,23 +3,20 @@ package repo
 
 import (
 	"fmt"
-	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
-// Root is the repository root: the directory holding go.work at or above dir
-// (`go test` runs in the package directory, `go run` where it was started).
+// Root is the repository root: the directory of the go.work the go command
+// uses in dir (`go test` runs in the package directory, `go run` where it was
+// started).
 func Root(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
+	cmd := exec.Command("go", "env", "GOWORK")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if work := strings.TrimSpace(string(out)); err == nil && work != "" && work != "off" {
+		return filepath.Dir(work), nil
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.work at or above %s: run from the ai-webhook repository", dir)
-		}
-	}
+	return "", fmt.Errorf("no go.work for %s (go env GOWORK: %q, %v): run in the ai-webhook repository", dir, out, err)
 }
