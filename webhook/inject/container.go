@@ -43,10 +43,16 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 	key := string(r)
 	have, hasLimit := res.Limits[r]
 	req, hasRequest := res.Requests[r]
-	switch {
-	case hasLimit && have.Cmp(q) == 0:
+	if hasLimit && have.Cmp(q) == 0 {
 		m.note(t.where, "limits", key, Kept, q.String())
 		return
+	}
+	if why := m.podLevelRoom(r); why != "" {
+		// Even when enforced: the API server would refuse the Pod.
+		m.pass(t.where, "limits", key, Skipped, why, q.String())
+		return
+	}
+	switch {
 	case hasLimit:
 		if !m.conflict(t.where, "limits", key, have.String(), q.String()) {
 			return
@@ -78,6 +84,22 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 	if !hasLimit {
 		m.note(t.where, "limits", key, Applied, q.String())
 	}
+}
+
+// podLevelRoom says why the profile's limit of r is not used on a Pod that budgets r at the
+// Pod level (spec.resources), empty otherwise. The API server refuses a container limit above
+// the Pod's limit and container requests summing above the Pod's request; rather than fit a
+// limit into what other containers leave (which would depend on the order of containers), the
+// Pod's own budget wins, enforced or not.
+func (m *mutation) podLevelRoom(r corev1.ResourceName) string {
+	if pr := m.pod.Spec.Resources; pr != nil {
+		_, limited := pr.Limits[r]
+		_, requested := pr.Requests[r]
+		if limited || requested {
+			return "the pod sets a pod-level " + string(r)
+		}
+	}
+	return ""
 }
 
 // gpuResources names the GPU resources a container requests, for --explain.

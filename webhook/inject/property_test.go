@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
 
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
@@ -193,12 +194,51 @@ func checkValid(t *testing.T, before, after *corev1.Pod) {
 			}
 		}
 	}
+	if a, b := podLevelProblem(before), podLevelProblem(after); a == "" && b != "" {
+		t.Fatal(b)
+	}
 	if ptr.Deref(before.Spec.RuntimeClassName, "") != ptr.Deref(after.Spec.RuntimeClassName, "") && len(after.Spec.Overhead) > 0 {
 		t.Fatalf("runtime class changed to %s but the old overhead stayed", *after.Spec.RuntimeClassName)
 	}
 	if before.Spec.PriorityClassName != after.Spec.PriorityClassName && after.Spec.Priority != nil {
 		t.Fatal("priority class changed but the resolved priority stayed")
 	}
+}
+
+// podLevelProblem is what the API server refuses in a Pod with pod-level resources: a container
+// limit above the Pod's, or app container requests summing above the Pod's request (its limit
+// when it sets none).
+func podLevelProblem(pod *corev1.Pod) string {
+	pr := pod.Spec.Resources
+	if pr == nil {
+		return ""
+	}
+	for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		podReq, hasReq := pr.Requests[r]
+		if !hasReq {
+			podReq, hasReq = pr.Limits[r]
+		}
+		var sum resource.Quantity
+		for _, c := range pod.Spec.Containers {
+			if l, ok := c.Resources.Limits[r]; ok && podLimitBelow(pr, r, l) {
+				return fmt.Sprintf("container %s %s limit %s above the pod-level limit", c.Name, r, l.String())
+			}
+			if q, ok := c.Resources.Requests[r]; ok {
+				sum.Add(q)
+			} else if l, ok := c.Resources.Limits[r]; ok { // the API defaults the request to the limit
+				sum.Add(l)
+			}
+		}
+		if hasReq && sum.Cmp(podReq) > 0 {
+			return fmt.Sprintf("%s requests %s above the pod-level %s", r, sum.String(), podReq.String())
+		}
+	}
+	return ""
+}
+
+func podLimitBelow(pr *corev1.ResourceRequirements, r corev1.ResourceName, l resource.Quantity) bool {
+	pl, ok := pr.Limits[r]
+	return ok && l.Cmp(pl) > 0
 }
 
 // TestIdempotence: mutate, apply, let the API server default, mutate again: an empty patch,

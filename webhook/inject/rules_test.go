@@ -415,6 +415,13 @@ func TestShmAndOMPFollowTheLimitsAsTheProfileLeavesThem(t *testing.T) {
 				t.Fatalf("explain says %q", it.Detail)
 			}
 		}},
+		{"a pod-level memory budget wins over the profile's container limit; shm follows it", "sized", newPod(podLevel("memory", "2Gi")),
+			func(t *testing.T, res *Result, p *corev1.Pod) {
+				if _, ok := p.Spec.Containers[0].Resources.Limits["memory"]; ok || shmSize(p) != "1Gi" {
+					t.Fatalf("limits %v, shm %s; want no container limit and 1Gi", p.Spec.Containers[0].Resources.Limits, shmSize(p))
+				}
+				wantItem(t, res, "limits", "memory", Skipped)
+			}},
 		{"OMP_NUM_THREADS from a pod-level cpu limit", "sized", newPod(podLevel("cpu", "3500m")), func(t *testing.T, _ *Result, p *corev1.Pod) {
 			if v := envValue(&p.Spec.Containers[0], "OMP_NUM_THREADS"); v != "3" {
 				t.Fatalf("OMP_NUM_THREADS=%q, want 3", v)
