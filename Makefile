@@ -4,8 +4,8 @@ ROOT := $(abspath .)
 BIN  := $(ROOT)/bin
 GO   ?= go
 IMAGE ?= ai-webhook:dev
-# The product modules and the test module, all in go.work.
-PKGS := ./webhook/... ./infra/... ./test/...
+# The product modules, the test module and make up's command, all in go.work.
+PKGS := ./webhook/... ./infra/... ./test/... ./tools/localcluster/...
 
 include tools/k8s/tools.mk
 include tools/pulumi/tools.mk
