@@ -739,7 +739,7 @@ func inRange(p *field.Path, v, lo, hi int64) field.ErrorList {
 
 func fileMode(p *field.Path, m *int32) field.ErrorList {
 	if m != nil && (*m < 0 || *m > 0o777) {
-		return field.ErrorList{field.Invalid(p, fmt.Sprintf("%#o", *m), fileModeMsg)}
+		return field.ErrorList{field.Invalid(p, *m, fileModeMsg)}
 	}
 	return nil
 }
