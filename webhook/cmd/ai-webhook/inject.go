@@ -142,6 +142,17 @@ func splitDocuments(raw []byte) ([][]byte, error) {
 		if t := bytes.TrimSpace(j); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 			continue // only comments or separators
 		}
+		// A List (kubectl get -o yaml) is handled as its items, one document each.
+		var list struct {
+			Kind  string            `json:"kind"`
+			Items []json.RawMessage `json:"items"`
+		}
+		if json.Unmarshal(j, &list) == nil && list.Kind == "List" {
+			for _, it := range list.Items {
+				docs = append(docs, it)
+			}
+			continue
+		}
 		docs = append(docs, j)
 	}
 	if len(docs) == 0 {

@@ -354,3 +354,25 @@ func TestValidWorkloadsNeverCrash(t *testing.T) {
 		})
 	}
 }
+
+// A List, as kubectl get -o yaml prints it, is handled item by item.
+func TestAListIsHandledItemByItem(t *testing.T) {
+	f := writeFile(t, "list.yaml", `apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: a, labels: {ai.example.com/profile: notebook}}
+  spec: {containers: [{name: nb, image: jupyter}]}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: b}
+`)
+	out, stderr, err := runCLI(t, "", "inject", "-f", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if docs := strings.Split(out, "\n---\n"); len(docs) != 2 || !strings.Contains(docs[0], "notebook@") || !strings.Contains(stderr, "document 2 (ConfigMap b): skipped") {
+		t.Fatalf("want the injected Pod and the ConfigMap passed through:\n%s\n%s", out, stderr)
+	}
+}
