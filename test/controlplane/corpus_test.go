@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/diff"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -127,15 +128,26 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 	parallel(len(jobs), func(i int) {
 		got[i], errs[i] = createPod(ns, jobs[i].shape.podFor(jobs[i].variant, jobs[i].sidecar), true)
 	})
-	created := time.Now()
-
-	report := newCorpusReport()
 	alone := map[string]*corev1.Pod{} // shape/variant -> the Pod stored without the sidecar
+	var firsts []int                  // jobs whose stored Pod is created once more
 	for i, j := range jobs {
 		if !j.sidecar && errs[i] == nil {
 			alone[j.shape.name+"/"+j.variant] = got[i]
+			firsts = append(firsts, i)
 		}
 	}
+	// The stored Pod created again goes through ai-webhook once more: it must come back as it was.
+	again := make([]*corev1.Pod, len(jobs))
+	againErrs := make([]error, len(jobs))
+	parallel(len(firsts), func(k int) {
+		i := firsts[k]
+		p := got[i].DeepCopy()
+		p.ObjectMeta = metav1.ObjectMeta{Name: p.Name, Labels: p.Labels, Annotations: p.Annotations}
+		again[i], againErrs[i] = createPod(ns, p, true)
+	})
+	created := time.Now()
+
+	report := newCorpusReport()
 	keys := inject.KeysFor(domain)
 	for i, j := range jobs {
 		sent := j.shape.podFor(j.variant, j.sidecar)
@@ -193,12 +205,18 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 		for _, prob := range addedDuplicates(sent, stored) {
 			fail("duplicate", "%s", prob)
 		}
-		again := stored.DeepCopy()
-		if res2, err := inject.Mutate(again, set, keys); err != nil {
-			fail("second pass", "refused the stored Pod: %v", err)
+		if res2, err := inject.Mutate(stored.DeepCopy(), set, keys); err != nil {
+			fail("second pass", "the injector refuses the stored Pod: %v", err)
 		} else if len(res2.Patch) > 0 {
 			patch, _ := json.Marshal(res2.Patch)
-			fail("second pass", "patch on the stored Pod: %s", shortJSON(patch))
+			fail("second pass", "the injector patches the stored Pod: %s", shortJSON(patch))
+		}
+		switch {
+		case j.sidecar:
+		case againErrs[i] != nil:
+			fail("second pass", "the stored Pod created again is refused: %v", againErrs[i])
+		case viewDiff(stored, again[i]) != "":
+			fail("second pass", "the stored Pod created again comes back changed (-first +again):\n%s", viewDiff(stored, again[i]))
 		}
 		if j.sidecar {
 			base, ok := alone[j.shape.name+"/"+j.variant]
@@ -214,8 +232,8 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 		}
 	}
 	report.log(t, variants)
-	t.Logf("corpus: %d shapes valid on their own, %d creates through both webhooks; %v (validity %v, creates %v)",
-		len(valid), len(jobs), time.Since(start).Round(time.Millisecond),
+	t.Logf("corpus: %d shapes valid on their own, %d creates through both webhooks, %d stored Pods created again; %v (validity %v, creates %v)",
+		len(valid), len(jobs), len(firsts), time.Since(start).Round(time.Millisecond),
 		validated.Sub(start).Round(time.Millisecond), created.Sub(validated).Round(time.Millisecond))
 }
 
@@ -981,16 +999,15 @@ func sidecarProblem(base, withSidecar *corev1.Pod, set *profile.Set, keys inject
 	if _, err := inject.Mutate(want, set, keys); err != nil {
 		return "the injector refuses the Pod with the sidecar: " + err.Error()
 	}
-	a, b := podView(want), podView(withSidecar)
-	if string(a) != string(b) {
-		return "stored with the sidecar differs from one decision on the Pod with it (-want +got):\n" + lineDiff(string(a), string(b))
+	if d := viewDiff(want, withSidecar); d != "" {
+		return "stored with the sidecar differs from one decision on the Pod with it (-want +got):\n" + d
 	}
 	return ""
 }
 
-// podView is what the injector touches, as JSON lines: metadata it writes, placement, volumes
-// and each container's env, mounts and resources.
-func podView(p *corev1.Pod) []byte {
+// podView is what the injector touches: metadata it writes, placement, volumes and each
+// container's env, mounts and resources.
+func podView(p *corev1.Pod) any {
 	type container struct {
 		Name         string
 		Env          []corev1.EnvVar
@@ -1018,28 +1035,16 @@ func podView(p *corev1.Pod) []byte {
 	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
 		v.Containers = append(v.Containers, container{c.Name, c.Env, c.VolumeMounts, c.Resources})
 	}
-	data, _ := json.MarshalIndent(v, "", " ")
-	return data
+	return v
 }
 
-// lineDiff shows the lines that differ, with a little context.
-func lineDiff(a, b string) string {
-	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
-	var out []string
-	for i := 0; i < max(len(al), len(bl)) && len(out) < 20; i++ {
-		x, y := at(al, i), at(bl, i)
-		if x != y {
-			out = append(out, fmt.Sprintf("      line %d: -%s\n      line %d: +%s", i+1, strings.TrimSpace(x), i+1, strings.TrimSpace(y)))
-		}
+// viewDiff is empty when a and b look the same to the injector, else a unified diff.
+func viewDiff(a, b *corev1.Pod) string {
+	va, vb := podView(a), podView(b)
+	if string(mustJSON(va)) == string(mustJSON(vb)) {
+		return ""
 	}
-	return strings.Join(out, "\n")
-}
-
-func at(lines []string, i int) string {
-	if i < len(lines) {
-		return lines[i]
-	}
-	return ""
+	return diff.Diff(va, vb)
 }
 
 func uniqueEnvNames(env []corev1.EnvVar) []string {
