@@ -25,7 +25,7 @@ const DefaultDomain = "ai.example.com"
 // derived: the server, the offline CLI and the Pulumi stack (namespace selector) all use it.
 type Keys struct {
 	Profile string // label or annotation naming the profile to apply
-	// Inject is the Pod annotation that opts a Pod out ("false"), and the namespace
+	// Inject is the Pod annotation that opts a Pod out (OptOutValues), and the namespace
 	// label the webhook's namespaceSelector matches (NamespaceEnabled, NamespaceDisabled).
 	Inject   string
 	Injected string // annotation stamped with "<profile>@<hash>"
