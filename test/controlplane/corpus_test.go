@@ -202,6 +202,9 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 		for _, prob := range userValueProblems(sent, stored, p) {
 			fail("user value", "%s", prob)
 		}
+		for _, prob := range gpuHidingProblems(sent, stored, p) {
+			fail("gpu hiding", "%s", prob)
+		}
 		for _, prob := range addedDuplicates(sent, stored) {
 			fail("duplicate", "%s", prob)
 		}
@@ -1217,4 +1220,44 @@ func count(items []string, s string) int {
 
 func mountIndexAt(c corev1.Container, mountPath string) int {
 	return slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return path.Clean(m.MountPath) == mountPath })
+}
+
+// gpuHidingProblems checks what a profile with hideGPUsFromNonGPUContainers promises, judged
+// here on its own: every container that asks for no NVIDIA GPU (none, "0", or another device)
+// is hidden from the node's GPUs, as the Pod set it or with NVIDIA_VISIBLE_DEVICES=void; a
+// container that asks for a GPU, a shared GPU or a MIG slice never gets void from the profile.
+func gpuHidingProblems(sent, stored *corev1.Pod, p *profile.Compiled) []string {
+	if p == nil || !p.Derived.HideGPUsFromNonGPUContainers {
+		return nil
+	}
+	var probs []string
+	mine := byName(append(slices.Clone(sent.Spec.InitContainers), sent.Spec.Containers...), func(c corev1.Container) string { return c.Name })
+	for _, c := range append(slices.Clone(stored.Spec.InitContainers), stored.Spec.Containers...) {
+		vis := envNamed(c.Env, profile.EnvNvidiaVisibleDevices)
+		own := envNamed(mine[c.Name].Env, profile.EnvNvidiaVisibleDevices)
+		voided := len(vis) > 0 && vis[len(vis)-1].Value == "void" && len(own) == 0
+		switch {
+		case asksForNvidiaGPU(c) && voided:
+			probs = append(probs, fmt.Sprintf("container %s asks for a GPU but got %s=void", c.Name, profile.EnvNvidiaVisibleDevices))
+		case !asksForNvidiaGPU(c) && len(vis) == 0 && !slices.ContainsFunc(c.EnvFrom, func(f corev1.EnvFromSource) bool {
+			return strings.HasPrefix(profile.EnvNvidiaVisibleDevices, f.Prefix)
+		}):
+			probs = append(probs, fmt.Sprintf("container %s asks for no GPU and is not hidden from the node's GPUs", c.Name))
+		}
+	}
+	return probs
+}
+
+// asksForNvidiaGPU: a non-zero limit or request of nvidia.com/gpu, a variant of it
+// (gpu.shared) or a MIG slice.
+func asksForNvidiaGPU(c corev1.Container) bool {
+	for _, l := range []corev1.ResourceList{c.Resources.Limits, c.Resources.Requests} {
+		for r, q := range l {
+			name := string(r)
+			if !q.IsZero() && (strings.HasPrefix(name, "nvidia.com/gpu") || strings.HasPrefix(name, "nvidia.com/mig-")) {
+				return true
+			}
+		}
+	}
+	return false
 }
