@@ -169,7 +169,7 @@ func TestInvalidFiles(t *testing.T) {
 	}
 }
 
-func TestAllProblemsReportedAtOnce(t *testing.T) {
+func TestProblemsOfSeveralProfilesAreListedTogether(t *testing.T) {
 	_, err := Parse([]byte("profiles:\n- name: a\n  pod: {runtimeClassName: X}\n- name: b\n  derived: {shm: {fraction: 0}}\n"), testDomain)
 	if err == nil || !strings.Contains(err.Error(), "2 problem(s)") || !strings.Contains(err.Error(), "profiles[a]") || !strings.Contains(err.Error(), "profiles[b]") {
 		t.Fatalf("want both problems listed, got %v", err)
