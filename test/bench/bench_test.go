@@ -126,6 +126,29 @@ func TestBenchSmoke(t *testing.T) {
 		}
 	})
 
+	t.Run("overload", func(t *testing.T) {
+		sat := map[string]float64{}
+		if rep.Throughput != nil {
+			for _, s := range rep.Throughput.Servers {
+				sat[s.Name] = s.SatMedian()
+			}
+		}
+		cfg := OverloadConfig{Multiples: []int{2, 5}, Step: 60 * time.Millisecond, Concurrency: 4, MaxRequests: 1000, MaxInFlight: 100}
+		res, err := RunOverload(ctx, cfg, servers[:2], sat, func(string) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.Overload = res
+		if len(res.Rows) != 4 {
+			t.Fatalf("%d overload rows, want 2 servers x 2 multiples", len(res.Rows))
+		}
+		for _, f := range res.Rows {
+			if f.Offered <= 0 || f.Accepted <= 0 || f.Lat.N == 0 || f.PeakRSS <= 0 {
+				t.Errorf("%s at %dx: nothing measured: %+v", f.Server, f.Multiple, f)
+			}
+		}
+	})
+
 	t.Run("admission cost", func(t *testing.T) {
 		main, envs, ctrs := Shapes(fx.Example)
 		impls := Impls(fx.Profiles)
@@ -172,7 +195,7 @@ func TestBenchSmoke(t *testing.T) {
 	t.Run("Report", func(t *testing.T) {
 		var md strings.Builder
 		rep.Markdown(&md)
-		for _, want := range []string{"## Targets", "| Saturated throughput vs reference |", "## B1", "## B2", "## B4"} {
+		for _, want := range []string{"## Targets", "| Saturated throughput vs reference |", "## B1", "## B2", "## B4", "## B5"} {
 			if !strings.Contains(md.String(), want) {
 				t.Errorf("report lacks %q:\n%s", want, md.String())
 			}

@@ -17,6 +17,9 @@
 //     (from bin/, built by `make tools`) with no webhook, with each server, and with
 //     the no-op server answering with and without ai-webhook's patch, which splits the
 //     overhead into the API server's share and ai-webhook's.
+//   - B5 (overload.go): each B1 server offered 2x and 5x its own saturated
+//     rate in an open loop: accepted throughput, p99 of the accepted requests,
+//     peak RSS over the phase.
 //
 // cmd/benchrun runs everything and writes the report (or, with -profile, writes pprof
 // profiles of ai-webhook instead; profile.go); cmd/reference is the reference server. The smoke test runs each path once so the code can't rot;

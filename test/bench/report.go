@@ -55,6 +55,7 @@ type Report struct {
 	LoadCPUs   []int             // CPUs the load generator was confined to in B1
 	MicroCPUs  []int             // CPU B2/B3 ran on (GOMAXPROCS=1)
 	Throughput *ThroughputResult // B1
+	Overload   *OverloadResult   // B5
 	Micro      []MicroRow        // B2 and B3
 	MicroMain  []string          // shape keys of the main B2 table
 	EnvSeries  []string
@@ -259,6 +260,7 @@ func (r *Report) Markdown(w io.Writer) {
 	r.markdownThroughput(p)
 	r.markdownMicro(p)
 	r.markdownPodCreates(p)
+	r.markdownOverload(p)
 }
 
 type printer func(format string, a ...any)

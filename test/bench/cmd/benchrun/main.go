@@ -65,7 +65,7 @@ func main() {
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "B2/B3: time per case (testing's -benchtime syntax)")
 	flag.IntVar(&o.createRounds, "create-rounds", 5, "Pod creates (B4): rounds")
 	flag.IntVar(&o.createPods, "create-pods", 100, "Pod creates (B4): Pods per condition per round")
-	flag.StringVar(&o.only, "only", "throughput,cost,creates", "parts to run: throughput (B1), admission cost (B2, with the B3 floor), Pod creates (B4)")
+	flag.StringVar(&o.only, "only", "throughput,cost,creates,overload", "parts to run: throughput (B1), admission cost (B2, with the B3 floor), Pod creates (B4), overload (B5: 2x and 5x the saturated rate)")
 	flag.StringVar(&o.profileDir, "profile", "", "instead of benchmarking, write pprof CPU and allocation profiles of ai-webhook's handler and server here")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (server logs)")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
@@ -131,7 +131,7 @@ func run(o options) error {
 		progress("profiling ai-webhook's handler and server into " + o.profileDir)
 		return bench.Profile(ctx, fx, o.profileDir, progress)
 	}
-	if parts["throughput"] || parts["creates"] {
+	if parts["throughput"] || parts["creates"] || parts["overload"] {
 		progress("building ai-webhook and the reference")
 		ours, ref := filepath.Join(scratch, "ai-webhook"), filepath.Join(scratch, "reference")
 		for bin, pkg := range map[string]string{ours: "./webhook/cmd/ai-webhook", ref: "./test/bench/cmd/reference"} {
@@ -163,6 +163,19 @@ func run(o options) error {
 				MaxRequests: 1 << 20, MaxInFlight: 2000, LoadCPUs: rep.LoadCPUs, Settle: 200 * time.Millisecond}
 			if rep.Throughput, err = bench.RunThroughput(ctx, cfg, servers[:3], progress); err != nil {
 				return fmt.Errorf("B1: %w", err)
+			}
+		}
+		if parts["overload"] {
+			sat := map[string]float64{}
+			if rep.Throughput != nil {
+				for _, s := range rep.Throughput.Servers {
+					sat[s.Name] = s.SatMedian()
+				}
+			}
+			cfg := bench.OverloadConfig{Multiples: []int{2, 5}, Step: o.step, Concurrency: o.concurrency, MaxRequests: 1 << 20,
+				MaxInFlight: 2000, LoadCPUs: rep.LoadCPUs, Settle: 2 * time.Second}
+			if rep.Overload, err = bench.RunOverload(ctx, cfg, servers[:2], sat, progress); err != nil {
+				return fmt.Errorf("B5: %w", err)
 			}
 		}
 		if parts["creates"] {
