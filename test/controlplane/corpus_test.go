@@ -205,6 +205,9 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 		for _, prob := range gpuHidingProblems(sent, stored, p) {
 			fail("gpu hiding", "%s", prob)
 		}
+		if prob := shmProblem(sent, stored, p); prob != "" {
+			fail("shm size", "%s", prob)
+		}
 		for _, prob := range addedDuplicates(sent, stored) {
 			fail("duplicate", "%s", prob)
 		}
@@ -1260,4 +1263,51 @@ func asksForNvidiaGPU(c corev1.Container) bool {
 		}
 	}
 	return false
+}
+
+// shmProblem checks a /dev/shm volume the profile added, judged here on its own: never on a
+// hostIPC Pod; bounded, and at most the profile's fraction of the memory limit that applies to
+// the containers mounting it (the largest of theirs, as stored with the profile's own limits,
+// and the Pod-level limit when lower); without any limit, the profile's default size.
+func shmProblem(sent, stored *corev1.Pod, p *profile.Compiled) string {
+	if p == nil || p.Derived.Shm == nil {
+		return ""
+	}
+	shm := p.Derived.Shm
+	if slices.ContainsFunc(sent.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == shm.VolumeName }) {
+		return ""
+	}
+	i := slices.IndexFunc(stored.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == shm.VolumeName })
+	if i < 0 {
+		return ""
+	}
+	if stored.Spec.HostIPC {
+		return "a memory /dev/shm volume added to a hostIPC Pod"
+	}
+	ed := stored.Spec.Volumes[i].EmptyDir
+	if ed == nil || ed.Medium != corev1.StorageMediumMemory {
+		return "the added " + shm.VolumeName + " volume is not a memory emptyDir: " + describeVolume(stored.Spec.Volumes[i])
+	}
+	var limit *resource.Quantity
+	for _, c := range append(slices.Clone(stored.Spec.InitContainers), stored.Spec.Containers...) {
+		q, ok := c.Resources.Limits[corev1.ResourceMemory]
+		mounts := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == shm.VolumeName })
+		if ok && !q.IsZero() && mounts && (limit == nil || q.Cmp(*limit) > 0) {
+			limit = &q
+		}
+	}
+	if r := stored.Spec.Resources; r != nil {
+		if q, ok := r.Limits[corev1.ResourceMemory]; ok && !q.IsZero() && (limit == nil || q.Cmp(*limit) < 0) {
+			limit = &q
+		}
+	}
+	switch {
+	case ed.SizeLimit == nil || ed.SizeLimit.Sign() <= 0:
+		return fmt.Sprintf("the added %s volume is unbounded (sizeLimit %v)", shm.VolumeName, ed.SizeLimit)
+	case limit == nil && ed.SizeLimit.Cmp(shm.Default) != 0:
+		return fmt.Sprintf("%s sizeLimit %s without a memory limit, want the default %s", shm.VolumeName, ed.SizeLimit, shm.Default.String())
+	case limit != nil && float64(ed.SizeLimit.Value()) > shm.Fraction*float64(limit.Value())+1:
+		return fmt.Sprintf("%s sizeLimit %s is more than %g of the memory limit %s", shm.VolumeName, ed.SizeLimit, shm.Fraction, limit.String())
+	}
+	return ""
 }
