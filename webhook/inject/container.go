@@ -158,13 +158,14 @@ func (m *mutation) envFrom(t target, e corev1.EnvVar, origin string) {
 	switch {
 	case idx >= 0 && equality.Semantic.DeepEqual(t.c.Env[idx], e):
 		m.note(t.where, "env", e.Name, Kept, describeEnv(e))
+	case m.pod.Spec.HostNetwork && strings.HasSuffix(e.Name, "_SOCKET_IFNAME"):
+		// Before the Pod's own entry, enforced or not: only the Pod can know the node's names.
+		m.pass(t.where, "env", e.Name, NotUsed, "hostNetwork: the node's interfaces, not the Pod's", describeEnv(e))
 	case idx >= 0:
 		if m.conflict(t.where, "env", e.Name, describeEnv(t.c.Env[idx]), describeEnv(e)) {
 			m.op(jsonpatch.Replace(fmt.Sprintf("%s/env/%d", t.path, idx), e))
 			t.c.Env[idx] = e
 		}
-	case m.pod.Spec.HostNetwork && strings.HasSuffix(e.Name, "_SOCKET_IFNAME"):
-		m.pass(t.where, "env", e.Name, NotUsed, "hostNetwork: the node's interfaces, not the Pod's", describeEnv(e))
 	default:
 		src := envFromSource(t.c, e.Name)
 		switch {

@@ -53,6 +53,10 @@ profiles:
   container:
     env: [{name: NCCL_DEBUG, value: WARN}]
   enforce: ["env:NCCL_DEBUG"]
+- name: env-all-enforced
+  container:
+    env: [{name: NCCL_SOCKET_IFNAME, value: eth0}, {name: NCCL_DEBUG, value: WARN}]
+  enforce: [env]
 - name: gpu-node
   pod: {runtimeClassName: nvidia, nodeSelector: {nvidia.com/gpu.present: "true"}}
   derived: {hideGPUsFromNonGPUContainers: true}
@@ -505,6 +509,23 @@ func TestHostNamespacePods(t *testing.T) {
 					t.Fatalf("reason %q", it.Reason)
 				}
 				wantItem(t, res, "env", "NCCL_DEBUG", Applied)
+			}},
+		{"hostNetwork: an enforced interface name never replaces the Pod's own", "env-all-enforced",
+			newPod(func(p *corev1.Pod) { p.Spec.HostNetwork = true }, withEnv("NCCL_SOCKET_IFNAME", "bond0", "NCCL_DEBUG", "INFO")),
+			func(t *testing.T, res *Result, p *corev1.Pod) {
+				if v, _ := envOf(&p.Spec.Containers[0], "NCCL_SOCKET_IFNAME"); v != "bond0" {
+					t.Fatalf("NCCL_SOCKET_IFNAME = %q on a hostNetwork Pod, want the Pod's bond0", v)
+				}
+				wantItem(t, res, "env", "NCCL_SOCKET_IFNAME", NotUsed)
+				wantItem(t, res, "env", "NCCL_DEBUG", Enforced)
+			}},
+		{"hostNetwork: the Pod's own interface name is no conflict, so no warning", "env",
+			newPod(func(p *corev1.Pod) { p.Spec.HostNetwork = true }, withEnv("NCCL_SOCKET_IFNAME", "bond0")),
+			func(t *testing.T, res *Result, _ *corev1.Pod) {
+				wantItem(t, res, "env", "NCCL_SOCKET_IFNAME", NotUsed)
+				if ws := res.Warnings(); len(ws) != 0 {
+					t.Fatalf("warnings %q", ws)
+				}
 			}},
 	})
 }
