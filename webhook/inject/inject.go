@@ -52,6 +52,7 @@ const (
 	Skipped  Action = "skipped"  // the Pod set another value; the user wins
 	Enforced Action = "enforced" // the Pod set another value; the profile enforces its own
 	NotUsed  Action = "not used" // the setting does not apply to this Pod (e.g. no CPU limit)
+	Missing  Action = "missing"  // the setting names a cluster object that does not exist (Facts)
 )
 
 // Item accounts for one setting: the answer to "why does my Pod look like this?".
@@ -75,6 +76,8 @@ type Result struct {
 	Reason  string
 	Patch   []jsonpatch.Operation
 	Items   []Item
+	// Missing lists the cluster objects the profile named but the cluster lacks (Facts).
+	Missing []Object
 }
 
 // RefusedError means the Pod asks for something that cannot be honoured; the Pod is denied
@@ -86,15 +89,9 @@ func (e *RefusedError) Error() string { return e.Reason }
 // Mutate decides what the chosen profile adds to pod and returns the patch that does it; keys
 // are the label and annotation keys (KeysFor). pod is updated in place to the patched state, so
 // callers can show the result; pass a copy to keep the original. A Pod that names an unknown
-// profile gets a *RefusedError.
+// profile gets a *RefusedError. Mutate knows nothing of the cluster; MutateWith does.
 func Mutate(pod *corev1.Pod, set *profile.Set, keys Keys) (*Result, error) {
-	p, reason, err := choose(pod, set, keys)
-	if err != nil || p == nil {
-		return &Result{Reason: reason}, err
-	}
-	m := &mutation{pod: pod, p: p, res: &Result{Profile: p}}
-	m.apply(keys)
-	return m.res, nil
+	return MutateWith(pod, set, keys, Facts{})
 }
 
 // Skipped returns the items where the user's value won over the profile.
@@ -108,13 +105,23 @@ func (r *Result) Skipped() []Item {
 	return out
 }
 
-// Warnings are short messages for the AdmissionResponse, one per skipped item, each under the
-// 120 characters the API server recommends. A warning names the setting and who won, never the
-// Pod's value (it may be a secret): `notebook: kept container "trainer" env NCCL_DEBUG`.
+// Warnings are short messages for the AdmissionResponse, one per skipped or missing item, each
+// under the 120 characters the API server recommends. A warning names the setting and who won,
+// never the Pod's value (it may be a secret): `notebook: kept container "trainer" env
+// NCCL_DEBUG`, `llm-inference: did not set pod runtimeClassName (RuntimeClass "nvidia" not
+// found in the cluster)`.
 func (r *Result) Warnings() []string {
 	var out []string
-	for _, it := range r.Skipped() {
-		w := fmt.Sprintf("%s: kept %s %s", r.Profile.Name, it.Where, it.label())
+	for _, it := range r.Items {
+		var w string
+		switch it.Action {
+		case Skipped:
+			w = fmt.Sprintf("%s: kept %s %s", r.Profile.Name, it.Where, it.label())
+		case Missing:
+			w = fmt.Sprintf("%s: did not set %s %s", r.Profile.Name, it.Where, it.label())
+		default:
+			continue
+		}
 		if it.Reason != "" {
 			w += " (" + it.Reason + ")"
 		}
@@ -138,6 +145,7 @@ type mutation struct {
 	// differently, or mounted where the profile does not mount them): the profile must not
 	// mount them.
 	foreign map[string]bool
+	facts   Facts
 }
 
 // apply runs the rules in the order a reader would check a Pod: metadata, pod-level scalars,
@@ -150,16 +158,17 @@ func (m *mutation) apply(keys Keys) {
 	m.mapEntries("/metadata/annotations", &m.pod.Annotations, "annotations", s.Annotations)
 	m.stamp(keys.Injected)
 	spec := &m.pod.Spec
-	if m.scalar("/spec/runtimeClassName", "runtimeClassName", ptr.Deref(spec.RuntimeClassName, ""), s.RuntimeClassName, "") {
-		spec.RuntimeClassName = ptr.To(s.RuntimeClassName)
+	if rc := m.runtimeClass(tgts); m.scalar("/spec/runtimeClassName", "runtimeClassName", ptr.Deref(spec.RuntimeClassName, ""), rc, "") {
+		spec.RuntimeClassName = ptr.To(rc)
 		m.dropOverhead()
 	}
 	// The API server defaults an empty schedulerName before webhooks run: that is no user choice.
 	if m.scalar("/spec/schedulerName", "schedulerName", spec.SchedulerName, s.SchedulerName, corev1.DefaultSchedulerName) {
 		spec.SchedulerName = s.SchedulerName
 	}
-	if m.scalar("/spec/priorityClassName", "priorityClassName", spec.PriorityClassName, s.PriorityClassName, "") {
-		spec.PriorityClassName = s.PriorityClassName
+	pc := m.inCluster("priorityClassName", KindPriorityClass, spec.PriorityClassName, s.PriorityClassName, m.facts.PriorityClasses)
+	if m.scalar("/spec/priorityClassName", "priorityClassName", spec.PriorityClassName, pc, "") {
+		spec.PriorityClassName = pc
 		m.dropResolvedPriority()
 	}
 	m.mapEntries("/spec/nodeSelector", &m.pod.Spec.NodeSelector, "nodeSelector", s.NodeSelector)

@@ -167,6 +167,15 @@ func validatePod(s *PodSettings, fp *field.Path) field.ErrorList {
 			errs = appendMsgs(errs, fp.Child(c.name), c.value, validation.IsDNS1123Subdomain(c.value))
 		}
 	}
+	switch s.RuntimeClassWhen {
+	case "", RuntimeClassAlways:
+	case RuntimeClassGPU:
+		if s.RuntimeClassName == "" {
+			errs = append(errs, field.Invalid(fp.Child("runtimeClassWhen"), s.RuntimeClassWhen, "needs runtimeClassName"))
+		}
+	default:
+		errs = append(errs, field.NotSupported(fp.Child("runtimeClassWhen"), s.RuntimeClassWhen, []string{RuntimeClassAlways, RuntimeClassGPU}))
+	}
 	errs = append(errs, validateLabels(s.NodeSelector, fp.Child("nodeSelector"))...)
 	for i := range s.Tolerations {
 		errs = append(errs, validateToleration(&s.Tolerations[i], fp.Child("tolerations").Index(i))...)

@@ -66,9 +66,12 @@ type Targets struct {
 
 // PodSettings are set once per Pod.
 type PodSettings struct {
-	Labels            map[string]string   `json:"labels,omitempty"`
-	Annotations       map[string]string   `json:"annotations,omitempty"`
-	RuntimeClassName  string              `json:"runtimeClassName,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	Annotations      map[string]string `json:"annotations,omitempty"`
+	RuntimeClassName string            `json:"runtimeClassName,omitempty"`
+	// RuntimeClassWhen says which Pods get RuntimeClassName: "always" (the default, also when
+	// empty) or "gpu", only Pods that request a GPU once the profile's limits are added.
+	RuntimeClassWhen  string              `json:"runtimeClassWhen,omitempty"`
 	SchedulerName     string              `json:"schedulerName,omitempty"`
 	PriorityClassName string              `json:"priorityClassName,omitempty"`
 	NodeSelector      map[string]string   `json:"nodeSelector,omitempty"`
@@ -116,6 +119,13 @@ type Shm struct {
 	MountPath  string `json:"mountPath,omitempty"`
 	VolumeName string `json:"volumeName,omitempty"`
 }
+
+// Values of PodSettings.RuntimeClassWhen. Empty means always; it is not filled in at load, so
+// the hash (and the stamp) of a profile that does not use it stays what it was.
+const (
+	RuntimeClassAlways = "always"
+	RuntimeClassGPU    = "gpu"
+)
 
 // Defaults applied at load time, in one place.
 const (

@@ -11,7 +11,7 @@ func TestExamplesAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(set.Names(), ","); got != "llm-inference,notebook,pytorch-training" {
+	if got := strings.Join(set.Names(), ","); got != "llm-inference,llm-inference-oci-model,notebook,pytorch-training" {
 		t.Fatalf("example profiles: %s", got)
 	}
 }
@@ -139,6 +139,8 @@ func TestInvalidFiles(t *testing.T) {
 		{"names without named", "profiles:\n- name: p\n  containers: {select: all, names: [a]}", "profiles[p].containers.names: Forbidden"},
 		{"bad label key", "profiles:\n- name: p\n  pod: {labels: {'a b': c}}", "profiles[p].pod.labels"},
 		{"bad runtime class", "profiles:\n- name: p\n  pod: {runtimeClassName: NVIDIA}", "profiles[p].pod.runtimeClassName"},
+		{"runtimeClassWhen unknown", "profiles:\n- name: p\n  pod: {runtimeClassName: nvidia, runtimeClassWhen: sometimes}", `profiles[p].pod.runtimeClassWhen: Unsupported value: "sometimes"`},
+		{"runtimeClassWhen gpu without a class", "profiles:\n- name: p\n  pod: {runtimeClassWhen: gpu}", "profiles[p].pod.runtimeClassWhen: Invalid value: \"gpu\": needs runtimeClassName"},
 		{"toleration Exists with value", "profiles:\n- name: p\n  pod: {tolerations: [{key: k, operator: Exists, value: v}]}", "profiles[p].pod.tolerations[0].value"},
 		{"toleration bad effect", "profiles:\n- name: p\n  pod: {tolerations: [{key: k, operator: Exists, effect: Never}]}", "profiles[p].pod.tolerations[0].effect: Unsupported value"},
 		{"tolerationSeconds without NoExecute", "profiles:\n- name: p\n  pod: {tolerations: [{key: k, operator: Exists, effect: NoSchedule, tolerationSeconds: 5}]}", "tolerationSeconds"},
