@@ -2,13 +2,11 @@ package controlplane
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -93,7 +91,7 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 	})
 
 	shapes := generateShapes(rand.New(rand.NewPCG(corpusSeed, 1)), corpusShapes)
-	t.Logf("corpus: %d Pod shapes x %d profiles (%s) x {alone, with a container added by a later webhook}",
+	t.Logf("corpus: %d Pod shapes x %d profiles (%s), alone and (every other shape) with a container added by a later webhook",
 		len(shapes), len(variants), strings.Join(variants, ", "))
 
 	// Phase 1: each shape as the user wrote it, without the webhook.
@@ -120,7 +118,10 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 	var jobs []job
 	for i := range valid {
 		for _, v := range variants {
-			jobs = append(jobs, job{&valid[i], v, false}, job{&valid[i], v, true})
+			jobs = append(jobs, job{&valid[i], v, false})
+			if i%2 == 0 { // half the shapes also meet the sidecar webhook: the run stays short
+				jobs = append(jobs, job{&valid[i], v, true})
+			}
 		}
 	}
 	got := make([]*corev1.Pod, len(jobs))
@@ -133,7 +134,9 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 	for i, j := range jobs {
 		if !j.sidecar && errs[i] == nil {
 			alone[j.shape.name+"/"+j.variant] = got[i]
-			firsts = append(firsts, i)
+			if len(alone)%4 == 1 { // every stored Pod passes the injector again below; a quarter the server too
+				firsts = append(firsts, i)
+			}
 		}
 	}
 	// The stored Pod created again goes through ai-webhook once more: it must come back as it was.
@@ -218,7 +221,7 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 			fail("second pass", "the injector patches the stored Pod: %s", shortJSON(patch))
 		}
 		switch {
-		case j.sidecar:
+		case again[i] == nil && againErrs[i] == nil: // not in the sample
 		case againErrs[i] != nil:
 			fail("second pass", "the stored Pod created again is refused: %v", againErrs[i])
 		case viewDiff(stored, again[i]) != "":
@@ -323,32 +326,11 @@ func startCorpusWebhook(t *testing.T, profiles []byte) {
 			t.Logf("last lines of the corpus webhook's log:\n%s", cluster.Tail(proc.Log, 20))
 		}
 	})
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: fx.ca.Pool,
-		ServerName: corpusService + "." + webhookNamespace + ".svc"}}}
-	defer client.CloseIdleConnections()
-	readyz := "https://" + net.JoinHostPort(corpusAddress, strconv.Itoa(corpusPort)) + "/readyz"
-	if err := cluster.Wait(context.Background(), 30*time.Second, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, readyz, nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET %s: %s", readyz, resp.Status)
-		}
-		return nil
-	}, proc); err != nil {
+	addr := net.JoinHostPort(corpusAddress, strconv.Itoa(corpusPort))
+	if err := fx.waitReady(context.Background(), addr, corpusService+"."+webhookNamespace+".svc", proc); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if err := exposeService(ctx, fx.client, corpusService, corpusAddress, corpusPort); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = fx.client.CoreV1().Services(webhookNamespace).Delete(ctx, corpusService, metav1.DeleteOptions{})
-		_ = fx.client.DiscoveryV1().EndpointSlices(webhookNamespace).Delete(ctx, corpusService+"-manual", metav1.DeleteOptions{})
-	})
+	exposeForTest(t, corpusService, corpusAddress, corpusPort)
 }
 
 // corpusWebhookConfig is the stack's configuration pointed at the corpus webhook and at the
@@ -476,11 +458,12 @@ var shapeVolumes = []corev1.Volume{
 	{Name: "podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
 		{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.labels"}}}}}},
 	{Name: "weights", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: "registry.example/weights/llama:v3"}}},
+	{Name: "model-weights", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: "registry.example/weights/mistral:v1"}}},
 }
 
 // Mount paths, with the profiles' own and trailing-slash spellings of them.
 var shapeMountPaths = []string{"/dev/shm", "/dev/shm/", "/models", "/models/", "/models//", "/cache", "/cache/",
-	"/scratch", "/data", "/etc/config", "/var/run/secrets/tokens", "/models/huggingface", "/weights"}
+	"/scratch", "/data", "/etc/config", "/var/run/secrets/tokens", "/models/huggingface", "/weights", "/models/weights/"}
 
 var shapeEnv = []corev1.EnvVar{
 	{Name: "NCCL_DEBUG", Value: "INFO"},
