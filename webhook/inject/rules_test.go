@@ -484,6 +484,19 @@ func TestOptOutValues(t *testing.T) {
 			t.Errorf("%q: want a short refusal naming the accepted values, got %v", v[:min(len(v), 20)], err)
 		}
 	}
+	// The profile key may be a label, so the opt-out may be one too: never ignored.
+	for _, v := range []string{"false", "disabled"} {
+		res, _, err := mutate(t, set, newPod(withProfile("env"), withLabel(testKeys.Inject, v)))
+		if err != nil || res.Profile != nil || !strings.Contains(res.Reason, "opted out with label") {
+			t.Errorf("label %q: want opted out, got %v %+v", v, err, res)
+		}
+	}
+	if _, _, err := mutate(t, set, newPod(withProfile("env"), withLabel(testKeys.Inject, "maybe"))); err == nil {
+		t.Error("label maybe: want a refusal")
+	}
+	if res, _, err := mutate(t, set, newPod(withProfile("env"), withAnnotation(testKeys.Inject, "true"), withLabel(testKeys.Inject, "false"))); err != nil || res.Profile != nil {
+		t.Errorf("opt-in annotation, opt-out label: the opt-out wins, got %v %+v", err, res)
+	}
 }
 
 // TestHostNamespacePods: a hostIPC Pod keeps the node's /dev/shm; a hostNetwork Pod gets no

@@ -14,7 +14,7 @@ import (
 // mirrorPodAnnotation marks static Pods the kubelet mirrors into the API; they cannot be changed.
 const mirrorPodAnnotation = "kubernetes.io/config.mirror"
 
-// Values of the Keys.Inject Pod annotation, compared trimmed and case-insensitively. An opt-out
+// Values of the Keys.Inject Pod annotation (or label), compared trimmed and case-insensitively. An opt-out
 // value wins over everything; an opt-in value changes nothing (the Pod is handled as if the
 // annotation were absent). Any other value is refused: guessing could inject into a Pod whose
 // owner meant to opt out.
@@ -28,13 +28,23 @@ func choose(pod *corev1.Pod, set *profile.Set, keys Keys) (*profile.Compiled, st
 	if _, ok := pod.Annotations[mirrorPodAnnotation]; ok {
 		return nil, "mirror pod", nil
 	}
-	if v, ok := pod.Annotations[keys.Inject]; ok {
+	// Read as an annotation or a label, like the profile key: an opt-out written as a label
+	// must not be ignored and the Pod injected.
+	for _, kind := range []string{"annotation", "label"} {
+		m := pod.Annotations
+		if kind == "label" {
+			m = pod.Labels
+		}
+		v, ok := m[keys.Inject]
+		if !ok {
+			continue
+		}
 		switch w := strings.ToLower(strings.TrimSpace(v)); {
 		case slices.Contains(OptOutValues, w):
-			return nil, "opted out with " + keys.Inject + "=" + w, nil
+			return nil, "opted out with " + kind + " " + keys.Inject + "=" + w, nil
 		case !slices.Contains(OptInValues, w):
-			return nil, "", &RefusedError{Reason: fmt.Sprintf("annotation %s=%q is not recognised: %s opt out, %s opt in (or remove it)",
-				keys.Inject, shorten(v, 40), strings.Join(OptOutValues, "/"), strings.Join(OptInValues, "/"))}
+			return nil, "", &RefusedError{Reason: fmt.Sprintf("%s %s=%q is not recognised: %s opt out, %s opt in (or remove it)",
+				kind, keys.Inject, shorten(v, 40), strings.Join(OptOutValues, "/"), strings.Join(OptInValues, "/"))}
 		}
 	}
 	byLabel, byAnnotation := pod.Labels[keys.Profile], pod.Annotations[keys.Profile]
