@@ -221,6 +221,9 @@ func (m *mutation) mount(t target, vm corev1.VolumeMount, coming bool) bool {
 	case idx >= 0 && sameMount(t.c.VolumeMounts[idx], vm):
 		m.note(t.where, "volumeMounts", vm.MountPath, Kept, vm.Name)
 		return true
+	case m.pod.Spec.HostIPC && path.Clean(vm.MountPath) == hostIPCShm:
+		// Whatever the volume, enforced or not: the Pod shares the node's /dev/shm on purpose.
+		m.pass(t.where, "volumeMounts", vm.MountPath, NotUsed, "hostIPC: the Pod shares the node's "+hostIPCShm+", which a mount would hide", vm.Name)
 	case !coming && m.volumeIndex(vm.Name) < 0:
 		m.pass(t.where, "volumeMounts", vm.MountPath, Skipped, "the pod has no volume "+vm.Name, "")
 	case m.foreign[vm.Name]:
@@ -240,6 +243,9 @@ func (m *mutation) mount(t target, vm corev1.VolumeMount, coming bool) bool {
 	}
 	return false
 }
+
+// hostIPCShm is where a hostIPC Pod sees the node's POSIX shared memory.
+const hostIPCShm = "/dev/shm"
 
 // sameMount compares mounts with their paths cleaned.
 func sameMount(a, b corev1.VolumeMount) bool {

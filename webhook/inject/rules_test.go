@@ -53,6 +53,12 @@ profiles:
   container:
     env: [{name: NCCL_DEBUG, value: WARN}]
   enforce: ["env:NCCL_DEBUG"]
+- name: explicit-shm
+  pod:
+    volumes: [{name: myshm, emptyDir: {medium: Memory}}]
+  container:
+    volumeMounts: [{name: myshm, mountPath: /dev/shm/}]
+  enforce: [volumeMounts]
 - name: env-all-enforced
   container:
     env: [{name: NCCL_SOCKET_IFNAME, value: eth0}, {name: NCCL_DEBUG, value: WARN}]
@@ -522,6 +528,16 @@ func TestHostNamespacePods(t *testing.T) {
 					t.Fatalf("reason %q", it.Reason)
 				}
 				wantItem(t, res, "env", "NCCL_DEBUG", Applied)
+			}},
+		{"hostIPC: a profile's own /dev/shm mount is not used either, even enforced", "explicit-shm",
+			newPod(func(p *corev1.Pod) { p.Spec.HostIPC = true }),
+			func(t *testing.T, res *Result, p *corev1.Pod) {
+				if n := mountAt(&p.Spec.Containers[0], "/dev/shm"); n != "" {
+					t.Fatalf("%s mounted over the node's /dev/shm on a hostIPC Pod", n)
+				}
+				if it := wantItem(t, res, "volumeMounts", "/dev/shm/", NotUsed); !strings.Contains(it.Reason, "hostIPC") {
+					t.Fatalf("reason %q", it.Reason)
+				}
 			}},
 		{"hostNetwork: an enforced interface name never replaces the Pod's own", "env-all-enforced",
 			newPod(func(p *corev1.Pod) { p.Spec.HostNetwork = true }, withEnv("NCCL_SOCKET_IFNAME", "bond0", "NCCL_DEBUG", "INFO")),
