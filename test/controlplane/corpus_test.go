@@ -298,6 +298,10 @@ func createCorpusClasses(t *testing.T) {
 	if _, err := fx.client.SchedulingV1().PriorityClasses().Create(ctx, pc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatalf("create PriorityClass %s: %v", batchPriority, err)
 	}
+	t.Cleanup(func() {
+		_ = fx.client.NodeV1().RuntimeClasses().Delete(ctx, kataRuntimeClass, metav1.DeleteOptions{})
+		_ = fx.client.SchedulingV1().PriorityClasses().Delete(ctx, batchPriority, metav1.DeleteOptions{})
+	})
 }
 
 // startCorpusWebhook runs `ai-webhook serve` with the corpus profiles behind the Service
