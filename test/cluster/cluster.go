@@ -92,6 +92,8 @@ type Options struct {
 	// ControllerManager runs kube-controller-manager (default ServiceAccounts,
 	// EndpointSlices, Deployments).
 	ControllerManager bool
+	// ControllerManagerFlags are added to kube-controller-manager's.
+	ControllerManagerFlags []string
 	// Nodes run kwok with these simulated nodes, and the runner that binds
 	// Pods to them (none: no kwok, no runner).
 	Nodes []Node
@@ -241,12 +243,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	var watched []*Process
 	if opts.ControllerManager {
 		opts.Logf("starting kube-controller-manager")
-		kcm, err := c.Run("kube-controller-manager",
-			"--kubeconfig="+c.Kubeconfig,
-			"--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig,
-			"--service-account-private-key-file="+pki.file("sa.key"), "--root-ca-file="+pki.file("ca.crt"),
+		kcm, err := c.Run("kube-controller-manager", append([]string{
+			"--kubeconfig=" + c.Kubeconfig,
+			"--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig,
+			"--service-account-private-key-file=" + pki.file("sa.key"), "--root-ca-file=" + pki.file("ca.crt"),
 			"--use-service-account-credentials=false", "--leader-elect=false", "--controllers=*",
-			"--bind-address=127.0.0.1", "--secure-port="+ports[3], "--profiling=false", "--v=1")
+			"--bind-address=127.0.0.1", "--secure-port=" + ports[3], "--profiling=false", "--v=1"}, opts.ControllerManagerFlags...)...)
 		if err != nil {
 			return c, err
 		}

@@ -19,6 +19,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,8 +38,11 @@ import (
 //
 // kwok gives the workload Pods an IP and phase Running; the runner runs the
 // real binary for each, on that IP, with the Pod's Secret and ConfigMap
-// volumes written to disk, and reports readiness from the Pod's own readiness
-// probe.
+// volumes written to disk and its env (values, and the downward API's
+// resource fields), and reports readiness from the Pod's own readiness
+// probe. A deleted Pod's process gets SIGTERM once the Pod is reported not
+// ready, and SIGKILL after the grace period; how it ended is kept
+// (WorkloadExits).
 //
 // What a kubelet does and the runner does not: liveness probes (a process
 // that exits is restarted, with a short backoff), resource limits, security
@@ -59,6 +63,28 @@ type runner struct {
 	mu    sync.Mutex
 	procs map[types.UID]*podProc
 	logs  []string
+	exits []WorkloadExit
+}
+
+// WorkloadExit is how a workload Pod's process ended after its Pod was
+// deleted (SIGTERM, then SIGKILL after the grace period).
+type WorkloadExit struct {
+	Pod      string // namespace/name
+	Status   string // "exit status 0", "signal: killed", ...
+	ExitCode int    // -1 when a signal ended it
+	Took     time.Duration
+	Grace    time.Duration
+}
+
+// WorkloadExits lists, in order, how the processes of deleted workload Pods
+// ended.
+func (c *Cluster) WorkloadExits() []WorkloadExit {
+	if c.runner == nil {
+		return nil
+	}
+	c.runner.mu.Lock()
+	defer c.runner.mu.Unlock()
+	return slices.Clone(c.runner.exits)
 }
 
 func newRunner(client kubernetes.Interface, opts Options, dir string) *runner {
@@ -344,11 +370,37 @@ func (r *runner) newPodProc(pod *corev1.Pod, dir string) *podProc {
 		p.args = append(p.args, a)
 	}
 	for _, e := range c.Env {
-		if e.ValueFrom == nil {
+		switch {
+		case e.ValueFrom == nil:
 			p.env = append(p.env, e.Name+"="+e.Value)
+		case e.ValueFrom.ResourceFieldRef != nil:
+			if v, ok := resourceField(c, e.ValueFrom.ResourceFieldRef); ok {
+				p.env = append(p.env, e.Name+"="+v)
+			}
 		}
 	}
 	return p
+}
+
+// resourceField resolves a downward-API resource reference from the
+// container's own requests and limits, divided and rounded up as the kubelet
+// does. Unset (where the kubelet gives the node's allocatable): left out.
+func resourceField(c corev1.Container, ref *corev1.ResourceFieldSelector) (string, bool) {
+	kind, name, _ := strings.Cut(ref.Resource, ".")
+	list := c.Resources.Limits
+	if kind == "requests" {
+		list = c.Resources.Requests
+	}
+	q, ok := list[corev1.ResourceName(name)]
+	if !ok {
+		return "", false
+	}
+	divisor := resource.MustParse("1")
+	if !ref.Divisor.IsZero() {
+		divisor = ref.Divisor
+	}
+	d := divisor.MilliValue()
+	return strconv.FormatInt((q.MilliValue()+d-1)/d, 10), true
 }
 
 func (p *podProc) terminate(grace time.Duration) {
@@ -411,7 +463,12 @@ func (p *podProc) supervise(ctx context.Context, proc *Process, restarts int) bo
 			// The kubelet's order: out of the endpoints, SIGTERM, then kill
 			// after the grace period.
 			report(false)
+			start := time.Now()
 			proc.Stop(grace)
+			st := proc.cmd.ProcessState
+			p.r.mu.Lock()
+			p.r.exits = append(p.r.exits, WorkloadExit{Pod: p.ns + "/" + p.name, Status: st.String(), ExitCode: st.ExitCode(), Took: time.Since(start), Grace: grace})
+			p.r.mu.Unlock()
 			p.finish(ctx)
 			return true
 		case <-proc.Done():

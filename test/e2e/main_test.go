@@ -46,11 +46,15 @@ var env struct {
 	cluster       *cluster.Cluster
 }
 
-// clusterOptions are those of `make up` (tools/localcluster).
+// clusterOptions are those of `make up` (tools/localcluster), but endpoint
+// updates lag by a second, as in a busy cluster: a webhook Pod that stopped
+// listening as soon as it got SIGTERM would still be called (the rolling
+// update test).
 func clusterOptions(root, workDir string) cluster.Options {
 	return cluster.Options{
 		BinDir: filepath.Join(root, "bin"), StateDir: filepath.Join(workDir, "cluster"), Address: cluster.PrivateAddress,
 		ControllerManager: true, Nodes: cluster.DefaultNodes, WebhookBinary: filepath.Join(workDir, "ai-webhook"),
+		ControllerManagerFlags: []string{"--endpointslice-updates-batch-period=1s"},
 	}
 }
 
