@@ -6,6 +6,7 @@ package inject
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -395,9 +396,16 @@ func (m *mutation) shmSize(shm *profile.Shm, users []*corev1.Container) (resourc
 	if largest == nil {
 		return shm.Default, "default size " + shm.Default.String() + " (no memory limit)"
 	}
-	// At least one byte: a zero sizeLimit would mean no bound at all.
-	size := resource.NewQuantity(max(int64(float64(largest.Value())*shm.Fraction), 1), resource.BinarySI)
-	return *size, fmt.Sprintf("%g of %s %s", shm.Fraction, from, largest.String())
+	return fractionOf(*largest, shm.Fraction), fmt.Sprintf("%g of %s %s", shm.Fraction, from, largest.String())
+}
+
+// fractionOf is f x q bytes, at least one byte: a zero sizeLimit would mean no bound at all.
+// The API accepts quantities past 2^63 (100E), where Value() gives 0; they are sized in floats.
+func fractionOf(q resource.Quantity, f float64) resource.Quantity {
+	if q.CmpInt64(math.MaxInt64/2) < 0 {
+		return *resource.NewQuantity(max(int64(float64(q.Value())*f), 1), resource.BinarySI)
+	}
+	return resource.MustParse(strconv.FormatFloat(math.Ceil(q.AsApproximateFloat64()*f), 'f', 0, 64))
 }
 
 func isMemoryEmptyDir(v *corev1.Volume) bool {

@@ -432,6 +432,11 @@ func TestShmAndOMPFollowTheLimitsAsTheProfileLeavesThem(t *testing.T) {
 				}
 				wantItem(t, res, "limits", "memory", Skipped)
 			}},
+		{"a memory limit beyond 2^63 bytes sizes shm from it, not to one byte", "mounts", newPod(withGPU("memory", "100E")), func(t *testing.T, _ *Result, p *corev1.Pod) {
+			if got := volumeNamed(p, "dshm").EmptyDir.SizeLimit; got.Cmp(resource.MustParse("50E")) != 0 {
+				t.Fatalf("shm %s, want 50E", got.String())
+			}
+		}},
 		{"OMP_NUM_THREADS from a pod-level cpu limit", "sized", newPod(podLevel("cpu", "3500m")), func(t *testing.T, _ *Result, p *corev1.Pod) {
 			if v := envValue(&p.Spec.Containers[0], "OMP_NUM_THREADS"); v != "3" {
 				t.Fatalf("OMP_NUM_THREADS=%q, want 3", v)
