@@ -211,6 +211,9 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 		if prob := shmProblem(sent, stored, p); prob != "" {
 			fail("shm size", "%s", prob)
 		}
+		for _, prob := range ompProblems(sent, stored, p) {
+			fail("OMP_NUM_THREADS", "%s", prob)
+		}
 		for _, prob := range addedDuplicates(sent, stored) {
 			fail("duplicate", "%s", prob)
 		}
@@ -1297,4 +1300,34 @@ func shmProblem(sent, stored *corev1.Pod, p *profile.Compiled) string {
 		return fmt.Sprintf("%s sizeLimit %s is more than %g of the memory limit %s", shm.VolumeName, ed.SizeLimit, shm.Fraction, limit.String())
 	}
 	return ""
+}
+
+// ompProblems checks OMP_NUM_THREADS where the profile added it, judged here on its own: the
+// whole CPUs (at least one) of the container's cpu limit as stored or, without one, of the
+// Pod-level cpu limit; never without a limit.
+func ompProblems(sent, stored *corev1.Pod, p *profile.Compiled) []string {
+	if p == nil || !p.Derived.OMPNumThreadsFromCPU {
+		return nil
+	}
+	var probs []string
+	mine := byName(append(slices.Clone(sent.Spec.InitContainers), sent.Spec.Containers...), func(c corev1.Container) string { return c.Name })
+	for _, c := range append(slices.Clone(stored.Spec.InitContainers), stored.Spec.Containers...) {
+		env := envNamed(c.Env, profile.EnvOMPNumThreads)
+		if len(env) == 0 || len(envNamed(mine[c.Name].Env, profile.EnvOMPNumThreads)) > 0 || slices.ContainsFunc(p.Container.Env,
+			func(e corev1.EnvVar) bool { return e.Name == profile.EnvOMPNumThreads }) {
+			continue // not added, the Pod's own, or a fixed value of the profile
+		}
+		limit := c.Resources.Limits[corev1.ResourceCPU]
+		if limit.IsZero() && stored.Spec.Resources != nil {
+			limit = stored.Spec.Resources.Limits[corev1.ResourceCPU]
+		}
+		got := env[len(env)-1].Value
+		switch want := strconv.FormatInt(max(limit.MilliValue()/1000, 1), 10); {
+		case limit.IsZero():
+			probs = append(probs, fmt.Sprintf("container %s: %s=%s without a cpu limit", c.Name, profile.EnvOMPNumThreads, got))
+		case got != want:
+			probs = append(probs, fmt.Sprintf("container %s: %s=%s, want %s (cpu limit %s)", c.Name, profile.EnvOMPNumThreads, got, want, limit.String()))
+		}
+	}
+	return probs
 }
