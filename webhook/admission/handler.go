@@ -47,8 +47,10 @@ type Handler struct {
 	// Profiles returns the profiles in use; nil means not loaded yet.
 	Profiles func() *profile.Set
 	Keys     inject.Keys
-	Log      *slog.Logger
-	Metrics  *metrics.Metrics
+	// Facts returns what the cluster holds (--cluster-facts); nil means unknown.
+	Facts   func() inject.Facts
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
 	// Limits; the zero value means DefaultLimits.
 	Limits Limits
 
@@ -310,7 +312,11 @@ func (h *Handler) review(ctx context.Context, req *podRequest, objectErr error) 
 		msg := fmt.Sprintf("the Pod has %d containers, over the limit of %d (--max-containers)", n, h.Limits.Containers)
 		return failed(out, http.StatusInternalServerError, msg, msg)
 	}
-	res, err := inject.Mutate(pod, set, h.Keys)
+	var facts inject.Facts
+	if h.Facts != nil {
+		facts = h.Facts()
+	}
+	res, err := inject.MutateWith(pod, set, h.Keys, facts)
 	out.decision = res
 	var refused *inject.RefusedError
 	switch {
@@ -332,6 +338,9 @@ func (h *Handler) review(ctx context.Context, req *podRequest, objectErr error) 
 	out.skipped = len(skipped)
 	for _, it := range skipped {
 		h.Metrics.SkippedTotal.WithLabelValues(res.Profile.Name, it.Field).Inc()
+	}
+	for _, o := range res.Missing { // names come from the profiles, so the label set is bounded
+		h.Metrics.MissingObjects.WithLabelValues(o.Kind, o.Name).Inc()
 	}
 	out.result = metrics.ResultUnchanged
 	if len(res.Patch) > 0 {

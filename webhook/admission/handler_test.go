@@ -196,7 +196,7 @@ func TestAnswers(t *testing.T) {
 			wantStatus: 200, wantCode: 400, wantReason: metav1.StatusReasonBadRequest, wantText: "cannot decode the Pod"},
 		{name: "unknown profile is denied with the known names", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) {
 			r.Request.Object.Raw = podJSON(t, map[string]string{"ai.example.com/profile": "gpt"})
-		}), wantStatus: 200, wantCode: 400, wantReason: metav1.StatusReasonBadRequest, wantText: "known profiles: llm-inference, notebook, pytorch-training"},
+		}), wantStatus: 200, wantCode: 400, wantReason: metav1.StatusReasonBadRequest, wantText: "known profiles: llm-inference, llm-inference-oci-model, notebook, pytorch-training"},
 		{name: "opted out", body: reviewJSON(t, func(r *admissionv1.AdmissionReview) {
 			r.Request.Object.Raw = podJSON(t, map[string]string{"ai.example.com/profile": "notebook"})
 			r.Request.Object.Raw = bytes.Replace(r.Request.Object.Raw, []byte(`"metadata":{`), []byte(`"metadata":{"annotations":{"ai.example.com/inject":"false"},`), 1)

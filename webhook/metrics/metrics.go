@@ -43,6 +43,7 @@ type Metrics struct {
 	LastReloadError *prometheus.GaugeVec
 	LimitRejections *prometheus.CounterVec
 	Connections     prometheus.Gauge
+	MissingObjects  *prometheus.CounterVec
 }
 
 // New registers the collectors, plus Go runtime and process metrics, in a new registry.
@@ -97,5 +98,9 @@ func New() *Metrics {
 			Name: "ai_webhook_open_connections",
 			Help: "Connections currently open, at most --max-connections.",
 		}),
+		MissingObjects: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "ai_webhook_missing_objects_total",
+			Help: "Profile settings not applied because they name a cluster object that does not exist, by kind and name (--cluster-facts).",
+		}, []string{"kind", "name"}),
 	}
 }

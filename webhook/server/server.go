@@ -46,6 +46,15 @@ type Config struct {
 	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds how long in-flight requests may take to finish.
 	ShutdownTimeout time.Duration
+	// Cluster supplies cluster facts (--cluster-facts on); nil decides without them.
+	Cluster ClusterFacts
+}
+
+// ClusterFacts is what the server needs of the cluster watcher (package cluster).
+type ClusterFacts interface {
+	Facts() inject.Facts
+	// Synced gates readiness: a replica does not take reviews before it knows the classes.
+	Synced() bool
 }
 
 // Validate checks the options and says what to fix.
@@ -164,13 +173,17 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/mutate", &admission.Handler{
+	h := &admission.Handler{
 		Profiles: s.profiles.current.Load,
 		Keys:     inject.KeysFor(cfg.Domain),
 		Log:      log,
 		Metrics:  m,
 		Limits:   cfg.Limits,
-	})
+	}
+	if cfg.Cluster != nil {
+		h.Facts = cfg.Cluster.Facts
+	}
+	mux.Handle("/mutate", h)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
@@ -252,6 +265,8 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 	case s.certs.current.Load() == nil || s.profiles.current.Load() == nil:
 		http.Error(w, "not loaded", http.StatusServiceUnavailable)
+	case s.cfg.Cluster != nil && !s.cfg.Cluster.Synced():
+		http.Error(w, "cluster facts not synced", http.StatusServiceUnavailable)
 	default:
 		_, _ = w.Write([]byte("ok"))
 	}

@@ -34,6 +34,8 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	domain := fs.String("domain", inject.DefaultDomain, "prefix of the label and annotation keys")
 	asPatch := fs.Bool("patch", false, "print the JSON patch the webhook would return, one per Pod document")
 	explain := fs.Bool("explain", false, "print what happened to each setting of the profile, and why")
+	factsFile := fs.String("facts", "", "cluster facts file (runtimeClasses, priorityClasses): a class not listed is not set, as in the cluster")
+	kubeconfig := fs.String("kubeconfig", "", "read the cluster's RuntimeClasses and PriorityClasses from this cluster, read-only, instead of --facts")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -42,6 +44,13 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if *asPatch && *explain {
 		return usageError{errors.New("inject: choose one of --patch and --explain")}
+	}
+	if *factsFile != "" && *kubeconfig != "" {
+		return usageError{errors.New("inject: choose one of --facts and --kubeconfig")}
+	}
+	facts, err := readFacts(*factsFile, *kubeconfig)
+	if err != nil {
+		return err
 	}
 	raw, err := readInput(*file, stdin)
 	if err != nil {
@@ -67,7 +76,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	pods := 0
 	for i, doc := range docs {
 		d := &document{n: i + 1, of: len(docs), json: doc}
-		res, err := d.admit(set, keys)
+		res, err := d.admit(set, keys, facts)
 		var notPod *notAPodError
 		switch {
 		case errors.As(err, &notPod):
@@ -211,7 +220,7 @@ var templatePaths = map[string]string{
 // admit finds the document's Pod (the Pod itself or a workload's template, as its Pods will
 // be admitted), applies the API defaults, and runs the webhook's decision on it. The patch
 // paths are made relative to the document.
-func (d *document) admit(set *profile.Set, keys inject.Keys) (*inject.Result, error) {
+func (d *document) admit(set *profile.Set, keys inject.Keys, facts inject.Facts) (*inject.Result, error) {
 	var meta struct {
 		Kind     string `json:"kind"`
 		Metadata struct {
@@ -276,7 +285,7 @@ func (d *document) admit(set *profile.Set, keys inject.Keys) (*inject.Result, er
 	if d.defaulted, err = json.Marshal(doc); err != nil {
 		return nil, err
 	}
-	res, err := inject.Mutate(&pod, set, keys)
+	res, err := inject.MutateWith(&pod, set, keys, facts)
 	if err != nil {
 		return nil, err
 	}

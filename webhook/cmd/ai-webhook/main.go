@@ -23,7 +23,7 @@ const usage = `ai-webhook injects AI/ML workload settings into Pods from named p
 
 Usage:
   ai-webhook serve    [flags]   run the admission server (TLS)
-  ai-webhook inject   -f pod.yaml [--profiles-file F] [--domain D] [--patch | --explain]
+  ai-webhook inject   -f pod.yaml [--profiles-file F] [--domain D] [--facts F | --kubeconfig K] [--patch | --explain]
                                 preview the Pods of a file offline: mutated, JSON patch, or per-field account
   ai-webhook validate --profiles-file F [--domain D]
                                 check a profile file; exit 1 with every problem listed
@@ -84,6 +84,8 @@ func serve(args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", 2*time.Second, "how often the certificate and profile files are checked for changes")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 5*time.Second, "after SIGTERM, keep serving this long with /readyz failing")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish (at least the longest request life, see README)")
+	clusterFacts := fs.String("cluster-facts", clusterFactsOff, "on: watch RuntimeClasses and PriorityClasses and leave out a class the cluster lacks (/readyz waits for the first list); off: decide without the cluster")
+	kubeconfig := fs.String("kubeconfig", "", "with --cluster-facts on: the cluster to read (default: the in-cluster ServiceAccount)")
 	cfg.AddLimitFlags(fs)
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -92,16 +94,26 @@ func serve(args []string, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
+	if *clusterFacts != clusterFactsOff && *clusterFacts != clusterFactsOn {
+		return usageError{fmt.Errorf("--cluster-facts must be on or off, got %q", *clusterFacts)}
+	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := server.SetMemoryLimit(os.Getenv, log); err != nil {
 		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if *clusterFacts == clusterFactsOn {
+		w, err := startWatcher(ctx, *kubeconfig, log)
+		if err != nil {
+			return err
+		}
+		cfg.Cluster = w
 	}
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
 	return srv.Run(ctx, nil)
 }
 

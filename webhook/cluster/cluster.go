@@ -1,0 +1,170 @@
+// Package cluster reads, and keeps current, the cluster objects a profile may name:
+// RuntimeClasses and PriorityClasses. It only reads (get, list, watch) and hands the injector
+// plain names (inject.Facts); the decision stays in package inject.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ai-webhook/ai-webhook/webhook/inject"
+)
+
+// Config is the client configuration: from kubeconfig when it is set, else the in-cluster
+// ServiceAccount (the Deployment mounts its token for exactly this).
+func Config(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+		}
+		return c, nil
+	}
+	c, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no --kubeconfig and not in a cluster: %w", err)
+	}
+	return c, nil
+}
+
+// Watcher keeps the names of the cluster's RuntimeClasses and PriorityClasses from two
+// informers. Facts is cheap: a snapshot rebuilt only after an informer event.
+type Watcher struct {
+	factory  informers.SharedInformerFactory
+	rc, pc   cache.SharedIndexInformer
+	log      *slog.Logger
+	dirty    atomic.Bool
+	snapshot atomic.Pointer[inject.Facts]
+}
+
+// NewWatcher sets up the informers; Start runs them. resync is the informers' resync period
+// (a full re-list from the cache, not from the API server; the watch itself re-lists after an
+// error).
+func NewWatcher(client kubernetes.Interface, resync time.Duration, log *slog.Logger) *Watcher {
+	w := &Watcher{factory: informers.NewSharedInformerFactory(client, resync), log: log}
+	w.rc = w.factory.Node().V1().RuntimeClasses().Informer()
+	w.pc = w.factory.Scheduling().V1().PriorityClasses().Informer()
+	mark := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { w.dirty.Store(true) },
+		UpdateFunc: func(any, any) {},
+		DeleteFunc: func(any) { w.dirty.Store(true) },
+	}
+	for kind, inf := range map[string]cache.SharedIndexInformer{inject.KindRuntimeClass: w.rc, inject.KindPriorityClass: w.pc} {
+		if _, err := inf.AddEventHandler(mark); err != nil {
+			panic(err) // only fails on an informer that has stopped; these have not started
+		}
+		// The reflector re-lists and re-watches with backoff by itself; say why it had to.
+		_ = inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
+			log.Warn("cluster facts: watch failed, retrying; the last known names stay in use", "kind", kind, "err", err)
+		})
+	}
+	// Strip everything but the name: the cache holds names, not objects.
+	for _, inf := range []cache.SharedIndexInformer{w.rc, w.pc} {
+		_ = inf.SetTransform(func(o any) (any, error) {
+			if m, ok := o.(metav1.Object); ok {
+				m.SetManagedFields(nil)
+				m.SetAnnotations(nil)
+				m.SetLabels(nil)
+			}
+			return o, nil
+		})
+	}
+	w.dirty.Store(true)
+	return w
+}
+
+// Start runs the informers until ctx ends.
+func (w *Watcher) Start(ctx context.Context) { w.factory.Start(ctx.Done()) }
+
+// Synced reports whether both caches hold a complete first list.
+func (w *Watcher) Synced() bool { return w.rc.HasSynced() && w.pc.HasSynced() }
+
+// Facts returns the names as of the latest event; unknown (the zero Facts) until both caches
+// synced. Once synced the cache stays in use while a broken watch is retried: classes change
+// rarely, and a last-known name errs on the side of the state the operator last saw.
+func (w *Watcher) Facts() inject.Facts {
+	if !w.Synced() {
+		return inject.Facts{}
+	}
+	if w.dirty.Swap(false) || w.snapshot.Load() == nil {
+		f := inject.Facts{Known: true, RuntimeClasses: names(w.rc.GetStore()), PriorityClasses: names(w.pc.GetStore())}
+		w.snapshot.Store(&f)
+	}
+	return *w.snapshot.Load()
+}
+
+// names are the keys of a cluster-scoped store: the object names.
+func names(s cache.Store) map[string]bool {
+	out := map[string]bool{}
+	for _, k := range s.ListKeys() {
+		out[k] = true
+	}
+	return out
+}
+
+// Snapshot is the file form of the facts, for the offline inject --facts.
+type Snapshot struct {
+	RuntimeClasses  []string `json:"runtimeClasses"`
+	PriorityClasses []string `json:"priorityClasses"`
+}
+
+// ReadSnapshot reads a snapshot file; unknown fields are refused so a typo is not a silent
+// "no classes".
+func ReadSnapshot(path string) (inject.Facts, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return inject.Facts{}, err
+	}
+	var s Snapshot
+	if err := yaml.UnmarshalStrict(data, &s); err != nil {
+		return inject.Facts{}, fmt.Errorf("facts file %s: %w", path, err)
+	}
+	return s.Facts(), nil
+}
+
+// Facts are the snapshot's names, known.
+func (s Snapshot) Facts() inject.Facts {
+	set := func(ns []string) map[string]bool {
+		m := map[string]bool{}
+		for _, n := range ns {
+			m[n] = true
+		}
+		return m
+	}
+	return inject.Facts{Known: true, RuntimeClasses: set(s.RuntimeClasses), PriorityClasses: set(s.PriorityClasses)}
+}
+
+// Look lists the classes once, read-only, for the offline inject --kubeconfig.
+func Look(ctx context.Context, client kubernetes.Interface) (Snapshot, error) {
+	var s Snapshot
+	rcs, err := client.NodeV1().RuntimeClasses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return s, fmt.Errorf("list RuntimeClasses: %w", err)
+	}
+	for _, o := range rcs.Items {
+		s.RuntimeClasses = append(s.RuntimeClasses, o.Name)
+	}
+	pcs, err := client.SchedulingV1().PriorityClasses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return s, fmt.Errorf("list PriorityClasses: %w", err)
+	}
+	for _, o := range pcs.Items {
+		s.PriorityClasses = append(s.PriorityClasses, o.Name)
+	}
+	slices.Sort(s.RuntimeClasses)
+	slices.Sort(s.PriorityClasses)
+	return s, nil
+}

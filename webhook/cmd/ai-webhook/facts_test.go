@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestInjectWithFactsLeavesOutAClassTheClusterLacks(t *testing.T) {
+	pod := "../../examples/pods/pytorch-training.yaml" // its profile sets runtimeClassName: nvidia
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, facts string
+		want        []string // in the --explain output
+		wantWarning string   // on stderr of the default view
+	}{
+		{"the class exists", "runtimeClasses: [nvidia]\npriorityClasses: []\n", []string{"runtimeClassName", "applied"}, ""},
+		{"the class is missing", "runtimeClasses: [kata]\npriorityClasses: []\n", []string{"runtimeClassName", "missing", `RuntimeClass "nvidia" not found in the cluster`},
+			`Warning: pytorch-training: did not set pod runtimeClassName (RuntimeClass "nvidia" not found in the cluster)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			facts := write(strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.facts)
+			out, _, err := runCLI(t, "", "inject", "-f", pod, "--facts", facts, "--explain")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var row string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, "runtimeClassName") {
+					row = l
+				}
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(row, w) {
+					t.Errorf("explain row %q lacks %q", row, w)
+				}
+			}
+			out, stderr, err := runCLI(t, "", "inject", "-f", pod, "--facts", facts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantWarning != "" && !strings.Contains(stderr, tc.wantWarning) {
+				t.Errorf("stderr %q lacks %q", stderr, tc.wantWarning)
+			}
+			if got := strings.Contains(out, "runtimeClassName: nvidia"); got != (tc.wantWarning == "") {
+				t.Errorf("mutated Pod has runtimeClassName nvidia: %v\n%s", got, out)
+			}
+		})
+	}
+	if _, _, err := runCLI(t, "", "inject", "-f", pod, "--facts", write("typo.yaml", "runtimeClass: [nvidia]\n")); err == nil {
+		t.Error("a facts file with an unknown key must be refused")
+	}
+	if _, _, err := runCLI(t, "", "inject", "-f", pod, "--facts", "x", "--kubeconfig", "y"); err == nil {
+		t.Error("--facts and --kubeconfig together must be refused")
+	}
+}
