@@ -59,7 +59,7 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 		}
 		m.op(jsonpatch.Replace(t.path+"/resources/limits/"+jsonpatch.Escape(key), q))
 		res.Limits[r] = q
-		if hasRequest && req.Cmp(q) != 0 {
+		if hasRequest && requestMustChange(r, req, q) {
 			m.op(jsonpatch.Replace(t.path+"/resources/requests/"+jsonpatch.Escape(key), q))
 			res.Requests[r] = q
 		}
@@ -74,8 +74,10 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 		if !m.conflict(t.where, "limits", key, "request "+req.String(), q.String()) {
 			return
 		}
-		m.op(jsonpatch.Replace(t.path+"/resources/requests/"+jsonpatch.Escape(key), q))
-		res.Requests[r] = q
+		if requestMustChange(r, req, q) {
+			m.op(jsonpatch.Replace(t.path+"/resources/requests/"+jsonpatch.Escape(key), q))
+			res.Requests[r] = q
+		}
 	}
 	m.mapAdd(t.path+"/resources", &res.Limits, "limits", r, q, len(res.Requests) == 0 && len(res.Claims) == 0)
 	if _, ok := res.Requests[r]; !ok {
@@ -84,6 +86,18 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 	if !hasLimit {
 		m.note(t.where, "limits", key, Applied, q.String())
 	}
+}
+
+// requestMustChange reports whether an enforced limit q of r must also replace the Pod's
+// request req: enforce owns the limit, not the request. A cpu, memory or ephemeral-storage
+// request may stay below its limit (the Pod's choice of QoS and scheduling); above it the API
+// server refuses the Pod. Other resources (extended, hugepages) need request = limit.
+func requestMustChange(r corev1.ResourceName, req, q resource.Quantity) bool {
+	switch r {
+	case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage:
+		return req.Cmp(q) > 0
+	}
+	return req.Cmp(q) != 0
 }
 
 // podLevelRoom says why the profile's limit of r is not used on a Pod that budgets r at the

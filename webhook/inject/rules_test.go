@@ -53,6 +53,10 @@ profiles:
   container:
     env: [{name: NCCL_DEBUG, value: WARN}]
   enforce: ["env:NCCL_DEBUG"]
+- name: limits-enforced
+  container:
+    limits: {memory: 4Gi, nvidia.com/gpu: "1"}
+  enforce: [limits]
 - name: explicit-shm
   pod:
     volumes: [{name: myshm, emptyDir: {medium: Memory}}]
@@ -445,6 +449,48 @@ func TestShmAndOMPFollowTheLimitsAsTheProfileLeavesThem(t *testing.T) {
 		{"a cpu limit of 0 is no limit", "sized", newPod(withGPU("cpu", "0")), func(t *testing.T, res *Result, _ *corev1.Pod) {
 			wantItem(t, res, "env", "OMP_NUM_THREADS", NotUsed)
 		}},
+	})
+}
+
+// TestEnforcedLimitsKeepTheRequestsTheyAllow: enforce owns the limit; a cpu or memory request
+// changes only when it would exceed the new limit (extended resources need request = limit).
+func TestEnforcedLimitsKeepTheRequestsTheyAllow(t *testing.T) {
+	req := func(p *corev1.Pod) corev1.ResourceList { return p.Spec.Containers[0].Resources.Requests }
+	runRules(t, []ruleCase{
+		{"a memory request below the enforced limit is the Pod's", "limits-enforced",
+			newPod(withGPU("memory", "16Gi"), onMain(func(c *corev1.Container) {
+				c.Resources.Requests = corev1.ResourceList{"memory": resource.MustParse("2Gi")}
+			})),
+			func(t *testing.T, _ *Result, p *corev1.Pod) {
+				if q := req(p)["memory"]; q.String() != "2Gi" {
+					t.Fatalf("memory request %s, want the Pod's 2Gi", q.String())
+				}
+			}},
+		{"a request only, below the enforced limit, is kept", "limits-enforced",
+			newPod(onMain(func(c *corev1.Container) {
+				c.Resources.Requests = corev1.ResourceList{"memory": resource.MustParse("1Gi")}
+			})),
+			func(t *testing.T, _ *Result, p *corev1.Pod) {
+				if q := req(p)["memory"]; q.String() != "1Gi" {
+					t.Fatalf("memory request %s, want the Pod's 1Gi", q.String())
+				}
+			}},
+		{"a memory request above the enforced limit comes down to it", "limits-enforced",
+			newPod(withGPU("memory", "16Gi"), onMain(func(c *corev1.Container) {
+				c.Resources.Requests = corev1.ResourceList{"memory": resource.MustParse("8Gi")}
+			})),
+			func(t *testing.T, _ *Result, p *corev1.Pod) {
+				if q := req(p)["memory"]; q.String() != "4Gi" {
+					t.Fatalf("memory request %s, want 4Gi", q.String())
+				}
+			}},
+		{"an extended resource's request follows its enforced limit", "limits-enforced", newPod(withGPU("nvidia.com/gpu", "2"),
+			onMain(func(c *corev1.Container) { c.Resources.Requests = limits("nvidia.com/gpu", "2") })),
+			func(t *testing.T, _ *Result, p *corev1.Pod) {
+				if q := req(p)["nvidia.com/gpu"]; q.String() != "1" {
+					t.Fatalf("gpu request %s, want 1", q.String())
+				}
+			}},
 	})
 }
 
