@@ -71,7 +71,7 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 		return
 	case hasRequest && req.Cmp(q) != 0:
 		// The Pod asked for another amount through its request: that is the user's value.
-		if !m.conflict(t.where, "limits", key, "request "+req.String(), q.String()) {
+		if !m.conflict(t.where, "limits", key, "no limit (request "+req.String()+")", q.String()) {
 			return
 		}
 		if requestMustChange(r, req, q) {

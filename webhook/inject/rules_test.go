@@ -470,9 +470,12 @@ func TestEnforcedLimitsKeepTheRequestsTheyAllow(t *testing.T) {
 			newPod(onMain(func(c *corev1.Container) {
 				c.Resources.Requests = corev1.ResourceList{"memory": resource.MustParse("1Gi")}
 			})),
-			func(t *testing.T, _ *Result, p *corev1.Pod) {
+			func(t *testing.T, res *Result, p *corev1.Pod) {
 				if q := req(p)["memory"]; q.String() != "1Gi" {
 					t.Fatalf("memory request %s, want the Pod's 1Gi", q.String())
+				}
+				if it := wantItem(t, res, "limits", "memory", Enforced); it.Detail != "was no limit (request 1Gi), now 4Gi" {
+					t.Fatalf("explain says %q: the request was not replaced", it.Detail)
 				}
 			}},
 		{"a memory request above the enforced limit comes down to it", "limits-enforced",
