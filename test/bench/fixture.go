@@ -1,14 +1,12 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
@@ -72,10 +70,10 @@ func (fx *Fixture) patchFile() (string, error) {
 	if code != http.StatusOK {
 		return "", fmt.Errorf("ai-webhook handler: HTTP %d: %s", code, resp)
 	}
-	var rev admissionv1.AdmissionReview
-	if err := json.Unmarshal(resp, &rev); err != nil || rev.Response == nil || len(rev.Response.Patch) == 0 {
+	_, r, err := checkAllowed(fx.Bodies[0], resp)
+	if err != nil || len(r.Patch) == 0 {
 		return "", fmt.Errorf("ai-webhook handler returned no patch (%v): %.300s", err, resp)
 	}
 	file := filepath.Join(fx.Dir, "ai-webhook-patch.json")
-	return file, os.WriteFile(file, rev.Response.Patch, 0o600)
+	return file, os.WriteFile(file, r.Patch, 0o600)
 }

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
 // TypicalPodFile is the shipped example used as "a typical GPU training Pod".
@@ -50,7 +52,6 @@ func AsAdmitted(user *corev1.Pod) *corev1.Pod {
 	spec := &pod.Spec
 	tokenVolume := "kube-api-access-x7k2p"
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: tokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
-		DefaultMode: ptr.To[int32](0o644),
 		Sources: []corev1.VolumeProjection{
 			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{ExpirationSeconds: ptr.To[int64](3607), Path: "token"}},
 			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"},
@@ -64,9 +65,6 @@ func AsAdmitted(user *corev1.Pod) *corev1.Pod {
 		c.ImagePullPolicy = corev1.PullIfNotPresent
 		c.TerminationMessagePath = corev1.TerminationMessagePathDefault
 		c.TerminationMessagePolicy = corev1.TerminationMessageReadFile
-		if c.Resources.Requests == nil && c.Resources.Limits != nil {
-			c.Resources.Requests = c.Resources.Limits.DeepCopy()
-		}
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: tokenVolume, ReadOnly: true,
 			MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"})
 	}
@@ -76,7 +74,6 @@ func AsAdmitted(user *corev1.Pod) *corev1.Pod {
 	spec.TerminationGracePeriodSeconds = ptr.To[int64](30)
 	spec.DNSPolicy = corev1.DNSClusterFirst
 	spec.SecurityContext = &corev1.PodSecurityContext{}
-	spec.SchedulerName = corev1.DefaultSchedulerName
 	spec.ServiceAccountName, spec.DeprecatedServiceAccount = "default", "default"
 	spec.EnableServiceLinks = ptr.To(true)
 	spec.Priority = ptr.To[int32](0)
@@ -85,6 +82,7 @@ func AsAdmitted(user *corev1.Pod) *corev1.Pod {
 		spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists,
 			Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)})
 	}
+	profile.DefaultPod(pod) // scheduler name, volume modes, requests from limits
 	return pod
 }
 

@@ -299,42 +299,30 @@ func (r *Report) markdownThroughput(p printer) {
 			"load generator included. Its latencies bound what a webhook can reach here.\n\n")
 	}
 	p("| | ai-webhook | reference | ours/reference | no-op (transport only) |\n|---|---|---|---|---|\n")
-	row := func(name string, f func(*ServerFigures) string, ratio func(a, b *ServerFigures) string) {
+	row := func(name string, f func(*ServerFigures) string, oursRef string) {
 		n := "-"
 		if nop != nil {
 			n = f(nop)
 		}
-		rt := ""
-		if ratio != nil {
-			rt = ratio(ours, ref)
-		}
-		p("| %s | %s | %s | %s | %s |\n", name, f(ours), f(ref), rt, n)
+		p("| %s | %s | %s | %s | %s |\n", name, f(ours), f(ref), oursRef, n)
 	}
-	durs := func(get ...func(*ServerFigures) time.Duration) (func(*ServerFigures) string, func(a, b *ServerFigures) string) {
-		return func(s *ServerFigures) string {
-				var parts []string
-				for _, g := range get {
-					parts = append(parts, fmtDur(g(s)))
-				}
-				return strings.Join(parts, " / ")
-			}, func(a, b *ServerFigures) string {
-				var parts []string
-				for _, g := range get {
-					parts = append(parts, ratio(float64(g(a)), float64(g(b))))
-				}
-				return strings.Join(parts, " / ")
+	durs := func(name string, get func(*ServerFigures) []time.Duration) { // each figure formatted, and its ratio
+		join := func(s *ServerFigures, f func(i int, d time.Duration) string) string {
+			var parts []string
+			for i, d := range get(s) {
+				parts = append(parts, f(i, d))
 			}
+			return strings.Join(parts, " / ")
+		}
+		row(name, func(s *ServerFigures) string { return join(s, func(_ int, d time.Duration) string { return fmtDur(d) }) },
+			join(ours, func(i int, d time.Duration) string { return ratio(float64(d), float64(get(ref)[i])) }))
 	}
 	row(fmt.Sprintf("saturated req/s, median (min-max), concurrency %d", c.Concurrency), func(s *ServerFigures) string { return fmtRPS(s.SatRPS) },
-		func(a, b *ServerFigures) string { return ratio(a.SatMedian(), b.SatMedian()) })
-	row2 := func(name string, get ...func(*ServerFigures) time.Duration) {
-		f, rt := durs(get...)
-		row(name, f, rt)
-	}
-	row2("latency at saturation p50 / p99", func(s *ServerFigures) time.Duration { return s.SatLat.P50 }, func(s *ServerFigures) time.Duration { return s.SatLat.P99 })
-	row2("CPU per request at saturation", func(s *ServerFigures) time.Duration { return s.SatCPUPerReq })
-	row("server CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.ServerCPU) }, nil)
-	row("load generator CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.LoadgenCPU) }, nil)
+		ratio(ours.SatMedian(), ref.SatMedian()))
+	durs("latency at saturation p50 / p99", func(s *ServerFigures) []time.Duration { return []time.Duration{s.SatLat.P50, s.SatLat.P99} })
+	durs("CPU per request at saturation", func(s *ServerFigures) []time.Duration { return []time.Duration{s.SatCPUPerReq} })
+	row("server CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.ServerCPU) }, "")
+	row("load generator CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.LoadgenCPU) }, "")
 	for _, rate := range c.Rates {
 		at := func(s *ServerFigures) *RateFigures {
 			if o := s.OpenAt(rate); o != nil {
@@ -342,15 +330,15 @@ func (r *Report) markdownThroughput(p printer) {
 			}
 			return &RateFigures{}
 		}
-		row2(fmt.Sprintf("**%d req/s**: p50 / p99 / p99.9", rate), func(s *ServerFigures) time.Duration { return at(s).Lat.P50 },
-			func(s *ServerFigures) time.Duration { return at(s).Lat.P99 }, func(s *ServerFigures) time.Duration { return at(s).Lat.P999 })
+		durs(fmt.Sprintf("**%d req/s**: p50 / p99 / p99.9", rate), func(s *ServerFigures) []time.Duration {
+			return []time.Duration{at(s).Lat.P50, at(s).Lat.P99, at(s).Lat.P999}
+		})
 		row(fmt.Sprintf("%d req/s: answered/s; CPU per request", rate), func(s *ServerFigures) string {
 			return fmt.Sprintf("%.0f; %s", at(s).Achieved, fmtDur(at(s).CPUPerReq))
-		}, func(a, b *ServerFigures) string { return ratio(float64(at(a).CPUPerReq), float64(at(b).CPUPerReq)) })
+		}, ratio(float64(at(ours).CPUPerReq), float64(at(ref).CPUPerReq)))
 	}
-	row("peak RSS (VmHWM)", func(s *ServerFigures) string { return fmtMiB(s.PeakRSS) },
-		func(a, b *ServerFigures) string { return ratio(float64(a.PeakRSS), float64(b.PeakRSS)) })
-	row("failed / dropped requests", failures, nil)
+	row("peak RSS (VmHWM)", func(s *ServerFigures) string { return fmtMiB(s.PeakRSS) }, ratio(float64(ours.PeakRSS), float64(ref.PeakRSS)))
+	row("failed / dropped requests", failures, "")
 	p("\n")
 	for _, s := range b.Servers {
 		if s.Err != nil {

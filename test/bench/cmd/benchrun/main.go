@@ -30,21 +30,21 @@ import (
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 )
 
-type options struct {
-	out          string
-	rounds       int
-	step         time.Duration
-	warmup       time.Duration
-	concurrency  int
-	rates        string
-	benchtime    string
-	createRounds int
-	createPods   int
-	only         string
-	profileDir   string
-	keep         bool
-	timeout      time.Duration
-}
+var (
+	out          = flag.String("out", "", "rewrite this BENCHMARKS.md (the generated part); empty: only print")
+	rounds       = flag.Int("rounds", 3, "B1: alternating rounds")
+	step         = flag.Duration("step", 4*time.Second, "B1: length of each phase")
+	warmup       = flag.Duration("warmup", 2*time.Second, "B1: closed-loop warm-up per server")
+	concurrency  = flag.Int("concurrency", 25, "B1: closed-loop connections")
+	rateList     = flag.String("rates", "500,1000,2000", "B1: open-loop rates, requests/s")
+	benchtime    = flag.String("benchtime", "1s", "B2/B3: time per case (testing's -benchtime syntax)")
+	createRounds = flag.Int("create-rounds", 5, "Pod creates (B4): rounds")
+	createPods   = flag.Int("create-pods", 100, "Pod creates (B4): Pods per condition per round")
+	only         = flag.String("only", "throughput,cost,creates,overload", "parts to run: throughput (B1), admission cost (B2, with the B3 floor), Pod creates (B4), overload (B5: 2x and 5x the saturated rate)")
+	profileDir   = flag.String("profile", "", "instead of benchmarking, write pprof CPU and allocation profiles of ai-webhook's handler and server here")
+	keep         = flag.Bool("keep", false, "keep the scratch directory (server logs)")
+	timeout      = flag.Duration("timeout", 20*time.Minute, "give up after this long")
+)
 
 func main() {
 	if os.Getenv(bench.EnvChild) == bench.Noop {
@@ -55,22 +55,8 @@ func main() {
 		}
 		return
 	}
-	var o options
-	flag.StringVar(&o.out, "out", "", "rewrite this BENCHMARKS.md (the generated part); empty: only print")
-	flag.IntVar(&o.rounds, "rounds", 3, "B1: alternating rounds")
-	flag.DurationVar(&o.step, "step", 4*time.Second, "B1: length of each phase")
-	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "B1: closed-loop warm-up per server")
-	flag.IntVar(&o.concurrency, "concurrency", 25, "B1: closed-loop connections")
-	flag.StringVar(&o.rates, "rates", "500,1000,2000", "B1: open-loop rates, requests/s")
-	flag.StringVar(&o.benchtime, "benchtime", "1s", "B2/B3: time per case (testing's -benchtime syntax)")
-	flag.IntVar(&o.createRounds, "create-rounds", 5, "Pod creates (B4): rounds")
-	flag.IntVar(&o.createPods, "create-pods", 100, "Pod creates (B4): Pods per condition per round")
-	flag.StringVar(&o.only, "only", "throughput,cost,creates,overload", "parts to run: throughput (B1), admission cost (B2, with the B3 floor), Pod creates (B4), overload (B5: 2x and 5x the saturated rate)")
-	flag.StringVar(&o.profileDir, "profile", "", "instead of benchmarking, write pprof CPU and allocation profiles of ai-webhook's handler and server here")
-	flag.BoolVar(&o.keep, "keep", false, "keep the scratch directory (server logs)")
-	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
 	flag.Parse()
-	if err := run(o); err != nil {
+	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(1)
 	}
@@ -78,16 +64,16 @@ func main() {
 
 func progress(msg string) { fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), msg) }
 
-func run(o options) error {
+func run() error {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	root, err := repo.Root(".")
 	if err != nil {
 		return err
 	}
 	var rates []int
-	for _, s := range strings.Split(o.rates, ",") {
+	for _, s := range strings.Split(*rateList, ",") {
 		r, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || r <= 0 {
 			return fmt.Errorf("-rates: %q is not a positive number", s)
@@ -95,14 +81,14 @@ func run(o options) error {
 		rates = append(rates, r)
 	}
 	parts := map[string]bool{}
-	for _, p := range strings.Split(o.only, ",") {
+	for _, p := range strings.Split(*only, ",") {
 		parts[strings.TrimSpace(p)] = true
 	}
 	scratch, err := os.MkdirTemp("", "ai-webhook-bench-")
 	if err != nil {
 		return err
 	}
-	if o.keep {
+	if *keep {
 		progress("scratch directory (kept): " + scratch)
 	} else {
 		defer os.RemoveAll(scratch)
@@ -123,13 +109,13 @@ func run(o options) error {
 		return err
 	}
 
-	if o.profileDir != "" {
+	if *profileDir != "" {
 		// Alone, so the allocation profile holds nothing but the profiled work.
-		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+		if err := os.MkdirAll(*profileDir, 0o755); err != nil {
 			return err
 		}
-		progress("profiling ai-webhook's handler and server into " + o.profileDir)
-		return bench.Profile(ctx, fx, o.profileDir, progress)
+		progress("profiling ai-webhook's handler and server into " + *profileDir)
+		return bench.Profile(ctx, fx, *profileDir, progress)
 	}
 	if parts["throughput"] || parts["creates"] || parts["overload"] {
 		progress("building ai-webhook and the reference")
@@ -159,7 +145,7 @@ func run(o options) error {
 			servers = append(servers, s)
 		}
 		if parts["throughput"] {
-			cfg := bench.ThroughputConfig{Rounds: o.rounds, Step: o.step, Warmup: o.warmup, Concurrency: o.concurrency, Rates: rates,
+			cfg := bench.ThroughputConfig{Rounds: *rounds, Step: *step, Warmup: *warmup, Concurrency: *concurrency, Rates: rates,
 				MaxRequests: 1 << 20, MaxInFlight: 2000, LoadCPUs: rep.LoadCPUs, Settle: 200 * time.Millisecond}
 			if rep.Throughput, err = bench.RunThroughput(ctx, cfg, servers[:3], progress); err != nil {
 				return fmt.Errorf("B1: %w", err)
@@ -172,7 +158,7 @@ func run(o options) error {
 					sat[s.Name] = s.SatMedian()
 				}
 			}
-			cfg := bench.OverloadConfig{Multiples: []int{2, 5}, Step: o.step, Concurrency: o.concurrency, MaxRequests: 1 << 20,
+			cfg := bench.OverloadConfig{Multiples: []int{2, 5}, Step: *step, Concurrency: *concurrency, MaxRequests: 1 << 20,
 				MaxInFlight: 2000, LoadCPUs: rep.LoadCPUs, Settle: 2 * time.Second}
 			if rep.Overload, err = bench.RunOverload(ctx, cfg, servers[:2], sat, progress); err != nil {
 				return fmt.Errorf("B5: %w", err)
@@ -180,7 +166,7 @@ func run(o options) error {
 		}
 		if parts["creates"] {
 			for _, noFsync := range []bool{false, true} {
-				creates := bench.RunPodCreates(ctx, fx, root, bench.PodCreateConfig{Rounds: o.createRounds, Pods: o.createPods, NoFsync: noFsync}, servers, progress)
+				creates := bench.RunPodCreates(ctx, fx, root, bench.PodCreateConfig{Rounds: *createRounds, Pods: *createPods, NoFsync: noFsync}, servers, progress)
 				rep.PodCreates = append(rep.PodCreates, creates)
 				if creates.Skipped != "" {
 					progress(creates.Skipped)
@@ -197,7 +183,7 @@ func run(o options) error {
 	}
 
 	if parts["cost"] {
-		if err := micro(rep, fx, o, progress); err != nil {
+		if err := micro(rep, fx, progress); err != nil {
 			return err
 		}
 	}
@@ -206,21 +192,21 @@ func run(o options) error {
 	var md bytes.Buffer
 	rep.Markdown(&md)
 	fmt.Print(md.String())
-	if o.out != "" {
-		old, err := os.ReadFile(o.out)
+	if *out != "" {
+		old, err := os.ReadFile(*out)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
-		if err := os.WriteFile(o.out, []byte(bench.Splice(string(old), md.String())), 0o644); err != nil {
+		if err := os.WriteFile(*out, []byte(bench.Splice(string(old), md.String())), 0o644); err != nil {
 			return err
 		}
-		progress("wrote " + o.out)
+		progress("wrote " + *out)
 	}
 	return nil
 }
 
 // micro runs B2 and B3 on one CPU with GOMAXPROCS=1.
-func micro(rep *bench.Report, fx *bench.Fixture, o options, progress func(string)) error {
+func micro(rep *bench.Report, fx *bench.Fixture, progress func(string)) error {
 	if len(rep.MicroCPUs) > 0 {
 		undo, err := bench.PinSelf(rep.MicroCPUs)
 		if err != nil {
@@ -230,7 +216,7 @@ func micro(rep *bench.Report, fx *bench.Fixture, o options, progress func(string
 	} else {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	}
-	restore, err := bench.SetBenchTime(o.benchtime)
+	restore, err := bench.SetBenchTime(*benchtime)
 	if err != nil {
 		return fmt.Errorf("-benchtime: %w", err)
 	}
