@@ -62,6 +62,10 @@ type Config struct {
 	Domain string
 	// Profiles (profiles) is a profile file (YAML). Empty means the shipped examples (profile.Examples).
 	Profiles string
+	// ClusterFacts (clusterFacts) runs the server with --cluster-facts on: it watches
+	// RuntimeClasses and PriorityClasses through a read-only ClusterRole (rbac.go) and leaves out
+	// a class the cluster lacks.
+	ClusterFacts bool
 
 	WebhookConfigName string                                       // webhookConfigName
 	WebhookName       string                                       // webhookName
@@ -169,6 +173,7 @@ func (r *configReader) readInto(cfg *Config) {
 	readString(r, "logLevel", &cfg.LogLevel)
 	readString(r, "domain", &cfg.Domain)
 	readString(r, "profiles", &cfg.Profiles)
+	r.boolean("clusterFacts", &cfg.ClusterFacts)
 
 	readString(r, "webhookConfigName", &cfg.WebhookConfigName)
 	readString(r, "webhookName", &cfg.WebhookName)

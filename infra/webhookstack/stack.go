@@ -69,7 +69,12 @@ func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
-	work, err := newWorkload(ctx, name, cfg, namespace, certs, child)
+	readers, err := newClusterReader(ctx, name, cfg, namespace, child)
+	if err != nil {
+		return nil, err
+	}
+	// The server's first list must not meet a 403: the binding exists before the Deployment.
+	work, err := newWorkload(ctx, name, cfg, namespace, certs, child, pulumi.DependsOn(readers))
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func newWorkload(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.
 	if err != nil {
 		return nil, err
 	}
-	// The server needs no Kubernetes API access, so it gets no token.
+	// The ServiceAccount mounts no token by default; the Pod asks for one only with clusterFacts.
 	sa, err := pcorev1.NewServiceAccount(ctx, name, &pcorev1.ServiceAccountArgs{
 		Metadata:                     &pmetav1.ObjectMetaArgs{Name: pulumi.String(appName), Namespace: namespace, Labels: commonLabels()},
 		AutomountServiceAccountToken: pulumi.Bool(false),
@@ -193,7 +193,7 @@ func podSpec(cfg Config, sa *pcorev1.ServiceAccount, secret *pcorev1.Secret, con
 	spreadSelector := &pmetav1.LabelSelectorArgs{MatchLabels: selectorLabels()}
 	spec := &pcorev1.PodSpecArgs{
 		ServiceAccountName:            sa.Metadata.Name(),
-		AutomountServiceAccountToken:  pulumi.Bool(false),
+		AutomountServiceAccountToken:  pulumi.Bool(cfg.ClusterFacts), // the token reads the classes (rbac.go)
 		EnableServiceLinks:            pulumi.Bool(false),
 		TerminationGracePeriodSeconds: pulumi.Int(gracePeriodSecond),
 		SecurityContext: &pcorev1.PodSecurityContextArgs{
@@ -265,20 +265,24 @@ func container(cfg Config) *pcorev1.ContainerArgs {
 		}
 		return out
 	}
+	args := []string{
+		"serve",
+		"--listen=:" + strconv.Itoa(containerPort),
+		"--tls-cert-file=" + path.Join(tlsDir, corev1.TLSCertKey),
+		"--tls-key-file=" + path.Join(tlsDir, corev1.TLSPrivateKeyKey),
+		"--profiles-file=" + path.Join(profilesDir, profilesKey),
+		"--domain=" + cfg.Domain,
+		"--shutdown-delay=" + shutdownDelay,
+		"--log-level=" + cfg.LogLevel,
+	}
+	if cfg.ClusterFacts {
+		args = append(args, "--cluster-facts=on") // in-cluster ServiceAccount
+	}
 	return &pcorev1.ContainerArgs{
 		Name:            pulumi.String(appName),
 		Image:           pulumi.String(cfg.Image),
 		ImagePullPolicy: pulumi.String(string(cfg.ImagePullPolicy)),
-		Args: pulumi.ToStringArray([]string{
-			"serve",
-			"--listen=:" + strconv.Itoa(containerPort),
-			"--tls-cert-file=" + path.Join(tlsDir, corev1.TLSCertKey),
-			"--tls-key-file=" + path.Join(tlsDir, corev1.TLSPrivateKeyKey),
-			"--profiles-file=" + path.Join(profilesDir, profilesKey),
-			"--domain=" + cfg.Domain,
-			"--shutdown-delay=" + shutdownDelay,
-			"--log-level=" + cfg.LogLevel,
-		}),
+		Args:            pulumi.ToStringArray(args),
 		// The whole limit: the downward API cannot scale a value (memory divisors are units such
 		// as 1 or 1Mi), so the server takes the fraction. With no memory limit configured,
 		// Kubernetes gives the node's allocatable memory.
