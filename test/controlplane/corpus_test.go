@@ -57,13 +57,15 @@ const (
 var kataOverhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("160Mi")}
 
 // Every generated Pod shape, valid on its own, crossed with every shipped profile and its
-// enforce-everything variant, alone and with a second webhook that adds a container, is created
-// (dry run) through the real kube-apiserver with ai-webhook in the path (failurePolicy Fail).
-// Each is admitted, or refused exactly where the injector means to refuse it; the stored Pod
-// gives an empty patch when admitted again; the added container gets the profile's settings
-// with nothing duplicated; and every value the Pod set itself is unchanged unless the profile
-// enforces that field. Ephemeral containers cannot be set at create (the API refuses them), so
-// the corpus has none.
+// enforce-everything variant, alone and (every other shape) with a second webhook that adds a
+// container, is created (dry run) through the real kube-apiserver with ai-webhook in the path
+// (failurePolicy Fail). Each is admitted, or refused exactly where the injector means to refuse
+// it; the stored Pod gives an empty patch when admitted again (every one through the injector,
+// a quarter created again through the server); the added container gets the profile's settings
+// as if it had been there, with nothing duplicated; every value the Pod set itself is unchanged
+// unless the profile enforces that field; GPU hiding, /dev/shm and OMP_NUM_THREADS are judged
+// on their own. Ephemeral containers cannot be set at create (the API refuses them), so the
+// corpus has none.
 func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 	requireControlPlane(t)
 	start := time.Now()
