@@ -50,12 +50,6 @@ const (
 	podCreateWebhookName = "ai-webhook-bench"
 )
 
-// condition is a condition: a server to register (nil for none).
-type condition struct {
-	name   string
-	server *Server
-}
-
 // RunPodCreates creates the same Pods through a real kube-apiserver (and etcd) from bin/ with no
 // mutating webhook registered and with each server registered in turn (same control
 // plane, same run, conditions rotated every round so drift favours none of them).
@@ -73,91 +67,84 @@ func RunPodCreates(ctx context.Context, fx *Fixture, root string, cfg PodCreateC
 		return res
 	}
 	defer c.Stop()
-	cp := &podCreates{client: c.Client}
+	client := c.Client
 	// The ServiceAccount admission plugin adds the token volume the typical Pod has
 	// (AsAdmitted); with no controller-manager, the default ServiceAccount is made here.
-	if _, err := cp.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podCreateNamespace}}, metav1.CreateOptions{}); err != nil {
+	_, err = client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podCreateNamespace}}, metav1.CreateOptions{})
+	if err == nil {
+		_, err = client.CoreV1().ServiceAccounts(podCreateNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	}
+	if err != nil {
 		res.Err = err
 		return res
 	}
-	if _, err := cp.client.CoreV1().ServiceAccounts(podCreateNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		res.Err = err
-		return res
+	conds := append([]*Server{nil}, servers...) // nil: no webhook registered
+	name := func(s *Server) string {
+		if s == nil {
+			return NoWebhook
+		}
+		return s.Name
 	}
-	conds := []condition{{name: NoWebhook}}
-	for _, s := range servers {
-		conds = append(conds, condition{name: s.Name, server: s})
+	recs := map[*Server]*recorder{}
+	for _, c := range conds {
+		recs[c] = &recorder{}
 	}
-	lat := map[string][]time.Duration{}
-	failed := map[string]int{}
-	errs := map[string]error{}
 	pod := fx.Example.DeepCopy()
 	pod.Namespace = podCreateNamespace
-	current := conds[0]
+	var current *Server
 	for round := range cfg.Rounds {
 		for k := range conds {
 			ci := (k + round) % len(conds)
 			cond := conds[ci]
-			progress(fmt.Sprintf("Pod creates, round %d/%d: %d Pods, %s", round+1, cfg.Rounds, cfg.Pods, cond.name))
-			if err := cp.switchTo(ctx, fx, current, cond); err != nil {
-				res.Err = fmt.Errorf("register %s: %w", cond.name, err)
+			progress(fmt.Sprintf("Pod creates, round %d/%d: %d Pods, %s", round+1, cfg.Rounds, cfg.Pods, name(cond)))
+			if err := switchTo(ctx, client, fx, current, cond); err != nil {
+				res.Err = fmt.Errorf("register %s: %w", name(cond), err)
 				return res
 			}
 			current = cond
-			stamps := cond.server != nil && !cond.server.Target.AllowOnly
+			stamps := cond != nil && !cond.Target.AllowOnly
 			for i := range cfg.Pods {
 				p := pod.DeepCopy()
 				p.Name = fmt.Sprintf("trainer-r%d-c%d-%d", round, ci, i)
 				t0 := time.Now()
-				got, err := cp.client.CoreV1().Pods(podCreateNamespace).Create(ctx, p, metav1.CreateOptions{})
+				got, err := client.CoreV1().Pods(podCreateNamespace).Create(ctx, p, metav1.CreateOptions{})
 				d := time.Since(t0)
 				if err == nil && (got.Annotations[Domain+"/injected"] != "") != stamps {
-					err = fmt.Errorf("pod %s: injected annotation %q under %q", p.Name, got.Annotations[Domain+"/injected"], cond.name)
+					err = fmt.Errorf("pod %s: injected annotation %q under %q", p.Name, got.Annotations[Domain+"/injected"], name(cond))
 				}
-				if err != nil {
-					failed[cond.name]++
-					if errs[cond.name] == nil {
-						errs[cond.name] = err
-					}
-					continue
-				}
-				lat[cond.name] = append(lat[cond.name], d)
+				recs[cond].add(d, err)
 			}
 		}
 	}
 	for _, c := range conds {
-		res.Conds = append(res.Conds, PodCreateCondition{Name: c.name, Lat: Summarise(lat[c.name]), Failed: failed[c.name], Err: errs[c.name]})
+		r := recs[c]
+		res.Conds = append(res.Conds, PodCreateCondition{Name: name(c), Lat: Summarise(r.lat), Failed: r.failed, Err: r.err})
 	}
 	return res
-}
-
-// podCreates is the API server the Pods are created through.
-type podCreates struct {
-	client kubernetes.Interface
 }
 
 // switchTo replaces the webhook configuration of condition from by that of to and waits
 // until the API server acts on the change: the old configuration is deleted and seen gone
 // (dry-run creates no longer reach its server) before the new one is created and seen in
 // effect, so an answer can only come from the configuration meant.
-func (cp *podCreates) switchTo(ctx context.Context, fx *Fixture, from, to condition) error {
-	api := cp.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	if from.server != nil {
+func switchTo(ctx context.Context, client kubernetes.Interface, fx *Fixture, from, to *Server) error {
+	api := client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	if from != nil {
 		if err := api.Delete(ctx, podCreateWebhookName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
-		if err := cp.waitCalled(ctx, fx, from.server, false); err != nil {
+		if err := waitCalled(ctx, client, fx, from, false); err != nil {
 			return err
 		}
 	}
-	if to.server == nil {
+	if to == nil {
 		return nil
 	}
 	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: podCreateWebhookName},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name:         "pods." + Domain,
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://" + to.server.Addr + "/mutate"), CABundle: fx.CA.CertPEM},
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://" + to.Addr + "/mutate"), CABundle: fx.CA.CertPEM},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 				Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"},
@@ -174,14 +161,14 @@ func (cp *podCreates) switchTo(ctx context.Context, fx *Fixture, from, to condit
 	if _, err := api.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	return cp.waitCalled(ctx, fx, to.server, true)
+	return waitCalled(ctx, client, fx, to, true)
 }
 
 // waitCalled dry-run creates a probe Pod until s is (or is no longer) called for it: a
 // mutating server shows in the stamp on the answer, the no-op server in its request count.
-func (cp *podCreates) waitCalled(ctx context.Context, fx *Fixture, s *Server, want bool) error {
+func waitCalled(ctx context.Context, client kubernetes.Interface, fx *Fixture, s *Server, want bool) error {
 	err := cluster.Wait(ctx, 30*time.Second, func(ctx context.Context) error {
-		called, err := cp.probe(ctx, fx, s)
+		called, err := probe(ctx, client, fx, s)
 		if err == nil && called != want {
 			err = fmt.Errorf("the API server does not act on the change yet (calls %s: %v)", s.Name, called)
 		}
@@ -193,7 +180,7 @@ func (cp *podCreates) waitCalled(ctx context.Context, fx *Fixture, s *Server, wa
 	return nil
 }
 
-func (cp *podCreates) probe(ctx context.Context, fx *Fixture, s *Server) (bool, error) {
+func probe(ctx context.Context, client kubernetes.Interface, fx *Fixture, s *Server) (bool, error) {
 	var before int64
 	if s.Target.AllowOnly {
 		n, err := s.Count(ctx)
@@ -204,7 +191,7 @@ func (cp *podCreates) probe(ctx context.Context, fx *Fixture, s *Server) (bool, 
 	}
 	p := fx.Example.DeepCopy()
 	p.Namespace, p.Name = podCreateNamespace, "probe"
-	got, err := cp.client.CoreV1().Pods(podCreateNamespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	got, err := client.CoreV1().Pods(podCreateNamespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err != nil {
 		return false, err
 	}

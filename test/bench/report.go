@@ -314,7 +314,9 @@ func (r *Report) markdownThroughput(p printer) {
 			}
 			return strings.Join(parts, " / ")
 		}
-		row(name, func(s *ServerFigures) string { return join(s, func(_ int, d time.Duration) string { return fmtDur(d) }) },
+		row(name, func(s *ServerFigures) string {
+			return join(s, func(_ int, d time.Duration) string { return fmtDur(d) })
+		},
 			join(ours, func(i int, d time.Duration) string { return ratio(float64(d), float64(get(ref)[i])) }))
 	}
 	row(fmt.Sprintf("saturated req/s, median (min-max), concurrency %d", c.Concurrency), func(s *ServerFigures) string { return fmtRPS(s.SatRPS) },
