@@ -59,7 +59,9 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 		}
 		m.op(jsonpatch.Replace(t.path+"/resources/limits/"+jsonpatch.Escape(key), q))
 		res.Limits[r] = q
-		if hasRequest && requestMustChange(r, req, q) {
+		// A request equal to the old limit (the API default from the limit, or the Pod's
+		// Guaranteed QoS) follows the new one.
+		if hasRequest && req.Cmp(q) != 0 && (req.Cmp(have) == 0 || requestMustChange(r, req, q)) {
 			m.op(jsonpatch.Replace(t.path+"/resources/requests/"+jsonpatch.Escape(key), q))
 			res.Requests[r] = q
 		}
@@ -90,8 +92,8 @@ func (m *mutation) limit(t target, r corev1.ResourceName, q resource.Quantity) {
 
 // requestMustChange reports whether an enforced limit q of r must also replace the Pod's
 // request req: enforce owns the limit, not the request. A cpu, memory or ephemeral-storage
-// request may stay below its limit (the Pod's choice of QoS and scheduling); above it the API
-// server refuses the Pod. Other resources (extended, hugepages) need request = limit.
+// request below its limit is the Pod's choice of QoS and scheduling; above it the API server
+// refuses the Pod. Other resources (extended, hugepages) need request = limit.
 func requestMustChange(r corev1.ResourceName, req, q resource.Quantity) bool {
 	switch r {
 	case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage:

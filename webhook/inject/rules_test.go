@@ -478,6 +478,13 @@ func TestEnforcedLimitsKeepTheRequestsTheyAllow(t *testing.T) {
 					t.Fatalf("explain says %q: the request was not replaced", it.Detail)
 				}
 			}},
+		{"a request equal to the old limit follows the enforced one: Guaranteed QoS stays", "limits-enforced",
+			newPod(withGPU("memory", "2Gi"), onMain(func(c *corev1.Container) { c.Resources.Requests = limits("memory", "2Gi") })),
+			func(t *testing.T, _ *Result, p *corev1.Pod) {
+				if q := req(p)["memory"]; q.String() != "4Gi" {
+					t.Fatalf("memory request %s, want 4Gi like the limit", q.String())
+				}
+			}},
 		{"a memory request above the enforced limit comes down to it", "limits-enforced",
 			newPod(withGPU("memory", "16Gi"), onMain(func(c *corev1.Container) {
 				c.Resources.Requests = corev1.ResourceList{"memory": resource.MustParse("8Gi")}
