@@ -18,9 +18,9 @@
 //     and etcd (package test/cluster, from bin/) with no webhook, with each server, and with
 //     the no-op server answering with and without ai-webhook's patch, which splits the
 //     overhead into the API server's share and ai-webhook's.
-//   - B5 (overload.go): each B1 server offered 2x and 5x its own saturated
-//     rate in an open loop: accepted throughput, p99 of the accepted requests,
-//     peak RSS over the phase.
+//   - B5 (overload.go): each B1 server offered the same open-loop load, 2x and
+//     5x the higher saturated rate: accepted throughput, p99 of the accepted
+//     requests, peak RSS over the phase.
 //
 // cmd/benchrun runs everything and writes the report (or, with -profile, writes pprof
 // profiles of ai-webhook instead; profile.go); cmd/reference is the reference server.

@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// OverloadConfig is the overload phase: open-loop load at multiples of each server's own
-// saturated rate.
+// OverloadConfig is the overload phase: open-loop load at multiples of the highest saturated
+// rate among the servers, the same load for each.
 type OverloadConfig struct {
 	Multiples   []int         // of the saturated rate, e.g. 2 and 5
 	Step        time.Duration // length of each phase
@@ -24,8 +24,8 @@ type OverloadConfig struct {
 type OverloadFigures struct {
 	Server    string
 	Multiple  int
-	SatRate   float64 // the saturated rate the multiple applies to
-	Offered   int     // requests per second asked of the generator
+	SatRate   float64 // the server's own saturated rate
+	Offered   int     // requests per second asked of the generator: Multiple x the highest saturated rate
 	Sent      float64 // per second actually sent (offered minus dropped)
 	Accepted  float64 // answered 200 with a patch, per second
 	Failed    int     // refused (e.g. 503 over a limit), timed out or connection errors
@@ -49,9 +49,10 @@ func resetPeakRSS(pid int) bool {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
 }
 
-// RunOverload offers each server, in turn, cfg.Multiples times its saturated rate (sat, by
-// server name: B1's median; measured here with a closed loop where missing) in an open loop,
-// and records what it accepted, how fast, and its memory.
+// RunOverload offers each server, in turn, the same open-loop load: cfg.Multiples times the
+// highest saturated rate among them (sat, by server name: B1's median; measured here with a
+// closed loop where missing), so each is at least that far over its capacity, and records what
+// it accepted, how fast, and its memory.
 func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat map[string]float64, progress func(string)) (*OverloadResult, error) {
 	if len(cfg.LoadCPUs) > 0 {
 		undo, err := PinSelf(cfg.LoadCPUs)
@@ -73,10 +74,14 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat
 		}
 		rates[s.Name] = r.Rate()
 	}
+	top := 0.0
+	for _, r := range rates {
+		top = max(top, r)
+	}
 	res := &OverloadResult{Config: cfg}
 	for _, m := range cfg.Multiples {
+		rate := int(math.Round(top * float64(m)))
 		for _, s := range servers {
-			rate := int(math.Round(rates[s.Name] * float64(m)))
 			progress(fmt.Sprintf("overload %dx %s: open loop %d/s, %s", m, s.Name, rate, cfg.Step))
 			reset := resetPeakRSS(s.Proc.PID())
 			u0, err := ReadUsage(s.Proc.PID())
@@ -115,23 +120,24 @@ func (r *Report) markdownOverload(p printer) {
 		return
 	}
 	c := o.Config
-	p("The B1 processes and load generator (confined as in B1), one server at a time: an open loop offers each server %v times "+
-		"its own saturated rate (B1's median) for %s. Latency is measured from each request's intended send time and is shown for "+
+	p("The B1 processes and load generator (confined as in B1), one server at a time: an open loop offers each server the same "+
+		"load, %v times the higher of the two saturated rates (B1's medians), for %s; the next column gives that load over the "+
+		"server's own saturated rate. Latency is measured from each request's intended send time and is shown for "+
 		"the accepted requests only (answered 200 with the patch); refused ones (ai-webhook answers 503 over "+
 		"`--max-concurrent-reviews` or `--max-body-buffer-bytes` after waiting up to 1 s, or closes connections over "+
 		"`--max-connections`), client timeouts (10 s) and connection errors count as failed; the generator drops, and counts, a "+
 		"request due while %d are pending. Peak RSS is VmHWM over the phase (reset before it through /proc/<pid>/clear_refs). "+
 		"Every new connection beyond the 25 kept alive costs a TLS handshake, as it would the API server.\n\n",
 		c.Multiples, c.Step, c.MaxInFlight)
-	p("| load | server | offered/s | sent/s | accepted/s | accepted / saturated | p99 accepted | failed | dropped | server CPU (cores) | peak RSS |\n" +
-		"|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("| load | server | offered/s | offered / own saturated | sent/s | accepted/s | accepted / own saturated | p99 accepted | failed | dropped | server CPU (cores) | peak RSS |\n" +
+		"|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, f := range o.Rows {
 		rss := fmtMiB(f.PeakRSS)
 		if !f.RSSReset {
 			rss += " (since start)"
 		}
-		p("| %dx | %s | %d | %.0f | %.0f | %.2f | %s | %d | %d | %.2f | %s |\n", f.Multiple, f.Server, f.Offered, f.Sent, f.Accepted,
-			f.Accepted/f.SatRate, fmtDur(f.Lat.P99), f.Failed, f.Dropped, f.ServerCPU, rss)
+		p("| %dx | %s | %d | %.1fx | %.0f | %.0f | %.2f | %s | %d | %d | %.2f | %s |\n", f.Multiple, f.Server, f.Offered,
+			float64(f.Offered)/f.SatRate, f.Sent, f.Accepted, f.Accepted/f.SatRate, fmtDur(f.Lat.P99), f.Failed, f.Dropped, f.ServerCPU, rss)
 	}
 	p("\n")
 	for _, f := range o.Rows {

@@ -40,7 +40,7 @@ var (
 	benchtime    = flag.String("benchtime", "1s", "B2/B3: time per case (testing's -benchtime syntax)")
 	createRounds = flag.Int("create-rounds", 5, "Pod creates (B4): rounds")
 	createPods   = flag.Int("create-pods", 100, "Pod creates (B4): Pods per condition per round")
-	only         = flag.String("only", "throughput,cost,creates,overload", "parts to run: throughput (B1), admission cost (B2, with the B3 floor), Pod creates (B4), overload (B5: 2x and 5x the saturated rate)")
+	only         = flag.String("only", "throughput,cost,creates,overload", "parts to run: throughput (B1), admission cost (B2, with the B3 floor), Pod creates (B4), overload (B5: 2x and 5x the higher saturated rate)")
 	profileDir   = flag.String("profile", "", "instead of benchmarking, write pprof CPU and allocation profiles of ai-webhook's handler and server here")
 	keep         = flag.Bool("keep", false, "keep the scratch directory (server logs)")
 	timeout      = flag.Duration("timeout", 20*time.Minute, "give up after this long")
