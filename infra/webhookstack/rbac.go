@@ -10,21 +10,24 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// readRules are everything the server may do with the Kubernetes API under clusterFacts: read
-// and watch the classes a profile may name (webhook/cluster), nothing else.
-var readRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{nodev1.GroupName}, Resources: []string{"runtimeclasses"}, Verbs: []string{"get", "list", "watch"}},
-	{APIGroups: []string{schedulingv1.GroupName}, Resources: []string{"priorityclasses"}, Verbs: []string{"get", "list", "watch"}},
+// ClusterReaderRules are everything the server may do with the Kubernetes API under
+// clusterFacts: read and watch the classes a profile may name (webhook/cluster), nothing else.
+// The control-plane tests grant exactly these and ask the API server what they allow.
+func ClusterReaderRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{nodev1.GroupName}, Resources: []string{"runtimeclasses"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{schedulingv1.GroupName}, Resources: []string{"priorityclasses"}, Verbs: []string{"get", "list", "watch"}},
+	}
 }
 
-// newClusterReader creates the ClusterRole of readRules and binds it to the server's
+// newClusterReader creates the ClusterRole of ClusterReaderRules and binds it to the server's
 // ServiceAccount. With clusterFacts off it creates nothing and the Pods get no token.
 func newClusterReader(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.StringOutput, opts ...pulumi.ResourceOption) ([]pulumi.Resource, error) {
 	if !cfg.ClusterFacts {
 		return nil, nil
 	}
 	rules := prbacv1.PolicyRuleArray{}
-	for _, r := range readRules {
+	for _, r := range ClusterReaderRules() {
 		rules = append(rules, &prbacv1.PolicyRuleArgs{
 			ApiGroups: pulumi.ToStringArray(r.APIGroups),
 			Resources: pulumi.ToStringArray(r.Resources),
