@@ -77,14 +77,13 @@ func (t *Target) Do(ctx context.Context) error {
 
 // Run is the outcome of one load phase.
 type Run struct {
-	Sent     int             // requests started
 	OK       int             // answered 200 with a patch
 	Failed   int             // errors (first kept in Err)
 	Dropped  int             // open loop: not sent because MaxInFlight requests were pending
 	Elapsed  time.Duration   // from the first send to the last answer
 	Lat      []time.Duration // of the OK requests
 	Err      error
-	Requests int // Sent minus Dropped, for CPU per request
+	Requests int // sent (open loop: due minus Dropped), for CPU per request
 }
 
 // Rate is OK requests per second.
@@ -130,7 +129,7 @@ func ClosedLoop(ctx context.Context, t *Target, concurrency int, dur time.Durati
 	}
 	wg.Wait()
 	n := len(rec.lat) + rec.failed
-	return Run{Sent: n, Requests: n, OK: len(rec.lat), Failed: rec.failed, Err: rec.err, Lat: rec.lat, Elapsed: time.Since(start)}
+	return Run{Requests: n, OK: len(rec.lat), Failed: rec.failed, Err: rec.err, Lat: rec.lat, Elapsed: time.Since(start)}
 }
 
 // OpenLoop sends requests at rate per second for dur, each at its intended time whether or
@@ -163,7 +162,7 @@ func OpenLoop(ctx context.Context, t *Target, rate int, dur time.Duration, maxIn
 		})
 	}
 	wg.Wait()
-	return Run{Sent: total, Requests: total - dropped, OK: len(rec.lat), Failed: rec.failed, Err: rec.err,
+	return Run{Requests: total - dropped, OK: len(rec.lat), Failed: rec.failed, Err: rec.err,
 		Dropped: dropped, Lat: rec.lat, Elapsed: time.Since(start)}
 }
 

@@ -130,23 +130,25 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server,
 			accs[i].open[r] = &phaseAcc{}
 		}
 	}
-	measure := func(s *Server, f func() Run) (Run, time.Duration, time.Duration, error) {
+	// measure runs one phase of s into a, with the server's and this process's CPU time.
+	measure := func(s *Server, a *phaseAcc, f func() Run) (Run, error) {
 		time.Sleep(cfg.Settle)
 		s0, err := ReadUsage(s.Proc.PID())
 		if err != nil {
-			return Run{}, 0, 0, err
+			return Run{}, err
 		}
 		c0, err := ReadUsage(os.Getpid())
 		if err != nil {
-			return Run{}, 0, 0, err
+			return Run{}, err
 		}
 		r := f()
 		s1, err := ReadUsage(s.Proc.PID())
 		if err != nil {
-			return Run{}, 0, 0, fmt.Errorf("%s: %w (%v)", s.Name, err, s.Proc.Failure())
+			return Run{}, fmt.Errorf("%s: %w (%v)", s.Name, err, s.Proc.Failure())
 		}
 		c1, _ := ReadUsage(os.Getpid())
-		return r, s1.CPU - s0.CPU, c1.CPU - c0.CPU, nil
+		a.add(r, s1.CPU-s0.CPU, c1.CPU-c0.CPU)
+		return r, nil
 	}
 	for _, s := range servers {
 		progress(fmt.Sprintf("B1 warm-up %s (%s)", s.Name, cfg.Warmup))
@@ -156,29 +158,23 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server,
 		}
 	}
 	for round := range cfg.Rounds {
-		order := make([]int, len(servers))
-		for i := range order {
-			order[i] = i
-		}
-		if round%2 == 1 {
-			slices.Reverse(order)
-		}
-		for _, i := range order {
+		for k := range servers {
+			i := k
+			if round%2 == 1 {
+				i = len(servers) - 1 - k
+			}
 			s, a := servers[i], accs[i]
 			progress(fmt.Sprintf("B1 round %d/%d %s: saturation, concurrency %d, %s", round+1, cfg.Rounds, s.Name, cfg.Concurrency, cfg.Step))
-			r, scpu, ccpu, err := measure(s, func() Run { return ClosedLoop(ctx, s.Target, cfg.Concurrency, cfg.Step, cfg.MaxRequests) })
+			r, err := measure(s, &a.sat, func() Run { return ClosedLoop(ctx, s.Target, cfg.Concurrency, cfg.Step, cfg.MaxRequests) })
 			if err != nil {
 				return nil, err
 			}
-			a.sat.add(r, scpu, ccpu)
 			a.rps = append(a.rps, r.Rate())
 			for _, rate := range cfg.Rates {
 				progress(fmt.Sprintf("B1 round %d/%d %s: open loop %d/s, %s", round+1, cfg.Rounds, s.Name, rate, cfg.Step))
-				r, scpu, ccpu, err := measure(s, func() Run { return OpenLoop(ctx, s.Target, rate, cfg.Step, cfg.MaxInFlight) })
-				if err != nil {
+				if _, err := measure(s, a.open[rate], func() Run { return OpenLoop(ctx, s.Target, rate, cfg.Step, cfg.MaxInFlight) }); err != nil {
 					return nil, err
 				}
-				a.open[rate].add(r, scpu, ccpu)
 			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

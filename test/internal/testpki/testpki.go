@@ -32,13 +32,8 @@ type CA struct {
 // NewCA makes a CA valid from an hour ago (some clock skew is fine) for
 // validity. The certificates it issues have the same validity period.
 func NewCA(commonName string, validity time.Duration) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
 	notBefore := time.Now().Add(-time.Hour)
 	tmpl := &x509.Certificate{
-		SerialNumber:          randomSerial(),
 		Subject:               pkix.Name{CommonName: commonName},
 		NotBefore:             notBefore,
 		NotAfter:              notBefore.Add(validity),
@@ -46,15 +41,11 @@ func NewCA(commonName string, validity time.Duration) (*CA, error) {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, key, keyPEM, err := create(tmpl, nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pkcs8PEM(key)
 	if err != nil {
 		return nil, err
 	}
@@ -96,22 +87,30 @@ func (ca *CA) Client(user string, groups ...string) (*Leaf, error) {
 }
 
 func (ca *CA) issue(tmpl *x509.Certificate) (*Leaf, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl.SerialNumber = randomSerial()
 	tmpl.NotBefore, tmpl.NotAfter = ca.cert.NotBefore, ca.cert.NotAfter
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := pkcs8PEM(key)
+	der, _, keyPEM, err := create(tmpl, ca.cert, ca.key)
 	if err != nil {
 		return nil, err
 	}
 	return &Leaf{CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: keyPEM, Serial: tmpl.SerialNumber}, nil
+}
+
+// create makes a new P-256 key and the certificate tmpl (given a random serial) for it,
+// signed by parent's key; a nil parent makes it self-signed.
+func create(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (der []byte, key *ecdsa.PrivateKey, keyPEM []byte, err error) {
+	if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, nil, nil, err
+	}
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	tmpl.SerialNumber = randomSerial()
+	if der, err = x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey); err != nil {
+		return nil, nil, nil, err
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	return der, key, pemBlock("PRIVATE KEY", pkcs8), err
 }
 
 // ECKeyPEM makes a bare ECDSA P-256 private key in SEC 1 PEM ("EC PRIVATE
@@ -127,14 +126,6 @@ func ECKeyPEM() ([]byte, error) {
 		return nil, err
 	}
 	return pemBlock("EC PRIVATE KEY", der), nil
-}
-
-func pkcs8PEM(key any) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return pemBlock("PRIVATE KEY", der), nil
 }
 
 func randomSerial() *big.Int {
