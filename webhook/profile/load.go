@@ -32,9 +32,13 @@ func Parse(data []byte, domain string) (*Set, error) {
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("profiles: cannot read file: %w", err)
 	}
+	if _, ok := doc.(map[string]any); !ok {
+		return nil, fmt.Errorf("profiles: the file must be an object with a list of profiles (profiles: [...]), not %s", kindOf(doc))
+	}
 	var problems []error
-	var quantityErrs field.ErrorList
-	doc = checkQuantities(doc, reflect.TypeFor[File](), nil, &quantityErrs)
+	var decodeErrs field.ErrorList
+	doc, _ = checkTypes(doc, reflect.TypeFor[File](), nil, &decodeErrs)
+	decodeErrs = append(decodeErrs, decodeEach(doc)...)
 	if j, err = json.Marshal(doc); err != nil {
 		return nil, fmt.Errorf("profiles: cannot read file: %w", err)
 	}
@@ -47,7 +51,7 @@ func Parse(data []byte, domain string) (*Set, error) {
 	for _, e := range strict {
 		problems = append(problems, fmt.Errorf("%w (check the spelling against README.md, Writing a profile)", e))
 	}
-	for _, e := range quantityErrs {
+	for _, e := range decodeErrs {
 		problems = append(problems, e)
 	}
 	for i := range f.Profiles {
@@ -55,8 +59,9 @@ func Parse(data []byte, domain string) (*Set, error) {
 		f.Profiles[i].applyAPIDefaults()
 	}
 	for _, e := range sortedRuns(validateFile(&f, reservedKeys(domain))) {
-		// A quantity already reported stands in as "0": don't report it again.
-		if !slices.ContainsFunc(quantityErrs, func(q *field.Error) bool { return q.Field == e.Field }) {
+		// A value already reported was removed (a quantity stands in as "0"): what validation
+		// says of it, or of what was under it, would only repeat the problem.
+		if !slices.ContainsFunc(decodeErrs, func(d *field.Error) bool { return within(e.Field, d.Field) }) {
 			problems = append(problems, e)
 		}
 	}
@@ -64,6 +69,52 @@ func Parse(data []byte, domain string) (*Set, error) {
 		return nil, &InvalidError{Errs: problems}
 	}
 	return newSet(&f), nil
+}
+
+// decodeEach decodes every profile on its own after checkTypes, for what checkTypes leaves to
+// the typed decode (types that read themselves, such as a timestamp in an ephemeral volume's
+// template). A profile that still fails is reported under its name and kept only as its name,
+// so the file's other profiles are still decoded and checked.
+func decodeEach(doc any) field.ErrorList {
+	list, _ := doc.(map[string]any)["profiles"].([]any)
+	var errs field.ErrorList
+	for i, raw := range list {
+		j, err := json.Marshal(raw)
+		if err == nil {
+			var p Profile
+			err = json.Unmarshal(j, &p)
+		}
+		if err == nil {
+			continue
+		}
+		fp := field.NewPath("profiles").Index(i)
+		name, named := nameOf(raw)
+		if named && name != "" {
+			fp = field.NewPath("profiles").Key(name)
+			list[i] = map[string]any{"name": name}
+		} else {
+			list[i] = nil
+		}
+		errs = append(errs, field.Invalid(fp, field.OmitValueType{}, "cannot read: "+err.Error()))
+	}
+	return errs
+}
+
+// within reports whether the field path f is p or lies under it.
+func within(f, p string) bool {
+	rest, ok := strings.CutPrefix(f, p)
+	return ok && (rest == "" || rest[0] == '.' || rest[0] == '[')
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case []any:
+		return "a list"
+	case nil:
+		return "empty"
+	default:
+		return fmt.Sprintf("%v", v)
+	}
 }
 
 // sortedRuns orders each run of errors on one field by message: apimachinery's validators
