@@ -161,7 +161,7 @@ func (r *Report) Targets() []Goal {
 	}
 	ts = append(ts, t)
 	t = Goal{Name: "p99 at 1,000 req/s", Goal: "< " + fmtDur(TargetP99At1000)}
-	if o := openAt(ours, 1000); o != nil {
+	if o := ours.OpenAt(1000); o != nil {
 		t.Known, t.Met, t.Value = true, o.Lat.P99 < TargetP99At1000 && o.Failed == 0, fmtDur(o.Lat.P99)
 	}
 	ts = append(ts, t)
@@ -196,13 +196,6 @@ func (r *Report) Targets() []Goal {
 	t.Value = strings.Join(vals, "; ")
 	ts = append(ts, t)
 	return ts
-}
-
-func openAt(s *ServerFigures, rate int) *RateFigures {
-	if s == nil {
-		return nil
-	}
-	return s.OpenAt(rate)
 }
 
 // Overhead is the p50 create latency with server name registered over that under base,

@@ -58,8 +58,11 @@ func (s *ServerFigures) SatMedian() float64 {
 	return v[len(v)/2]
 }
 
-// OpenAt returns the figures at rate, nil if not measured.
+// OpenAt returns the figures at rate, nil if not measured (or s is nil).
 func (s *ServerFigures) OpenAt(rate int) *RateFigures {
+	if s == nil {
+		return nil
+	}
 	for i := range s.Open {
 		if s.Open[i].Rate == rate {
 			return &s.Open[i]
