@@ -21,7 +21,6 @@ const clockTicks = 100
 type Usage struct {
 	CPU     time.Duration // user + system time of all its threads so far
 	PeakRSS int64         // VmHWM, bytes
-	RSS     int64         // VmRSS, bytes
 }
 
 // ReadUsage reads /proc/<pid>/stat and /proc/<pid>/status.
@@ -51,18 +50,12 @@ func ReadUsage(pid int) (Usage, error) {
 		return u, err
 	}
 	for _, line := range strings.Split(string(status), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "VmHWM" && k != "VmRSS") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return u, fmt.Errorf("/proc/%d/status %s: %w", pid, k, err)
-		}
-		if k == "VmHWM" {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return u, fmt.Errorf("/proc/%d/status VmHWM: %w", pid, err)
+			}
 			u.PeakRSS = kb << 10
-		} else {
-			u.RSS = kb << 10
 		}
 	}
 	return u, nil
