@@ -167,7 +167,7 @@ func TestBenchSmoke(t *testing.T) {
 		if len(rows) != len(impls) {
 			t.Fatalf("%d rows, want %d", len(rows), len(impls))
 		}
-		rep.Micro, rep.MicroMain = rows, []string{main[0].Key}
+		rep.Micro = rows
 	})
 
 	t.Run("Pod creates", func(t *testing.T) {

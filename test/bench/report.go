@@ -57,7 +57,6 @@ type Report struct {
 	Throughput *ThroughputResult // B1
 	Overload   *OverloadResult   // B5
 	Micro      []MicroRow        // B2 and B3
-	MicroMain  []string          // shape keys of the main B2 table
 	EnvSeries  []string
 	CtrSeries  []string
 	PodCreates []*PodCreateResult // B4: etcd syncing (as a real cluster), then etcd --unsafe-no-fsync
@@ -377,15 +376,9 @@ func (r *Report) markdownMicro(p printer) {
 		"it, encode an allowed answer without a patch: what any webhook that decodes the Pod must do. Before timing, every answer "+
 		"was checked: the patch applies, and ai-webhook's and the reference's patched Pods are equal.\n\n", cpus(r.MicroCPUs))
 	p("| Pod | review bytes | ai-webhook | (wall) | reference | floor | ours/floor | ours/reference | ai-webhook allocs, KiB | reference allocs, KiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
-	shapes := append(append(append([]string(nil), r.MicroMain...), r.EnvSeries...), r.CtrSeries...)
-	seen := map[string]bool{}
-	for _, k := range shapes {
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		o, ref, f := r.micro(k, Ours), r.micro(k, Reference), r.micro(k, Floor)
-		if o == nil || ref == nil || f == nil {
+	for _, o := range r.Micro { // in the order measured: the main shapes, then the growth series
+		ref, f := r.micro(o.Shape.Key, Reference), r.micro(o.Shape.Key, Floor)
+		if o.Impl != Ours || ref == nil || f == nil {
 			continue
 		}
 		body, _ := ReviewBody(o.Shape.Pod, "7f1c0e5a-0000-4000-8000-000000000001")

@@ -238,7 +238,7 @@ func micro(rep *bench.Report, fx *bench.Fixture, progress func(string)) error {
 		}
 		return k
 	}
-	rep.MicroMain, rep.EnvSeries, rep.CtrSeries = keys(main), keys(envs), keys(ctrs)
+	rep.EnvSeries, rep.CtrSeries = keys(envs), keys(ctrs)
 	return nil
 }
 
