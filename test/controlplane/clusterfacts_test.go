@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/cluster"
@@ -223,6 +225,29 @@ func TestClassTheClusterLacksIsLeftOutAndOneItHasIsApplied(t *testing.T) {
 		t.Fatalf("not ready after the binding: %v", err)
 	}
 	exposeForTest(t, factsService, factsAddress, factsPort)
+
+	t.Run("offline inject --kubeconfig reads the same facts", func(t *testing.T) {
+		p := trainingPod("offline", optInLabel("missing"))
+		p.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+		pod, err := yaml.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		podFile := filepath.Join(dir, "pod.yaml")
+		if err := os.WriteFile(podFile, pod, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(os.Getenv(envWebhookBin), "inject", "-f", podFile, "--profiles-file", files.path("profiles.yaml"),
+			"--domain", domain, "--kubeconfig", kubeconfig, "--explain").CombinedOutput()
+		if err != nil {
+			t.Fatalf("inject --kubeconfig: %v\n%s", err, out)
+		}
+		for _, want := range []string{`RuntimeClass "` + missingRC + `" not found in the cluster`, `PriorityClass "` + missingPC + `" not found in the cluster`} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("--explain lacks %q:\n%s", want, out)
+			}
+		}
+	})
 	cfg := stackWebhook(withService(factsService), func(w *admissionregistrationv1.MutatingWebhook) {
 		w.Name = "facts." + domain
 		w.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{factsNSLabel: "true"}}
