@@ -23,7 +23,6 @@ func NewClient(roots *x509.CertPool) *http.Client {
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}},
-			ForceAttemptHTTP2:   false,
 			TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/2 off
 			MaxIdleConnsPerHost: 25,
 			MaxIdleConns:        100,

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -350,15 +351,10 @@ func failures(s *ServerFigures) string {
 }
 
 func fmtRPS(v []float64) string {
-	s := &ServerFigures{SatRPS: v}
 	if len(v) == 0 {
 		return "-"
 	}
-	lo, hi := v[0], v[0]
-	for _, x := range v {
-		lo, hi = min(lo, x), max(hi, x)
-	}
-	return fmt.Sprintf("%.0f (%.0f-%.0f)", s.SatMedian(), lo, hi)
+	return fmt.Sprintf("%.0f (%.0f-%.0f)", (&ServerFigures{SatRPS: v}).SatMedian(), slices.Min(v), slices.Max(v))
 }
 
 func (r *Report) markdownMicro(p printer) {
