@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/ai-webhook/ai-webhook/webhook/inject"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
@@ -30,9 +29,11 @@ const ConfigNamespace = "ai-webhook"
 
 // Namespace selector modes (config key namespaceSelector.mode).
 const (
-	// ModeOptIn calls the webhook only for namespaces labelled <domain>/inject=enabled.
+	// ModeOptIn calls the webhook only for namespaces labelled <domain>/inject=enabled (or
+	// another of profile.OptInValues).
 	ModeOptIn = "optIn"
-	// ModeOptOut calls the webhook for every namespace not labelled <domain>/inject=disabled.
+	// ModeOptOut calls the webhook for every namespace not labelled <domain>/inject=disabled (or
+	// another of profile.OptOutValues).
 	ModeOptOut = "optOut"
 	// ModeAll calls the webhook for every namespace.
 	ModeAll = "all"
@@ -58,7 +59,7 @@ type Config struct {
 	Resources         Resources // resources
 	LogLevel          string    // logLevel
 	// Domain (domain) prefixes the label and annotation keys the webhook reads and writes
-	// (inject.KeysFor: <domain>/profile, <domain>/inject, <domain>/injected).
+	// (profile.KeysFor: <domain>/profile, <domain>/inject, <domain>/injected).
 	Domain string
 	// Profiles (profiles) is a profile file (YAML). Empty means the shipped examples (profile.Examples).
 	Profiles string
@@ -113,9 +114,9 @@ func defaultConfig() Config {
 			Limits:   map[corev1.ResourceName]string{corev1.ResourceCPU: "1", corev1.ResourceMemory: "256Mi"},
 		},
 		LogLevel:          "info",
-		Domain:            inject.DefaultDomain,
+		Domain:            profile.DefaultDomain,
 		WebhookConfigName: "ai-mutating-webhook",
-		WebhookName:       inject.DefaultDomain,
+		WebhookName:       profile.DefaultDomain,
 		FailurePolicy:     admissionregistrationv1.Ignore,
 		TimeoutSeconds:    10,
 		NamespaceSelector: NamespaceSelector{Mode: ModeOptIn},

@@ -3,11 +3,12 @@ package webhookstack
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ai-webhook/ai-webhook/webhook/inject"
+	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
 // excludedNamespaces are never sent to the webhook: the system namespaces, and the webhook's own
@@ -20,20 +21,25 @@ func excludedNamespaces(own string) []string {
 	return list
 }
 
-// namespaceSelectorFor builds the webhook's namespaceSelector for the configured mode. Every
-// mode ends with the exclusion of excludedNamespaces(own) by their kubernetes.io/metadata.name
-// label, which the API server sets on every namespace.
-func namespaceSelectorFor(sel NamespaceSelector, domain, own string) metav1.LabelSelector {
+// NamespaceSelectorFor builds the webhook's namespaceSelector for the configured mode (the
+// control-plane tests install it as the stack does). Every mode ends with the exclusion of
+// excludedNamespaces(own) by their kubernetes.io/metadata.name label, which the API server sets
+// on every namespace.
+func NamespaceSelectorFor(sel NamespaceSelector, domain, own string) metav1.LabelSelector {
 	var out metav1.LabelSelector
-	label := inject.KeysFor(domain).Inject // the namespace label of the optIn and optOut modes
+	label := profile.KeysFor(domain).Inject // the namespace label of the optIn and optOut modes
 	switch sel.Mode {
 	case ModeOptIn:
-		out.MatchLabels = map[string]string{label: inject.NamespaceEnabled}
+		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
+			Key:      label,
+			Operator: metav1.LabelSelectorOpIn,
+			Values:   labelSpellings(profile.OptInValues),
+		})
 	case ModeOptOut:
 		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
 			Key:      label,
 			Operator: metav1.LabelSelectorOpNotIn,
-			Values:   []string{inject.NamespaceDisabled},
+			Values:   labelSpellings(profile.OptOutValues),
 		})
 	case ModeCustom:
 		out.MatchLabels = maps.Clone(sel.MatchLabels)
@@ -45,5 +51,21 @@ func namespaceSelectorFor(sel NamespaceSelector, domain, own string) metav1.Labe
 		Operator: metav1.LabelSelectorOpNotIn,
 		Values:   excludedNamespaces(own),
 	})
+	return out
+}
+
+// labelSpellings lists each word lower case, Capitalised and UPPER case. A Pod's <domain>/inject
+// is read trimmed and in any case, but a label selector compares exactly: without these a
+// namespace labelled inject=False would be injected in optOut mode, silently. (Label values
+// cannot carry spaces, so trimming needs no spellings.)
+func labelSpellings(words []string) []string {
+	var out []string
+	for _, w := range words {
+		for _, s := range []string{w, strings.ToUpper(w[:1]) + w[1:], strings.ToUpper(w)} {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
 	return out
 }

@@ -3,6 +3,7 @@ package webhookstack
 import (
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"maps"
 	"reflect"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
@@ -194,22 +197,28 @@ func TestNamespaceSelectorFollowsTheModeAndAlwaysExcludesSystemNamespaces(t *tes
 			"values": []any{"kube-system", "kube-public", "kube-node-lease", own},
 		}
 	}
+	optIn := []any{"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "1", "enabled", "Enabled", "ENABLED"}
+	optOut := []any{"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "0", "disabled", "Disabled", "DISABLED"}
 	tests := []struct {
 		name   string
 		config map[string]string
 		want   map[string]any
 	}{
 		{"optIn is the default", nil, map[string]any{
-			"matchLabels":      map[string]any{"ai.example.com/inject": "enabled"},
-			"matchExpressions": []any{exclusions("ai-webhook")},
+			"matchExpressions": []any{
+				map[string]any{"key": "ai.example.com/inject", "operator": "In", "values": optIn},
+				exclusions("ai-webhook"),
+			},
 		}},
 		{"optIn", map[string]string{"namespaceSelector": `{"mode":"optIn"}`, "domain": "gpu.acme.io"}, map[string]any{
-			"matchLabels":      map[string]any{"gpu.acme.io/inject": "enabled"},
-			"matchExpressions": []any{exclusions("ai-webhook")},
+			"matchExpressions": []any{
+				map[string]any{"key": "gpu.acme.io/inject", "operator": "In", "values": optIn},
+				exclusions("ai-webhook"),
+			},
 		}},
 		{"optOut", map[string]string{"namespaceSelector": `{"mode":"optOut"}`}, map[string]any{
 			"matchExpressions": []any{
-				map[string]any{"key": "ai.example.com/inject", "operator": "NotIn", "values": []any{"disabled"}},
+				map[string]any{"key": "ai.example.com/inject", "operator": "NotIn", "values": optOut},
 				exclusions("ai-webhook"),
 			},
 		}},
@@ -240,6 +249,74 @@ func TestNamespaceSelectorFollowsTheModeAndAlwaysExcludesSystemNamespaces(t *tes
 			want(t, "namespaceSelector", get(res.one(t, typeMWC).Inputs, "webhooks.0.namespaceSelector"), tt.want)
 		})
 	}
+}
+
+// A namespace labelled with any spelling a Pod's <domain>/inject accepts (lower, Capitalised or
+// UPPER case; label values cannot carry the spaces a Pod's value may) is treated as the Pod
+// would be: optOut skips every opt-out word, optIn selects every opt-in word. Any other value
+// changes nothing: optOut still injects, optIn still skips.
+func TestNamespaceLabelCountsForEverySpellingThePodAccepts(t *testing.T) {
+	t.Parallel()
+	spellings := func(words []string) []string {
+		var out []string
+		for _, w := range words {
+			out = append(out, w, strings.ToUpper(w[:1])+w[1:], strings.ToUpper(w))
+		}
+		return out
+	}
+	for _, mode := range []struct {
+		name      string
+		selects   []string // label values whose namespace the webhook sees
+		skips     []string
+		unlabeled bool // whether a namespace without the label is selected
+	}{
+		{"optOut", append(spellings(profile.OptInValues), "maybe", "fAlse"), spellings(profile.OptOutValues), true},
+		{"optIn", spellings(profile.OptInValues), append(spellings(profile.OptOutValues), "maybe", "tRue"), false},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			res := mustRun(t, map[string]string{"namespaceSelector": `{"mode":"` + mode.name + `"}`})
+			sel := labelSelector(t, get(res.one(t, typeMWC).Inputs, "webhooks.0.namespaceSelector"))
+			ns := func(value string, labeled bool) labels.Set {
+				l := labels.Set{corev1.LabelMetadataName: "team-a"}
+				if labeled {
+					l[profile.KeysFor(profile.DefaultDomain).Inject] = value
+				}
+				return l
+			}
+			for _, v := range mode.selects {
+				if !sel.Matches(ns(v, true)) {
+					t.Errorf("namespace labelled %q not selected by %s", v, sel)
+				}
+			}
+			for _, v := range mode.skips {
+				if sel.Matches(ns(v, true)) {
+					t.Errorf("namespace labelled %q selected by %s", v, sel)
+				}
+			}
+			if got := sel.Matches(ns("", false)); got != mode.unlabeled {
+				t.Errorf("unlabelled namespace selected: %v, want %v", got, mode.unlabeled)
+			}
+		})
+	}
+}
+
+// labelSelector reads a selector from the mock's inputs as the API server would.
+func labelSelector(t *testing.T, v any) labels.Selector {
+	t.Helper()
+	j, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ls metav1.LabelSelector
+	if err := json.Unmarshal(j, &ls); err != nil {
+		t.Fatalf("%s: %v", j, err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&ls)
+	if err != nil {
+		t.Fatalf("%s: %v", j, err)
+	}
+	return sel
 }
 
 func TestObjectSelectorAndRulesComeFromConfig(t *testing.T) {

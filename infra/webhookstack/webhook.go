@@ -40,7 +40,7 @@ func newMutatingWebhook(ctx *pulumi.Context, name string, cfg Config, namespace 
 		Rules:                   rulesArgs(cfg.Rules),
 		FailurePolicy:           pulumi.String(string(cfg.FailurePolicy)),
 		MatchPolicy:             pulumi.String(string(admissionregistrationv1.Equivalent)),
-		NamespaceSelector:       labelSelectorArgs(namespaceSelectorFor(cfg.NamespaceSelector, cfg.Domain, cfg.Namespace)),
+		NamespaceSelector:       labelSelectorArgs(NamespaceSelectorFor(cfg.NamespaceSelector, cfg.Domain, cfg.Namespace)),
 		MatchConditions:         padmissionv1.MatchConditionArray{matchConditionArgs(notMirrorPod)},
 		SideEffects:             pulumi.String(string(admissionregistrationv1.SideEffectClassNone)),
 		TimeoutSeconds:          pulumi.Int(cfg.TimeoutSeconds),

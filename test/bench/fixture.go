@@ -14,7 +14,7 @@ import (
 )
 
 // Domain is the key prefix every server of the benchmark uses.
-const Domain = "ai.example.com"
+const Domain = profile.DefaultDomain
 
 // Fixture is what every server of one run shares: certificates, the shipped profiles and
 // the typical Pod with its review bodies.

@@ -20,7 +20,6 @@ import (
 
 	"github.com/ai-webhook/ai-webhook/test/bench/reference"
 	"github.com/ai-webhook/ai-webhook/webhook/admission"
-	"github.com/ai-webhook/ai-webhook/webhook/inject"
 	"github.com/ai-webhook/ai-webhook/webhook/metrics"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
@@ -42,7 +41,7 @@ func Impls(set *profile.Set) []Impl {
 	return []Impl{
 		{Name: Ours, Handler: &admission.Handler{
 			Profiles: func() *profile.Set { return set },
-			Keys:     inject.KeysFor(Domain),
+			Keys:     profile.KeysFor(Domain),
 			Log:      slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 			Metrics:  metrics.New(),
 		}},

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
@@ -81,14 +82,8 @@ func stackWebhook(opts ...func(*admissionregistrationv1.MutatingWebhook)) *admis
 				Scope: ptr.To(admissionregistrationv1.NamespacedScope),
 			},
 		}},
-		NamespaceSelector: &metav1.LabelSelector{
-			MatchLabels: map[string]string{injectKey: "enabled"},
-			MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key:      corev1.LabelMetadataName,
-				Operator: metav1.LabelSelectorOpNotIn,
-				Values:   []string{"kube-system", "kube-public", "kube-node-lease", webhookNamespace},
-			}},
-		},
+		NamespaceSelector: ptr.To(webhookstack.NamespaceSelectorFor(
+			webhookstack.NamespaceSelector{Mode: webhookstack.ModeOptIn}, domain, webhookNamespace)),
 		MatchConditions: []admissionregistrationv1.MatchCondition{{
 			Name: "not-mirror-pod",
 			Expression: fmt.Sprintf("object == null || !has(object.metadata.annotations) || !(%q in object.metadata.annotations)",

@@ -153,7 +153,7 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 	created := time.Now()
 
 	report := newCorpusReport()
-	keys := inject.KeysFor(domain)
+	keys := profile.KeysFor(domain)
 	for i, j := range jobs {
 		sent := j.shape.podFor(j.variant, j.sidecar)
 		mode := "alone"
@@ -980,7 +980,7 @@ func affinityProblems(want, got *corev1.Affinity) []string {
 // sidecarProblem compares the Pod stored through both webhooks with what the injector decides
 // for the Pod stored without the sidecar plus the sidecar's container: reinvocation must give
 // the container the profile's settings as if it had been there, and change nothing else.
-func sidecarProblem(base, withSidecar *corev1.Pod, set *profile.Set, keys inject.Keys) string {
+func sidecarProblem(base, withSidecar *corev1.Pod, set *profile.Set, keys profile.Keys) string {
 	want := base.DeepCopy()
 	want.Labels[sidecarLabel] = "true"
 	i := slices.IndexFunc(withSidecar.Spec.Containers, func(c corev1.Container) bool { return c.Name == "log-shipper" })

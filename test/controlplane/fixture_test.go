@@ -21,15 +21,13 @@ import (
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
+	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
 // Names and addresses of the cluster the tests build. Everything in
 // 10.250.0.0/24 is local inside the test's network namespace.
 const (
-	domain           = "ai.example.com"
-	profileKey       = domain + "/profile"
-	injectKey        = domain + "/inject"
-	injectedKey      = domain + "/injected"
+	domain           = profile.DefaultDomain
 	gpuProfile       = "gpu-training" // in testdata/profiles.yaml
 	webhookNamespace = "ai-webhook"
 	webhookService   = "ai-webhook"
@@ -39,6 +37,13 @@ const (
 	apiServerAddress = "10.250.0.1"  // --advertise-address
 	webhookAddress   = "10.250.0.10" // the ai-webhook process, as its EndpointSlice says
 	webhookPort      = 8443
+)
+
+// The webhook's keys, derived as the product derives them.
+var (
+	profileKey  = profile.KeysFor(domain).Profile
+	injectKey   = profile.KeysFor(domain).Inject
+	injectedKey = profile.KeysFor(domain).Injected
 )
 
 // fx is the control plane and webhook shared by all tests of the package,

@@ -30,14 +30,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
 // What the dev stack (Pulumi.dev.yaml, copied as the e2e stack) deploys.
 const (
-	domain           = "ai.example.com"
-	profileLabel     = domain + "/profile"
-	injectLabel      = domain + "/inject"
-	injectedKey      = domain + "/injected"
+	domain           = profile.DefaultDomain
 	webhookNamespace = "ai-webhook"
 	appName          = "ai-webhook" // Deployment, Service, ServiceAccount, PDB
 	webhookConfig    = "ai-mutating-webhook"
@@ -46,6 +44,13 @@ const (
 	// The serving certificate's URN: component ai-webhook (WebhookStack), child ai-webhook-serving.
 	servingCertURN = "urn:pulumi:" + stackName + "::ai-webhook::ai-webhook:index:WebhookStack$" +
 		servingCertType + "::ai-webhook-serving"
+)
+
+// The webhook's keys, derived as the product derives them.
+var (
+	profileLabel = profile.KeysFor(domain).Profile
+	injectLabel  = profile.KeysFor(domain).Inject
+	injectedKey  = profile.KeysFor(domain).Injected
 )
 
 // summary is what `deploy --json` prints.

@@ -46,7 +46,7 @@ const maxMessageBytes = 1024
 type Handler struct {
 	// Profiles returns the profiles in use; nil means not loaded yet.
 	Profiles func() *profile.Set
-	Keys     inject.Keys
+	Keys     profile.Keys
 	// Facts returns what the cluster holds (--cluster-facts); nil means unknown.
 	Facts   func() inject.Facts
 	Log     *slog.Logger

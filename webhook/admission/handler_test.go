@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/ai-webhook/ai-webhook/webhook/inject"
 	"github.com/ai-webhook/ai-webhook/webhook/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/metrics"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
@@ -49,11 +48,11 @@ func tlsServer(t *testing.T, h http.Handler) (*httptest.Server, *http.Client) {
 }
 
 func newHandler(t *testing.T) *Handler {
-	set, err := profile.Parse(profile.Examples, inject.DefaultDomain)
+	set, err := profile.Parse(profile.Examples, profile.DefaultDomain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Handler{Profiles: func() *profile.Set { return set }, Keys: inject.KeysFor(inject.DefaultDomain),
+	return &Handler{Profiles: func() *profile.Set { return set }, Keys: profile.KeysFor(profile.DefaultDomain),
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: metrics.New()}
 }
 

@@ -40,7 +40,7 @@ func pathologicalPod() *corev1.Pod {
 }
 
 func benchmarkMutate(b *testing.B, pod *corev1.Pod) {
-	set, err := profile.Parse(profile.Examples, DefaultDomain)
+	set, err := profile.Parse(profile.Examples, profile.DefaultDomain)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -37,7 +37,7 @@ type Object struct {
 
 // MutateWith is Mutate with what the cluster holds: a setting naming an object the facts say
 // is missing is recorded as Missing and not applied.
-func MutateWith(pod *corev1.Pod, set *profile.Set, keys Keys, facts Facts) (*Result, error) {
+func MutateWith(pod *corev1.Pod, set *profile.Set, keys profile.Keys, facts Facts) (*Result, error) {
 	p, reason, err := choose(pod, set, keys)
 	if err != nil || p == nil {
 		return &Result{Reason: reason}, err

@@ -41,7 +41,7 @@ func FuzzMutate(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	set, err := profile.Parse(profile.Examples, DefaultDomain)
+	set, err := profile.Parse(profile.Examples, profile.DefaultDomain)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -14,11 +14,11 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
-var testKeys = KeysFor(DefaultDomain)
+var testKeys = profile.KeysFor(profile.DefaultDomain)
 
 func mustParse(t testing.TB, yml string) *profile.Set {
 	t.Helper()
-	set, err := profile.Parse([]byte(yml), DefaultDomain)
+	set, err := profile.Parse([]byte(yml), profile.DefaultDomain)
 	if err != nil {
 		t.Fatalf("parse profiles: %v", err)
 	}

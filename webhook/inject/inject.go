@@ -18,31 +18,6 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
-// DefaultDomain prefixes every label and annotation key the injector reads or writes.
-const DefaultDomain = "ai.example.com"
-
-// Keys are the label and annotation keys under one domain. This is the one place they are
-// derived: the server, the offline CLI and the Pulumi stack (namespace selector) all use it.
-type Keys struct {
-	Profile string // label or annotation naming the profile to apply
-	// Inject is the Pod annotation that opts a Pod out (OptOutValues), and the namespace
-	// label the webhook's namespaceSelector matches (NamespaceEnabled, NamespaceDisabled).
-	Inject   string
-	Injected string // annotation stamped with "<profile>@<hash>"
-}
-
-// Values of the Keys.Inject namespace label: optIn selects namespaces labelled enabled, optOut
-// every namespace but those labelled disabled.
-const (
-	NamespaceEnabled  = "enabled"
-	NamespaceDisabled = "disabled"
-)
-
-// KeysFor derives the keys for a domain.
-func KeysFor(domain string) Keys {
-	return Keys{Profile: domain + "/profile", Inject: domain + "/inject", Injected: domain + "/injected"}
-}
-
 // Action is what happened to one setting of the profile.
 type Action string
 
@@ -87,10 +62,10 @@ type RefusedError struct{ Reason string }
 func (e *RefusedError) Error() string { return e.Reason }
 
 // Mutate decides what the chosen profile adds to pod and returns the patch that does it; keys
-// are the label and annotation keys (KeysFor). pod is updated in place to the patched state, so
+// are the label and annotation keys (profile.KeysFor). pod is updated in place to the patched state, so
 // callers can show the result; pass a copy to keep the original. A Pod that names an unknown
 // profile gets a *RefusedError. Mutate knows nothing of the cluster; MutateWith does.
-func Mutate(pod *corev1.Pod, set *profile.Set, keys Keys) (*Result, error) {
+func Mutate(pod *corev1.Pod, set *profile.Set, keys profile.Keys) (*Result, error) {
 	return MutateWith(pod, set, keys, Facts{})
 }
 
@@ -151,7 +126,7 @@ type mutation struct {
 // apply runs the rules in the order a reader would check a Pod: metadata, pod-level scalars,
 // placement, volumes, then each targeted container (its limits first, so every derived value
 // sees them), then what depends on all containers: /dev/shm and GPU hiding.
-func (m *mutation) apply(keys Keys) {
+func (m *mutation) apply(keys profile.Keys) {
 	s := &m.p.Pod
 	tgts := targets(m.pod, m.p)
 	m.mapEntries("/metadata/labels", &m.pod.Labels, "labels", s.Labels)

@@ -131,7 +131,7 @@ profiles:
 `
 
 func allSets(t *testing.T) []*profile.Set {
-	examples, err := profile.Parse(profile.Examples, DefaultDomain)
+	examples, err := profile.Parse(profile.Examples, profile.DefaultDomain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,17 +14,8 @@ import (
 // mirrorPodAnnotation marks static Pods the kubelet mirrors into the API; they cannot be changed.
 const mirrorPodAnnotation = "kubernetes.io/config.mirror"
 
-// Values of the Keys.Inject Pod annotation (or label), compared trimmed and case-insensitively. An opt-out
-// value wins over everything; an opt-in value changes nothing (the Pod is handled as if the
-// annotation were absent). Any other value is refused: guessing could inject into a Pod whose
-// owner meant to opt out.
-var (
-	OptOutValues = []string{"false", "no", "off", "0", "disabled"}
-	OptInValues  = []string{"true", "yes", "on", "1", "enabled"}
-)
-
 // choose picks the profile for a Pod: nil with a reason when none applies.
-func choose(pod *corev1.Pod, set *profile.Set, keys Keys) (*profile.Compiled, string, error) {
+func choose(pod *corev1.Pod, set *profile.Set, keys profile.Keys) (*profile.Compiled, string, error) {
 	if _, ok := pod.Annotations[mirrorPodAnnotation]; ok {
 		return nil, "mirror pod", nil
 	}
@@ -39,12 +30,14 @@ func choose(pod *corev1.Pod, set *profile.Set, keys Keys) (*profile.Compiled, st
 		if !ok {
 			continue
 		}
+		// profile.OptOutValues wins over everything; an opt-in value changes nothing (the Pod
+		// is handled as if the key were absent); any other value is refused.
 		switch w := strings.ToLower(strings.TrimSpace(v)); {
-		case slices.Contains(OptOutValues, w):
+		case slices.Contains(profile.OptOutValues, w):
 			return nil, "opted out with " + kind + " " + keys.Inject + "=" + w, nil
-		case !slices.Contains(OptInValues, w):
+		case !slices.Contains(profile.OptInValues, w):
 			return nil, "", &RefusedError{Reason: fmt.Sprintf("%s %s=%q is not recognised: %s opt out, %s opt in (or remove it)",
-				kind, keys.Inject, shorten(v, 40), strings.Join(OptOutValues, "/"), strings.Join(OptInValues, "/"))}
+				kind, keys.Inject, shorten(v, 40), strings.Join(profile.OptOutValues, "/"), strings.Join(profile.OptInValues, "/"))}
 		}
 	}
 	byLabel, byAnnotation := pod.Labels[keys.Profile], pod.Annotations[keys.Profile]

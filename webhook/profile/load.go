@@ -58,7 +58,7 @@ func Parse(data []byte, domain string) (*Set, error) {
 		f.Profiles[i].applyDefaults()
 		f.Profiles[i].applyAPIDefaults()
 	}
-	for _, e := range sortedRuns(validateFile(&f, reservedKeys(domain))) {
+	for _, e := range sortedRuns(validateFile(&f, KeysFor(domain).all())) {
 		// A value already reported was removed (a quantity stands in as "0"): what validation
 		// says of it, or of what was under it, would only repeat the problem.
 		if !slices.ContainsFunc(decodeErrs, func(d *field.Error) bool { return within(e.Field, d.Field) }) {
@@ -336,12 +336,6 @@ const (
 	EnvOMPNumThreads        = "OMP_NUM_THREADS"
 	EnvNvidiaVisibleDevices = "NVIDIA_VISIBLE_DEVICES"
 )
-
-// reservedKeys are the label and annotation keys the webhook reads and writes under domain (the
-// same as inject.KeysFor; a test keeps them equal).
-func reservedKeys(domain string) []string {
-	return []string{domain + "/profile", domain + "/inject", domain + "/injected"}
-}
 
 // validateReserved refuses a profile that sets one of the webhook's own keys: the Pod would be
 // mutated, then refused or misread when the webhook sees it again.

@@ -175,7 +175,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	mux := http.NewServeMux()
 	h := &admission.Handler{
 		Profiles: s.profiles.current.Load,
-		Keys:     inject.KeysFor(cfg.Domain),
+		Keys:     profile.KeysFor(cfg.Domain),
 		Log:      log,
 		Metrics:  m,
 		Limits:   cfg.Limits,

@@ -37,7 +37,7 @@ import (
 // Mutator is the admission.Handler: the part a controller-runtime user writes.
 type Mutator struct {
 	Profiles *profile.Set
-	Keys     inject.Keys
+	Keys     profile.Keys
 	Decoder  admission.Decoder
 }
 
@@ -75,7 +75,7 @@ func NewWebhook(set *profile.Set, domain string) *admission.Webhook {
 	if err := corev1.AddToScheme(scheme); err != nil {
 		panic(err) // a static scheme; cannot fail
 	}
-	return &admission.Webhook{Handler: &Mutator{Profiles: set, Keys: inject.KeysFor(domain), Decoder: admission.NewDecoder(scheme)}}
+	return &admission.Webhook{Handler: &Mutator{Profiles: set, Keys: profile.KeysFor(domain), Decoder: admission.NewDecoder(scheme)}}
 }
 
 // Main is the reference server's command line:
@@ -88,7 +88,7 @@ func Main(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9443", "host:port to serve TLS on")
 	certDir := fs.String("cert-dir", "", "directory with tls.crt and tls.key")
 	profilesFile := fs.String("profiles-file", "", "profile file")
-	domain := fs.String("domain", inject.DefaultDomain, "label and annotation key prefix")
+	domain := fs.String("domain", profile.DefaultDomain, "label and annotation key prefix")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "Pod or workload manifest (Deployment, Job, ...), YAML or JSON, one or more documents ('-' for stdin)")
 	profilesFile := fs.String("profiles-file", "", "profile file (default: the shipped examples)")
-	domain := fs.String("domain", inject.DefaultDomain, "prefix of the label and annotation keys")
+	domain := fs.String("domain", profile.DefaultDomain, "prefix of the label and annotation keys")
 	asPatch := fs.Bool("patch", false, "print the JSON patch the webhook would return, one per Pod document")
 	explain := fs.Bool("explain", false, "print what happened to each setting of the profile, and why")
 	factsFile := fs.String("facts", "", "cluster facts file (runtimeClasses, priorityClasses): a class not listed is not set, as in the cluster")
@@ -70,7 +70,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("inject: %s: %w", *file, err)
 	}
-	keys := inject.KeysFor(*domain)
+	keys := profile.KeysFor(*domain)
 	var outputs [][]byte // the default view: every document, mutated or as it was
 	var problems, skipped []error
 	pods := 0
@@ -220,7 +220,7 @@ var templatePaths = map[string]string{
 // admit finds the document's Pod (the Pod itself or a workload's template, as its Pods will
 // be admitted), applies the API defaults, and runs the webhook's decision on it. The patch
 // paths are made relative to the document.
-func (d *document) admit(set *profile.Set, keys inject.Keys, facts inject.Facts) (*inject.Result, error) {
+func (d *document) admit(set *profile.Set, keys profile.Keys, facts inject.Facts) (*inject.Result, error) {
 	var meta struct {
 		Kind     string `json:"kind"`
 		Metadata struct {

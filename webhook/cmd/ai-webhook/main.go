@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ai-webhook/ai-webhook/webhook/inject"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 	"github.com/ai-webhook/ai-webhook/webhook/server"
 )
@@ -80,7 +79,7 @@ func serve(args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.CertFile, "tls-cert-file", "/etc/ai-webhook/tls/tls.crt", "serving certificate (PEM), reloaded when it changes")
 	fs.StringVar(&cfg.KeyFile, "tls-key-file", "/etc/ai-webhook/tls/tls.key", "serving key (PEM), reloaded when it changes")
 	fs.StringVar(&cfg.ProfilesFile, "profiles-file", "/etc/ai-webhook/profiles/profiles.yaml", "profile file, reloaded when it changes")
-	fs.StringVar(&cfg.Domain, "domain", inject.DefaultDomain, "prefix of the label and annotation keys (<domain>/profile, /inject, /injected)")
+	fs.StringVar(&cfg.Domain, "domain", profile.DefaultDomain, "prefix of the label and annotation keys (<domain>/profile, /inject, /injected)")
 	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", 2*time.Second, "how often the certificate and profile files are checked for changes")
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 5*time.Second, "after SIGTERM, keep serving this long with /readyz failing")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish (at least the longest request life, see README)")
@@ -121,7 +120,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("profiles-file", "", "profile file to check (required)")
-	domain := fs.String("domain", inject.DefaultDomain, "prefix of the webhook's own keys, which a profile may not set")
+	domain := fs.String("domain", profile.DefaultDomain, "prefix of the webhook's own keys, which a profile may not set")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
