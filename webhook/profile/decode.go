@@ -25,6 +25,15 @@ var (
 	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 )
 
+// TypeErrors reports every value of doc (decoded JSON with json.Number for numbers) that the Go
+// type t cannot hold, each with its path under root, in words rather than Go types. doc is
+// changed: those values are removed.
+func TypeErrors(doc any, t reflect.Type, root *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	checkTypes(doc, t, root, &errs)
+	return errs
+}
+
 // checkTypes returns the value to keep in place of doc, and false when doc is to be removed.
 func checkTypes(doc any, t reflect.Type, p *field.Path, errs *field.ErrorList) (any, bool) {
 	for t.Kind() == reflect.Pointer {

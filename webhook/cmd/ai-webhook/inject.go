@@ -9,11 +9,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -80,7 +84,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		var notPod *notAPodError
 		switch {
 		case errors.As(err, &notPod):
-			skipped = append(skipped, err)
+			skipped = append(skipped, fmt.Errorf("%s: %w", d, err))
 			fmt.Fprintf(stderr, "%s: skipped: %v\n", d, notPod)
 			outputs = append(outputs, d.json)
 			continue
@@ -90,7 +94,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			continue
 		}
 		pods++
-		if res.Profile == nil {
+		if res.Profile == nil && !*explain { // --explain says it on stdout
 			fmt.Fprintf(stderr, "%s: no profile applied: %s\n", d, res.Reason)
 		}
 		switch {
@@ -146,7 +150,7 @@ func splitDocuments(raw []byte) ([][]byte, error) {
 		}
 		j, err := yaml.YAMLToJSON(y)
 		if err != nil {
-			return nil, fmt.Errorf("document %d is not YAML or JSON: %w", len(docs)+1, err)
+			return nil, fmt.Errorf("object %d is not YAML or JSON: %w", len(docs)+1, err)
 		}
 		if t := bytes.TrimSpace(j); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 			continue // only comments or separators
@@ -170,7 +174,8 @@ func splitDocuments(raw []byte) ([][]byte, error) {
 	return docs, nil
 }
 
-// document is one document of the input file.
+// document is one object of the input file: a YAML document, or an item of a List. Messages
+// call it "object N", N counting the file's objects in order (a comment-only document is none).
 type document struct {
 	n, of     int
 	json      []byte // as written
@@ -180,7 +185,7 @@ type document struct {
 }
 
 func (d *document) String() string {
-	s := fmt.Sprintf("document %d", d.n)
+	s := fmt.Sprintf("object %d", d.n)
 	if d.kind != "" {
 		s += " (" + strings.TrimSpace(d.kind+" "+d.name) + ")"
 	}
@@ -195,12 +200,13 @@ func (d *document) prefix() string {
 	return d.String() + ": "
 }
 
+// wrap names the object in an error about it, even when the file holds only one.
 func (d *document) wrap(err error) error {
 	var refused *inject.RefusedError
 	if errors.As(err, &refused) {
-		return fmt.Errorf("%sthe webhook would deny this Pod: %w", d.prefix(), err)
+		return fmt.Errorf("%s: the webhook would deny this Pod: %w", d, err)
 	}
-	return fmt.Errorf("inject: %s%w", d.prefix(), err)
+	return fmt.Errorf("inject: %s: %w", d, err)
 }
 
 // notAPodError marks a document that carries no Pod: it is skipped, not refused.
@@ -221,24 +227,20 @@ var templatePaths = map[string]string{
 // be admitted), applies the API defaults, and runs the webhook's decision on it. The patch
 // paths are made relative to the document.
 func (d *document) admit(set *profile.Set, keys profile.Keys, facts inject.Facts) (*inject.Result, error) {
-	var meta struct {
-		Kind     string `json:"kind"`
-		Metadata struct {
-			Name string `json:"name"`
-		} `json:"metadata"`
+	doc, err := decodeObject(d.json)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(d.json, &meta); err != nil {
-		return nil, fmt.Errorf("not a Kubernetes object: %w", err)
-	}
-	d.kind, d.name = meta.Kind, meta.Metadata.Name
-	var doc map[string]any
-	if err := json.Unmarshal(d.json, &doc); err != nil {
-		return nil, fmt.Errorf("not a Kubernetes object: %w", err)
+	d.kind, _ = doc["kind"].(string)
+	meta, _ := doc["metadata"].(map[string]any)
+	d.name, _ = meta["name"].(string)
+	if d.kind == "" {
+		return nil, errors.New("expected a YAML or JSON object with a kind (kind: Pod, Deployment, ...)")
 	}
 	var pod corev1.Pod
 	var prefix string
 	if d.kind == "Pod" {
-		if err := strictJSON(d.json, &pod); err != nil {
+		if err := typedJSON(d.json, &pod, nil); err != nil {
 			return nil, fmt.Errorf("not a valid Pod: %w", err)
 		}
 	} else {
@@ -252,7 +254,7 @@ func (d *document) admit(set *profile.Set, keys profile.Keys, facts inject.Facts
 		}
 		b, _ := json.Marshal(tmpl)
 		var t corev1.PodTemplateSpec
-		if err := strictJSON(b, &t); err != nil {
+		if err := typedJSON(b, &t, pointerPath(prefix)); err != nil {
 			return nil, fmt.Errorf("%s %s is not a valid Pod template: %w", d.kind, prefix, err)
 		}
 		pod = corev1.Pod{ObjectMeta: t.ObjectMeta, Spec: t.Spec}
@@ -285,9 +287,20 @@ func (d *document) admit(set *profile.Set, keys profile.Keys, facts inject.Facts
 	if d.defaulted, err = json.Marshal(doc); err != nil {
 		return nil, err
 	}
-	res, err := inject.MutateWith(&pod, set, keys, facts)
+	decide := &pod
+	var claims *claimVolumes
+	if d.kind == "StatefulSet" {
+		if claims, err = statefulSetClaims(doc, d.name); err != nil {
+			return nil, err
+		}
+		decide = claims.addTo(&pod)
+	}
+	res, err := inject.MutateWith(decide, set, keys, facts)
 	if err != nil {
 		return nil, err
+	}
+	if claims != nil {
+		res.Patch = claims.forTemplate(res.Patch, len(pod.Spec.Volumes))
 	}
 	for i := range res.Patch {
 		res.Patch[i].Path = prefix + res.Patch[i].Path
@@ -296,6 +309,12 @@ func (d *document) admit(set *profile.Set, keys profile.Keys, facts inject.Facts
 		res.Patch = []jsonpatch.Operation{} // "[]", not "null": nothing to change
 	}
 	return res, nil
+}
+
+// pointerPath is the field path of a JSON pointer of object keys.
+func pointerPath(pointer string) *field.Path {
+	keys := strings.Split(strings.TrimPrefix(pointer, "/"), "/")
+	return field.NewPath(keys[0], keys[1:]...)
 }
 
 // lookup follows a JSON pointer of object keys; nil when a step is missing.
@@ -337,12 +356,144 @@ func dropEmpty(obj map[string]any) {
 	}
 }
 
-func strictJSON(b []byte, v any) error {
+// decodeObject reads one document, numbers kept as written, and requires an object.
+func decodeObject(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("not YAML or JSON: %w", err)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("expected a YAML or JSON object with a kind, got %s", describe(v))
+	}
+	return obj, nil
+}
+
+func describe(v any) string {
+	switch v.(type) {
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case json.Number:
+		return "a number"
+	case bool:
+		return "true or false"
+	default:
+		return "nothing"
+	}
+}
+
+// typedJSON decodes b into v strictly. Values of the wrong type are reported first, all of
+// them, each with its path (under root) and in words, not as Go types.
+func typedJSON(b []byte, v any, root *field.Path) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var generic any
+	if err := dec.Decode(&generic); err != nil {
+		return err
+	}
+	if errs := profile.TypeErrors(generic, reflect.TypeOf(v).Elem(), root); len(errs) > 0 {
+		return errs.ToAggregate()
+	}
 	strict, err := kjson.UnmarshalStrict(b, v)
 	if err != nil {
 		return err
 	}
 	return errors.Join(strict...)
+}
+
+// claimVolumes are the volumes the StatefulSet controller gives each Pod for the set's
+// volumeClaimTemplates: a PVC volume per template, named as the template, claim
+// <template>-<set>-<ordinal>, in front of the template's volumes, replacing one of the same name.
+// The offline preview decides on the Pod with them (as the webhook sees it in the cluster) and
+// leaves them out of the template it prints.
+type claimVolumes struct {
+	vols []corev1.Volume
+	// docIndex maps an index in the decided Pod's volumes to the template's, -1 for a claim.
+	docIndex []int
+}
+
+func statefulSetClaims(doc map[string]any, set string) (*claimVolumes, error) {
+	raw := lookup(doc, "/spec/volumeClaimTemplates")
+	if raw == nil {
+		return &claimVolumes{}, nil
+	}
+	b, _ := json.Marshal(raw)
+	var templates []corev1.PersistentVolumeClaim
+	if err := typedJSON(b, &templates, field.NewPath("spec", "volumeClaimTemplates")); err != nil {
+		return nil, fmt.Errorf("StatefulSet spec.volumeClaimTemplates: %w", err)
+	}
+	c := &claimVolumes{}
+	for _, t := range templates {
+		c.vols = append(c.vols, corev1.Volume{Name: t.Name, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: t.Name + "-" + set + "-0"},
+		}})
+	}
+	return c, nil
+}
+
+// addTo returns a copy of the template's Pod with the claim volumes, as the controller builds it.
+func (c *claimVolumes) addTo(pod *corev1.Pod) *corev1.Pod {
+	out := pod.DeepCopy()
+	out.Spec.Volumes = slices.Clone(c.vols)
+	c.docIndex = nil
+	for range c.vols {
+		c.docIndex = append(c.docIndex, -1)
+	}
+	for i, v := range pod.Spec.Volumes {
+		if !slices.ContainsFunc(c.vols, func(cv corev1.Volume) bool { return cv.Name == v.Name }) {
+			out.Spec.Volumes = append(out.Spec.Volumes, v)
+			c.docIndex = append(c.docIndex, i)
+		}
+	}
+	if len(out.Spec.Volumes) == 0 {
+		out.Spec.Volumes = nil
+	}
+	return out
+}
+
+// forTemplate rewrites the patch's volume operations from the decided Pod's volume list to the
+// template's (templateVolumes long): a replaced claim volume exists only in the controller's Pods, so
+// that operation has no place in the template (--explain still shows the decision).
+func (c *claimVolumes) forTemplate(ops []jsonpatch.Operation, templateVolumes int) []jsonpatch.Operation {
+	const vols = "/spec/volumes"
+	docVolumes := templateVolumes
+	out := ops[:0]
+	for _, op := range ops {
+		rest, ok := strings.CutPrefix(op.Path, vols)
+		switch {
+		case !ok || (rest != "" && rest[0] != '/'):
+		case rest == "":
+			docVolumes++ // the Pod had no volumes: nor has the template
+		case rest == "/-":
+			if docVolumes == 0 { // the template has no list yet: the first addition creates it
+				op.Path, op.Value = vols, []any{op.Value}
+			}
+			docVolumes++
+		default:
+			idxText, tail, _ := strings.Cut(rest[1:], "/")
+			idx, err := strconv.Atoi(idxText)
+			if err != nil {
+				continue
+			}
+			to := templateVolumes + idx - len(c.docIndex) // a volume this patch appended
+			if idx < len(c.docIndex) {
+				to = c.docIndex[idx]
+			}
+			if to < 0 {
+				continue
+			}
+			op.Path = vols + "/" + strconv.Itoa(to)
+			if tail != "" {
+				op.Path += "/" + tail
+			}
+		}
+		out = append(out, op)
+	}
+	return out
 }
 
 func readInput(name string, stdin io.Reader) ([]byte, error) {

@@ -252,7 +252,7 @@ spec:
 	if strings.Contains(docs[3], "injected") {
 		t.Errorf("the opted-out Pod was injected:\n%s", docs[3])
 	}
-	for _, want := range []string{`document 1 (Service web): skipped: kind "Service"`, "document 4 (Pod opted-out): no profile applied: opted out"} {
+	for _, want := range []string{`object 1 (Service web): skipped: kind "Service"`, "object 4 (Pod opted-out): no profile applied: opted out"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
@@ -269,7 +269,7 @@ spec:
 			t.Fatalf("--patch must print one JSON patch per Pod document: %v\n%s", err, patches)
 		}
 	}
-	if n != 3 || !strings.Contains(stderr, "document 2 (Pod trainer): ") {
+	if n != 3 || !strings.Contains(stderr, "object 2 (Pod trainer): ") {
 		t.Fatalf("want 3 patches, each named on stderr; got %d\n%s", n, stderr)
 	}
 }
@@ -372,7 +372,7 @@ items:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if docs := strings.Split(out, "\n---\n"); len(docs) != 2 || !strings.Contains(docs[0], "notebook@") || !strings.Contains(stderr, "document 2 (ConfigMap b): skipped") {
+	if docs := strings.Split(out, "\n---\n"); len(docs) != 2 || !strings.Contains(docs[0], "notebook@") || !strings.Contains(stderr, "object 2 (ConfigMap b): skipped") {
 		t.Fatalf("want the injected Pod and the ConfigMap passed through:\n%s\n%s", out, stderr)
 	}
 }
