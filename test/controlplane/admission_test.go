@@ -38,6 +38,21 @@ func TestOptedInPodIsStoredWithProfileApplied(t *testing.T) {
 	}
 }
 
+// A namespace opted in with any spelling a Pod's inject key accepts is selected,
+// as the stack's selector lists them (here TRUE).
+func TestNamespaceOptedInWithAnotherSpellingIsIntercepted(t *testing.T) {
+	requireControlPlane(t)
+	installStackWebhook(t, optedInNamespace(t))
+	ns := newNamespace(t, map[string]string{injectKey: "TRUE"})
+	stored, err := createPod(ns, trainingPod("spelled-"+randSuffix(), optInLabel(gpuProfile)), true)
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	for _, p := range gpuProfileProblems(stored) {
+		t.Error(p)
+	}
+}
+
 // Case 2: outside the selected namespaces the API server never calls the
 // webhook: kube-system and the webhook's own namespace stay excluded even
 // when they carry the opt-in label.
@@ -49,6 +64,8 @@ func TestPodsOutsideSelectedNamespacesAreStoredUntouched(t *testing.T) {
 	for _, tc := range []struct{ name, ns string }{
 		{"namespace without the opt-in label", newNamespace(t, nil)},
 		{"namespace opted out", newNamespace(t, map[string]string{injectKey: "disabled"})},
+		{"namespace opted out with another spelling", newNamespace(t, map[string]string{injectKey: "False"})},
+		{"namespace labelled with a word that is not an opt-in", newNamespace(t, map[string]string{injectKey: "maybe"})},
 		{"kube-system even when labelled", "kube-system"},
 		{"the webhook's own namespace even when labelled", webhookNamespace},
 	} {
