@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ai-webhook/ai-webhook/webhook/inject"
+	"github.com/ai-webhook/ai-webhook/webhook/internal/text"
 	"github.com/ai-webhook/ai-webhook/webhook/metrics"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
@@ -150,7 +150,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) outcome {
 	}
 	if review.APIVersion != admissionv1.SchemeGroupVersion.String() || review.Kind != "AdmissionReview" {
 		return httpError(w, http.StatusBadRequest, fmt.Sprintf("expected apiVersion %s kind AdmissionReview, got %q %q",
-			admissionv1.SchemeGroupVersion, capText(review.APIVersion, 64), capText(review.Kind, 64)))
+			admissionv1.SchemeGroupVersion, text.Cap(review.APIVersion, 64), text.Cap(review.Kind, 64)))
 	}
 	if review.Request == nil {
 		return httpError(w, http.StatusBadRequest, "AdmissionReview has no request")
@@ -264,7 +264,7 @@ func requestContext(r *http.Request) (context.Context, context.CancelFunc) {
 }
 
 func httpError(w http.ResponseWriter, code int, msg string) outcome {
-	http.Error(w, capText(msg, maxMessageBytes), code)
+	http.Error(w, text.Cap(msg, maxMessageBytes), code)
 	return outcome{result: metrics.ResultError, message: msg}
 }
 
@@ -401,20 +401,8 @@ func failed(out outcome, code int, logMsg, msg string) (*admissionv1.AdmissionRe
 // denied refuses with a status built by apimachinery, so Reason is a real metav1.StatusReason.
 func denied(err *apierrors.StatusError) *admissionv1.AdmissionResponse {
 	st := err.ErrStatus
-	st.Message = capText(st.Message, maxMessageBytes)
+	st.Message = text.Cap(st.Message, maxMessageBytes)
 	return &admissionv1.AdmissionResponse{Allowed: false, Result: &st}
-}
-
-// capText cuts s to at most n bytes without splitting a UTF-8 character.
-func capText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - 3
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
 }
 
 // logLine writes one structured line per admission.

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/ai-webhook/ai-webhook/webhook/internal/text"
 	"github.com/ai-webhook/ai-webhook/webhook/jsonpatch"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
@@ -100,7 +101,7 @@ func (r *Result) Warnings() []string {
 		if it.Reason != "" {
 			w += " (" + it.Reason + ")"
 		}
-		out = append(out, shorten(w, 119))
+		out = append(out, text.Cap(w, 119))
 	}
 	return out
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -325,13 +324,6 @@ func TestAPIDefaultSchedulerNameIsNoUserChoice(t *testing.T) {
 	}
 	if got.Spec.SchedulerName != "volcano" || len(res.Warnings()) != 0 {
 		t.Fatalf("the API server's default must give way to the profile: %q %v", got.Spec.SchedulerName, res.Warnings())
-	}
-}
-
-func TestWarningsAreShortAndValidUTF8(t *testing.T) {
-	long := strings.Repeat("é", 200)
-	if s := shorten(long, 119); len(s) > 119 || !utf8.ValidString(s) {
-		t.Fatalf("shorten: %d bytes, valid %v", len(s), utf8.ValidString(s))
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ai-webhook/ai-webhook/webhook/internal/text"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
@@ -37,13 +38,13 @@ func choose(pod *corev1.Pod, set *profile.Set, keys profile.Keys) (*profile.Comp
 			return nil, "opted out with " + kind + " " + keys.Inject + "=" + w, nil
 		case !slices.Contains(profile.OptInValues, w):
 			return nil, "", &RefusedError{Reason: fmt.Sprintf("%s %s=%q is not recognised: %s opt out, %s opt in (or remove it)",
-				kind, keys.Inject, shorten(v, 40), strings.Join(profile.OptOutValues, "/"), strings.Join(profile.OptInValues, "/"))}
+				kind, keys.Inject, text.Cap(v, 40), strings.Join(profile.OptOutValues, "/"), strings.Join(profile.OptInValues, "/"))}
 		}
 	}
 	byLabel, byAnnotation := pod.Labels[keys.Profile], pod.Annotations[keys.Profile]
 	if byLabel != "" && byAnnotation != "" && byLabel != byAnnotation {
 		return nil, "", &RefusedError{Reason: fmt.Sprintf("label %s=%q and annotation %s=%q disagree: set one",
-			keys.Profile, shorten(byLabel, 64), keys.Profile, shorten(byAnnotation, 64))}
+			keys.Profile, text.Cap(byLabel, 64), keys.Profile, text.Cap(byAnnotation, 64))}
 	}
 	name := byLabel
 	if name == "" {
@@ -53,7 +54,7 @@ func choose(pod *corev1.Pod, set *profile.Set, keys profile.Keys) (*profile.Comp
 		p, ok := set.Get(name)
 		if !ok {
 			return nil, "", &RefusedError{Reason: fmt.Sprintf("unknown profile %q in %s; known profiles: %s",
-				shorten(name, 64), keys.Profile, strings.Join(set.Names(), ", "))}
+				text.Cap(name, 64), keys.Profile, strings.Join(set.Names(), ", "))}
 		}
 		return p, "", nil
 	}

@@ -4,7 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"reflect"
-	"unicode/utf8"
+
+	"github.com/ai-webhook/ai-webhook/webhook/internal/text"
 )
 
 // maxLogValue caps every string logged: Pod and container names come from the request and can
@@ -61,13 +62,4 @@ func capAttr(a slog.Attr) slog.Attr {
 	return slog.Attr{Key: a.Key, Value: v}
 }
 
-func capString(s string) string {
-	if len(s) <= maxLogValue {
-		return s
-	}
-	cut := maxLogValue - 3
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
+func capString(s string) string { return text.Cap(s, maxLogValue) }
