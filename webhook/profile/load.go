@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -232,15 +233,22 @@ func validatePod(s *PodSettings, fp *field.Path) field.ErrorList {
 		errs = append(errs, validateToleration(&s.Tolerations[i], fp.Child("tolerations").Index(i))...)
 	}
 	errs = append(errs, validateAffinity(&s.Affinity, fp.Child("affinity"))...)
-	names := map[string]bool{}
-	for i := range s.Volumes {
-		v := &s.Volumes[i]
-		vp := fp.Child("volumes").Index(i)
-		errs = append(errs, validateVolume(v, vp)...)
-		if names[v.Name] {
-			errs = append(errs, field.Duplicate(vp.Child("name"), v.Name))
+	errs = append(errs, validateUnique(s.Volumes, fp.Child("volumes"), "name", func(v *corev1.Volume) string { return v.Name }, validateVolume, map[string]bool{})...)
+	return errs
+}
+
+// validateUnique validates each item and reports an item whose key (its keyField) is already in
+// seen, or was used by an earlier item, as a duplicate.
+func validateUnique[T any](items []T, p *field.Path, keyField string, key func(*T) string, validate func(*T, *field.Path) field.ErrorList, seen map[string]bool) field.ErrorList {
+	var errs field.ErrorList
+	for i := range items {
+		it, ip := &items[i], p.Index(i)
+		errs = append(errs, validate(it, ip)...)
+		k := key(it)
+		if seen[k] {
+			errs = append(errs, field.Duplicate(ip.Child(keyField), k))
 		}
-		names[v.Name] = true
+		seen[k] = true
 	}
 	return errs
 }
@@ -257,15 +265,7 @@ func validateContainer(p *Profile, fp *field.Path) field.ErrorList {
 		errs = append(errs, quantityOK(name, s.Limits[name], lp)...)
 	}
 	envNames := map[string]bool{}
-	for i := range s.Env {
-		e := &s.Env[i]
-		ep := fp.Child("env").Index(i)
-		errs = append(errs, validateEnvVar(e, ep)...)
-		if envNames[e.Name] {
-			errs = append(errs, field.Duplicate(ep.Child("name"), e.Name))
-		}
-		envNames[e.Name] = true
-	}
+	errs = append(errs, validateUnique(s.Env, fp.Child("env"), "name", func(e *corev1.EnvVar) string { return e.Name }, validateEnvVar, envNames)...)
 	if p.Derived.OMPNumThreadsFromCPU && envNames[EnvOMPNumThreads] {
 		errs = append(errs, field.Invalid(fp.Child("env"), EnvOMPNumThreads, "also derived by derived.ompNumThreadsFromCPU: keep one"))
 	}
@@ -276,15 +276,7 @@ func validateContainer(p *Profile, fp *field.Path) field.ErrorList {
 	if p.Derived.Shm != nil {
 		paths[p.Derived.Shm.MountPath] = true
 	}
-	for i := range s.VolumeMounts {
-		m := &s.VolumeMounts[i]
-		mp := fp.Child("volumeMounts").Index(i)
-		errs = append(errs, validateVolumeMount(m, mp)...)
-		if paths[m.MountPath] {
-			errs = append(errs, field.Duplicate(mp.Child("mountPath"), m.MountPath))
-		}
-		paths[m.MountPath] = true
-	}
+	errs = append(errs, validateUnique(s.VolumeMounts, fp.Child("volumeMounts"), "mountPath", func(m *corev1.VolumeMount) string { return m.MountPath }, validateVolumeMount, paths)...)
 	return errs
 }
 
