@@ -113,10 +113,8 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat
 }
 
 func (r *Report) markdownOverload(p printer) {
-	p("## B5: overload\n\n")
 	o := r.Overload
-	if o == nil {
-		p("Not run.\n\n")
+	if !p.section("B5: overload", o != nil) {
 		return
 	}
 	c := o.Config

@@ -258,11 +258,19 @@ func (r *Report) Markdown(w io.Writer) {
 
 type printer func(format string, a ...any)
 
-func (r *Report) markdownThroughput(p printer) {
-	p("## B1: the handler as the API server calls it\n\n")
-	b := r.Throughput
-	if b == nil {
+// section prints a benchmark's heading, and "Not run." under it when it did not run; it
+// reports whether there are results to print.
+func (p printer) section(title string, ran bool) bool {
+	p("## %s\n\n", title)
+	if !ran {
 		p("Not run.\n\n")
+	}
+	return ran
+}
+
+func (r *Report) markdownThroughput(p printer) {
+	b := r.Throughput
+	if !p.section("B1: the handler as the API server calls it", b != nil) {
 		return
 	}
 	c := b.Config
@@ -358,9 +366,7 @@ func fmtRPS(v []float64) string {
 }
 
 func (r *Report) markdownMicro(p printer) {
-	p("## B2: Pod shapes, and B3: the decode/encode floor\n\n")
-	if len(r.Micro) == 0 {
-		p("Not run.\n\n")
+	if !p.section("B2: Pod shapes, and B3: the decode/encode floor", len(r.Micro) > 0) {
 		return
 	}
 	p("In-process on CPU %v with GOMAXPROCS=1: `testing.Benchmark` calls each handler's `ServeHTTP` with the review body, as "+
@@ -414,9 +420,7 @@ func (r *Report) markdownMicro(p printer) {
 }
 
 func (r *Report) markdownPodCreates(p printer) {
-	p("## B4: through the API server\n\n")
-	if len(r.PodCreates) == 0 {
-		p("Not run.\n\n")
+	if !p.section("B4: through the API server", len(r.PodCreates) > 0) {
 		return
 	}
 	if b := r.PodCreates[0]; b.Skipped != "" {
