@@ -31,9 +31,7 @@ func TestOptedInPodIsStoredWithProfileApplied(t *testing.T) {
 			if err != nil {
 				t.Fatalf("get stored Pod: %v", err)
 			}
-			for _, p := range gpuProfileProblems(stored) {
-				t.Error(p)
-			}
+			expectGPUProfile(t, stored)
 		})
 	}
 }
@@ -48,9 +46,7 @@ func TestNamespaceOptedInWithAnotherSpellingIsIntercepted(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	for _, p := range gpuProfileProblems(stored) {
-		t.Error(p)
-	}
+	expectGPUProfile(t, stored)
 }
 
 // Case 2: outside the selected namespaces the API server never calls the
@@ -137,9 +133,7 @@ func TestDryRunReturnsMutatedPodAndStoresNothing(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dry-run create: %v", err)
 	}
-	for _, p := range gpuProfileProblems(returned) {
-		t.Error(p)
-	}
+	expectGPUProfile(t, returned)
 	if _, err := getPod(ns, "dry-run"); !apierrors.IsNotFound(err) {
 		t.Errorf("after a dry run: get returned %v, want NotFound", err)
 	}

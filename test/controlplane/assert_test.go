@@ -5,12 +5,22 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 const gpuResource corev1.ResourceName = "nvidia.com/gpu"
+
+// expectGPUProfile fails t with each way pod differs from a trainingPod with
+// the gpu-training profile applied (see gpuProfileProblems).
+func expectGPUProfile(t *testing.T, pod *corev1.Pod, containers ...string) {
+	t.Helper()
+	for _, p := range gpuProfileProblems(pod, containers...) {
+		t.Error(p)
+	}
+}
 
 // gpuProfileProblems lists how pod differs from a trainingPod with the
 // gpu-training profile of testdata/profiles.yaml applied to the named

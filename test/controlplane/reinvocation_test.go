@@ -58,9 +58,7 @@ func TestReinvocationAppliesProfileToContainerAddedLater(t *testing.T) {
 		t.Fatalf("containers = %v, want [trainer log-shipper]", names)
 	}
 	// Both containers, the sidecar included, carry the profile; nothing twice.
-	for _, p := range gpuProfileProblems(stored) {
-		t.Error(p)
-	}
+	expectGPUProfile(t, stored)
 	calls := after.counter(metricWebhookRequests, map[string]string{"name": webhookName}) -
 		before.counter(metricWebhookRequests, map[string]string{"name": webhookName})
 	if calls < 2 {
