@@ -1,22 +1,12 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestInjectWithFactsLeavesOutAClassTheClusterLacks(t *testing.T) {
 	pod := "../../examples/pods/pytorch-training.yaml" // its profile sets runtimeClassName: nvidia
-	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	for _, tc := range []struct {
 		name, facts string
 		want        []string // in the --explain output
@@ -27,7 +17,7 @@ func TestInjectWithFactsLeavesOutAClassTheClusterLacks(t *testing.T) {
 			`Warning: pytorch-training: did not set pod runtimeClassName (RuntimeClass "nvidia" not found in the cluster)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			facts := write(strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.facts)
+			facts := writeFile(t, strings.ReplaceAll(tc.name, " ", "-")+".yaml", tc.facts)
 			out, _, err := runCLI(t, "", "inject", "-f", pod, "--facts", facts, "--explain")
 			if err != nil {
 				t.Fatal(err)
@@ -55,7 +45,7 @@ func TestInjectWithFactsLeavesOutAClassTheClusterLacks(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := runCLI(t, "", "inject", "-f", pod, "--facts", write("typo.yaml", "runtimeClass: [nvidia]\n")); err == nil {
+	if _, _, err := runCLI(t, "", "inject", "-f", pod, "--facts", writeFile(t, "typo.yaml", "runtimeClass: [nvidia]\n")); err == nil {
 		t.Error("a facts file with an unknown key must be refused")
 	}
 	if _, _, err := runCLI(t, "", "inject", "-f", pod, "--facts", "x", "--kubeconfig", "y"); err == nil {

@@ -72,19 +72,12 @@ func TestInjectOutputs(t *testing.T) {
 }
 
 func TestCommandErrors(t *testing.T) {
-	dir := t.TempDir()
-	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("profiles:\n- name: gpu\n  container:\n    limits: {nvidia.com/gpu: 0.5}\n"), 0o600)
-	unknown := filepath.Join(dir, "pod.yaml")
-	os.WriteFile(unknown, []byte("apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  labels: {ai.example.com/profile: gpt}\nspec:\n  containers: [{name: a, image: b}]\n"), 0o600)
-	deploy := filepath.Join(dir, "deploy.yaml")
-	os.WriteFile(deploy, []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n"), 0o600)
-	svc := filepath.Join(dir, "svc.yaml")
-	os.WriteFile(svc, []byte("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"), 0o600)
-	typo := filepath.Join(dir, "typo.yaml")
-	os.WriteFile(typo, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b, enviroment: []}]\n"), 0o600)
-	reserved := filepath.Join(dir, "reserved.yaml")
-	os.WriteFile(reserved, []byte("profiles:\n- name: p\n  pod: {labels: {gpu.corp.example/profile: other}}\n"), 0o600)
+	bad := writeFile(t, "bad.yaml", "profiles:\n- name: gpu\n  container:\n    limits: {nvidia.com/gpu: 0.5}\n")
+	unknown := writeFile(t, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  labels: {ai.example.com/profile: gpt}\nspec:\n  containers: [{name: a, image: b}]\n")
+	deploy := writeFile(t, "deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n")
+	svc := writeFile(t, "svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n")
+	typo := writeFile(t, "typo.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec:\n  containers: [{name: a, image: b, enviroment: []}]\n")
+	reserved := writeFile(t, "reserved.yaml", "profiles:\n- name: p\n  pod: {labels: {gpu.corp.example/profile: other}}\n")
 	cases := []struct {
 		name     string
 		args     []string
@@ -117,8 +110,7 @@ func TestCommandErrors(t *testing.T) {
 }
 
 func TestInjectAWorkloadTemplate(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "job.yaml")
-	os.WriteFile(f, []byte(`apiVersion: batch/v1
+	f := writeFile(t, "job.yaml", `apiVersion: batch/v1
 kind: CronJob
 metadata: {name: nightly}
 spec:
@@ -131,7 +123,7 @@ spec:
         spec:
           restartPolicy: Never
           containers: [{name: pytorch, image: img}]
-`), 0o600)
+`)
 	out, _, err := runCLI(t, "", "inject", "-f", f)
 	if err != nil {
 		t.Fatal(err)
