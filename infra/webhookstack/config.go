@@ -487,13 +487,7 @@ func (c *Config) Validate() error {
 type ConfigError struct{ Problems []error }
 
 func (e *ConfigError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "invalid stack configuration (%d problem(s)); fix with `pulumi config set [--path] KEY VALUE`:", len(e.Problems))
-	for _, p := range e.Problems {
-		b.WriteString("\n  ")
-		b.WriteString(strings.ReplaceAll(p.Error(), "\n", "\n    "))
-	}
-	return b.String()
+	return profile.ProblemList(fmt.Sprintf("invalid stack configuration (%d problem(s)); fix with `pulumi config set [--path] KEY VALUE`:", len(e.Problems)), e.Problems)
 }
 
 // Unwrap returns the individual problems.

@@ -137,11 +137,18 @@ func sortedRuns(errs field.ErrorList) field.ErrorList {
 type InvalidError struct{ Errs []error }
 
 func (e *InvalidError) Error() string {
+	return ProblemList(fmt.Sprintf("profiles: %d problem(s) to fix:", len(e.Errs)), e.Errs)
+}
+
+// ProblemList writes heading, then each problem on its own indented line; a problem that spans
+// lines (a nested list such as an InvalidError) is indented one step further, so it reads as
+// part of its entry.
+func ProblemList(heading string, problems []error) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "profiles: %d problem(s) to fix:", len(e.Errs))
-	for _, err := range e.Errs {
+	b.WriteString(heading)
+	for _, p := range problems {
 		b.WriteString("\n  ")
-		b.WriteString(err.Error())
+		b.WriteString(strings.ReplaceAll(p.Error(), "\n", "\n    "))
 	}
 	return b.String()
 }

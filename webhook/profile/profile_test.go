@@ -201,3 +201,16 @@ func TestProfileMayNotSetTheWebhooksOwnKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestProblemListIndentsANestedListUnderItsEntry(t *testing.T) {
+	nested := &InvalidError{Errs: []error{fmt.Errorf("profiles[a].x: bad"), fmt.Errorf("profiles[b].y: bad")}}
+	got := ProblemList("config: 2 problem(s):", []error{fmt.Errorf("replicas: must be at least 1"), fmt.Errorf("profiles: %w", nested)})
+	want := "config: 2 problem(s):\n" +
+		"  replicas: must be at least 1\n" +
+		"  profiles: profiles: 2 problem(s) to fix:\n" +
+		"      profiles[a].x: bad\n" +
+		"      profiles[b].y: bad"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
