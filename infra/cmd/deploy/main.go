@@ -177,6 +177,22 @@ type Step struct {
 	URN  string `json:"urn"`
 }
 
+// changeOptions turns the flags up and preview share (--expect-no-changes, --diff, --replace)
+// into options; each operation has its own option type, so it passes its constructors.
+func changeOptions[O any](o options, expectNoChanges, diff func() O, replace func([]string) O) []O {
+	var opts []O
+	if o.expectNoChanges {
+		opts = append(opts, expectNoChanges())
+	}
+	if o.diff {
+		opts = append(opts, diff())
+	}
+	if len(o.replace) > 0 {
+		opts = append(opts, replace(o.replace))
+	}
+	return opts
+}
+
 func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err := prepareEnv(); err != nil {
 		return err
@@ -216,16 +232,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	switch o.command {
 	case "up":
 		// The outputs are printed below, complete (the progress display truncates them).
-		opts := []optup.Option{optup.ProgressStreams(progress), optup.EventStreams(evs), optup.SuppressOutputs()}
-		if o.expectNoChanges {
-			opts = append(opts, optup.ExpectNoChanges())
-		}
-		if o.diff {
-			opts = append(opts, optup.Diff())
-		}
-		if len(o.replace) > 0 {
-			opts = append(opts, optup.Replace(o.replace))
-		}
+		opts := append([]optup.Option{optup.ProgressStreams(progress), optup.EventStreams(evs), optup.SuppressOutputs()},
+			changeOptions(o, optup.ExpectNoChanges, optup.Diff, optup.Replace)...)
 		if o.refresh {
 			opts = append(opts, optup.Refresh())
 		}
@@ -233,16 +241,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		res, runErr = stack.Up(ctx, opts...)
 		outputs, changes = res.Outputs, summaryChanges(res.Summary)
 	case "preview":
-		opts := []optpreview.Option{optpreview.ProgressStreams(progress), optpreview.EventStreams(evs)}
-		if o.expectNoChanges {
-			opts = append(opts, optpreview.ExpectNoChanges())
-		}
-		if o.diff {
-			opts = append(opts, optpreview.Diff())
-		}
-		if len(o.replace) > 0 {
-			opts = append(opts, optpreview.Replace(o.replace))
-		}
+		opts := append([]optpreview.Option{optpreview.ProgressStreams(progress), optpreview.EventStreams(evs)},
+			changeOptions(o, optpreview.ExpectNoChanges, optpreview.Diff, optpreview.Replace)...)
 		var res auto.PreviewResult
 		res, runErr = stack.Preview(ctx, opts...)
 		changes = map[string]int{}
