@@ -59,7 +59,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 		Duration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ai_webhook_admission_duration_seconds",
-			Help:    "Time from request read to response written.",
+			Help:    "Time in the handler, from the request headers (before the body is read) to the response written.",
 			Buckets: []float64{.00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 		MutationsTotal: f.NewCounterVec(prometheus.CounterOpts{
