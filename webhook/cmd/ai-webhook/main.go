@@ -26,6 +26,8 @@ Usage:
                                 preview the Pods of a file offline: mutated, JSON patch, or per-field account
   ai-webhook validate --profiles-file F [--domain D]
                                 check a profile file; exit 1 with every problem listed
+  ai-webhook audit    --kubeconfig K [--profiles-file F] [--domain D] [--config C] [--webhook W] [-o table|json]
+                                list the running Pods today's profiles would change (no stamp, old hash), by workload
 
 Run 'ai-webhook <command> -h' for the flags of a command.
 `
@@ -62,6 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return injectCmd(args[1:], stdin, stdout, stderr)
 	case "validate":
 		return validate(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

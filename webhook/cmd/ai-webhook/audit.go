@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/ai-webhook/ai-webhook/webhook/audit"
+	"github.com/ai-webhook/ai-webhook/webhook/cluster"
+	"github.com/ai-webhook/ai-webhook/webhook/profile"
+)
+
+// auditCmd lists the running Pods that today's profiles would change, read-only, with the
+// operator's credentials: the webhook's configuration says which namespaces it sees, their
+// Pods are decided as the webhook would decide them, and owners are read to name the
+// workload to roll. The decision and grouping are package audit; this is the reading.
+func auditCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kubeconfig := fs.String("kubeconfig", "", "the cluster to read (default: the in-cluster ServiceAccount)")
+	profilesFile := fs.String("profiles-file", "", "the profile file the webhook serves (default: the shipped examples)")
+	domain := fs.String("domain", profile.DefaultDomain, "prefix of the label and annotation keys")
+	configName := fs.String("config", "ai-mutating-webhook", "the MutatingWebhookConfiguration whose namespaceSelector says which namespaces to read")
+	webhookName := fs.String("webhook", "", "the webhook's name in that configuration (default: its only webhook)")
+	output := fs.String("o", "table", "table or json")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if *output != "table" && *output != "json" {
+		return usageError{fmt.Errorf("audit: -o must be table or json, got %q", *output)}
+	}
+	profiles := profile.Examples
+	if *profilesFile != "" {
+		var err error
+		if profiles, err = os.ReadFile(*profilesFile); err != nil {
+			return err
+		}
+	}
+	set, err := profile.Parse(profiles, *domain)
+	if err != nil {
+		return err
+	}
+	cfg, err := cluster.Config(*kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg.UserAgent = "ai-webhook-audit"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	in, namespaces, err := readCluster(ctx, client, *configName, *webhookName)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	in.Set, in.Keys = set, profile.KeysFor(*domain)
+	rep := audit.Run(in)
+	if *output == "json" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	return printAudit(stdout, rep, namespaces)
+}
+
+// pageSize bounds what one list call holds in memory on a large cluster.
+const pageSize = 500
+
+// readCluster reads the Pods the webhook would see and the owners that name their workloads.
+// It returns the number of namespaces selected.
+func readCluster(ctx context.Context, c kubernetes.Interface, configName, webhookName string) (audit.Input, int, error) {
+	var in audit.Input
+	mwc, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, configName, metav1.GetOptions{})
+	if err != nil {
+		return in, 0, fmt.Errorf("read MutatingWebhookConfiguration %s: %w", configName, err)
+	}
+	hook, err := audit.FindWebhook(mwc, webhookName)
+	if err != nil {
+		return in, 0, err
+	}
+	nss, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return in, 0, fmt.Errorf("list namespaces: %w", err)
+	}
+	selected := 0
+	for _, ns := range nss.Items {
+		ok, err := audit.Selects(hook, ns.Labels)
+		if err != nil {
+			return in, 0, fmt.Errorf("webhook %s namespaceSelector: %w", hook.Name, err)
+		}
+		if !ok {
+			continue
+		}
+		selected++
+		opts := metav1.ListOptions{Limit: pageSize}
+		for {
+			pods, err := c.CoreV1().Pods(ns.Name).List(ctx, opts)
+			if err != nil {
+				return in, 0, fmt.Errorf("list Pods in %s: %w", ns.Name, err)
+			}
+			for _, p := range pods.Items {
+				ok, err := audit.SelectsObject(hook, p.Labels)
+				if err != nil {
+					return in, 0, fmt.Errorf("webhook %s objectSelector: %w", hook.Name, err)
+				}
+				// A Pod that has finished or is going away will not run again as it is.
+				if ok && p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+					in.Pods = append(in.Pods, p)
+				}
+			}
+			if opts.Continue = pods.Continue; opts.Continue == "" {
+				break
+			}
+		}
+	}
+	if in.Parents, err = readParents(ctx, c, in.Pods); err != nil {
+		return in, 0, err
+	}
+	return in, selected, nil
+}
+
+// readParents gets each ReplicaSet and Job that owns a Pod, once, and records the object that
+// controls it (its Deployment or CronJob). An owner that is gone leaves its Pods under it.
+func readParents(ctx context.Context, c kubernetes.Interface, pods []corev1.Pod) (map[audit.Ref]audit.Ref, error) {
+	parents := map[audit.Ref]audit.Ref{}
+	seen := map[audit.Ref]bool{}
+	for i := range pods {
+		o := audit.Owner(pods[i].Namespace, pods[i].OwnerReferences)
+		if o == nil || seen[*o] {
+			continue
+		}
+		seen[*o] = true
+		var meta metav1.Object
+		var err error
+		switch o.Kind {
+		case "ReplicaSet":
+			meta, err = c.AppsV1().ReplicaSets(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		case "Job":
+			meta, err = c.BatchV1().Jobs(o.Namespace).Get(ctx, o.Name, metav1.GetOptions{})
+		default:
+			continue
+		}
+		switch {
+		case apierrors.IsNotFound(err):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", o, err)
+		}
+		if p := audit.Owner(o.Namespace, meta.GetOwnerReferences()); p != nil {
+			parents[*o] = *p
+		}
+	}
+	return parents, nil
+}
+
+func printAudit(w io.Writer, rep audit.Report, namespaces int) error {
+	listed := 0
+	for _, g := range rep.Groups {
+		listed += len(g.Pods)
+	}
+	fmt.Fprintf(w, "%d of %d Pods in %d selected namespace(s) would change, in %d workload(s)\n", listed, rep.Checked, namespaces, len(rep.Groups))
+	for _, g := range rep.Groups {
+		fmt.Fprintf(w, "\n%s\n", g.Workload)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  POD\tWHY\tDETAIL")
+		for _, p := range g.Pods {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Name, p.Why, p.Detail)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(g.Changes) > 0 {
+			fmt.Fprintf(w, "  would change (Pod %s):\n", g.ChangesOf)
+			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			for _, it := range g.Changes {
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\t%s\n", it.Where, it.Field, it.Key, it.Action, it.Detail)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(w, "  roll: %s\n", g.Roll)
+	}
+	return nil
+}
