@@ -1,0 +1,165 @@
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/ai-webhook/ai-webhook/webhook/audit"
+)
+
+// ownerRef points at obj as its controller, as a controller sets it (no controller-manager
+// runs in this suite, so the test wires ownership by hand).
+func ownerRef(kind, apiVersion string, obj metav1.Object) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: obj.GetName(), UID: obj.GetUID(), Controller: ptr.To(true)}
+}
+
+func ownedBy(ref metav1.OwnerReference) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.OwnerReferences = []metav1.OwnerReference{ref} }
+}
+
+// TestAuditListsPodsThatMissedTheirProfileByWorkload creates, while the webhook is not in the
+// path (the namespace is not yet selected), Pods that ask for a profile: a bare Pod and two
+// Pods of a Deployment's ReplicaSet get no stamp, a CronJob's Job's Pod carries a stamp with
+// an old hash. Then the namespace is opted in and a Pod is admitted through the webhook. The
+// real binary's `audit` lists the first four, grouped by Deployment, CronJob and Pod, and not
+// the current one.
+func TestAuditListsPodsThatMissedTheirProfileByWorkload(t *testing.T) {
+	requireControlPlane(t)
+	ctx := context.Background()
+	ns := newNamespace(t, nil) // not selected by the stack's optIn selector yet
+
+	labels := map[string]string{"app": "web"}
+	template := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec:       trainingPod("t").Spec,
+	}
+	dep, err := fx.client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := fx.client.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-5d8f", OwnerReferences: []metav1.OwnerReference{ownerRef("Deployment", "apps/v1", dep)}},
+		Spec:       appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobTemplate := template
+	jobTemplate.Spec.RestartPolicy = corev1.RestartPolicyNever
+	cron, err := fx.client.BatchV1().CronJobs(ns).Create(ctx, &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly"},
+		Spec: batchv1.CronJobSpec{Schedule: "0 2 * * *", JobTemplate: batchv1.JobTemplateSpec{
+			Spec: batchv1.JobSpec{Template: jobTemplate}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := fx.client.BatchV1().Jobs(ns).Create(ctx, &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "nightly-29000", OwnerReferences: []metav1.OwnerReference{ownerRef("CronJob", "batch/v1", cron)}},
+		Spec:       batchv1.JobSpec{Template: jobTemplate},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	failOpen := []*corev1.Pod{
+		trainingPod("bare", optInLabel(gpuProfile)),
+		trainingPod("web-5d8f-a", optInLabel(gpuProfile), ownedBy(ownerRef("ReplicaSet", "apps/v1", rs))),
+		trainingPod("web-5d8f-b", optInLabel(gpuProfile), ownedBy(ownerRef("ReplicaSet", "apps/v1", rs))),
+		trainingPod("nightly-29000-x", optInLabel(gpuProfile), ownedBy(ownerRef("Job", "batch/v1", job)),
+			func(p *corev1.Pod) { setAnnotation(p, injectedKey, gpuProfile+"@0000000000000000") }),
+	}
+	for _, p := range failOpen {
+		got, err := createPod(ns, p, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := got.Annotations[injectedKey]; s != p.Annotations[injectedKey] {
+			t.Fatalf("Pod %s was admitted through the webhook (stamp %q): the test needs it admitted without", p.Name, s)
+		}
+	}
+
+	labelNamespace(t, ns, injectKey, "enabled")
+	installStackWebhook(t, ns)
+	cur, err := createPod(ns, trainingPod("current", optInLabel(gpuProfile)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.Annotations[injectedKey] == "" {
+		t.Fatalf("Pod current was not stamped by the webhook")
+	}
+
+	profiles, err := filepath.Abs(filepath.Join("testdata", "profiles.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runAudit := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(os.Getenv(envWebhookBin), append([]string{"audit", "--kubeconfig", fx.cluster.Kubeconfig,
+			"--profiles-file", profiles, "--domain", domain}, args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("ai-webhook audit %v: %v\n%s", args, err, stderr.String())
+		}
+		return string(out)
+	}
+
+	var rep audit.Report
+	out := runAudit("-o", "json")
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("audit -o json does not parse: %v\n%s", err, out)
+	}
+	got := map[string][]string{} // workload -> "pod why"
+	for _, g := range rep.Groups {
+		if g.Workload.Namespace != ns {
+			continue // other tests' namespaces
+		}
+		for _, p := range g.Pods {
+			got[g.Workload.Kind+"/"+g.Workload.Name] = append(got[g.Workload.Kind+"/"+g.Workload.Name], p.Name+" "+p.Why)
+		}
+		if len(g.Changes) == 0 {
+			t.Errorf("%s: no changes listed", g.Workload)
+		}
+	}
+	want := map[string][]string{
+		"Deployment/web":  {"web-5d8f-a " + audit.Unstamped, "web-5d8f-b " + audit.Unstamped},
+		"CronJob/nightly": {"nightly-29000-x " + audit.OldHash},
+		"Pod/bare":        {"bare " + audit.Unstamped},
+	}
+	if len(got) != len(want) {
+		t.Errorf("audit listed %v, want %v", got, want)
+	}
+	for w, pods := range want {
+		if !slices.Equal(got[w], pods) {
+			t.Errorf("workload %s: listed %v, want %v", w, got[w], pods)
+		}
+	}
+
+	table := runAudit()
+	t.Logf("ai-webhook audit:\n%s", table)
+	for _, s := range []string{"kubectl rollout restart deployment/web -n " + ns, "Pod " + ns + "/bare", "must be recreated"} {
+		if !strings.Contains(table, s) {
+			t.Errorf("table lacks %q:\n%s", s, table)
+		}
+	}
+	if strings.Contains(table, "current") {
+		t.Errorf("the current Pod is listed:\n%s", table)
+	}
+}
