@@ -3,19 +3,24 @@ package controlplane
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/webhook/audit"
 )
 
@@ -108,21 +113,23 @@ func TestAuditListsPodsThatMissedTheirProfileByWorkload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runAudit := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(os.Getenv(envWebhookBin), append([]string{"audit", "--kubeconfig", fx.cluster.Kubeconfig,
+	runAudit := func(kubeconfig string, args ...string) (string, error) {
+		cmd := exec.Command(os.Getenv(envWebhookBin), append([]string{"audit", "--kubeconfig", kubeconfig,
 			"--profiles-file", profiles, "--domain", domain}, args...)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("ai-webhook audit %v: %v\n%s", args, err, stderr.String())
+			return "", fmt.Errorf("ai-webhook audit %v: %w\n%s", args, err, stderr.String())
 		}
-		return string(out)
+		return string(out), nil
 	}
 
 	var rep audit.Report
-	out := runAudit("-o", "json")
+	out, err := runAudit(fx.cluster.Kubeconfig, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("audit -o json does not parse: %v\n%s", err, out)
 	}
@@ -152,7 +159,10 @@ func TestAuditListsPodsThatMissedTheirProfileByWorkload(t *testing.T) {
 		}
 	}
 
-	table := runAudit()
+	table, err := runAudit(fx.cluster.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("ai-webhook audit:\n%s", table)
 	for _, s := range []string{"kubectl rollout restart deployment/web -n " + ns, "Pod " + ns + "/bare", "must be recreated"} {
 		if !strings.Contains(table, s) {
@@ -162,4 +172,55 @@ func TestAuditListsPodsThatMissedTheirProfileByWorkload(t *testing.T) {
 	if strings.Contains(table, "current") {
 		t.Errorf("the current Pod is listed:\n%s", table)
 	}
+
+	// The rules the README gives are enough: a ServiceAccount with exactly them gets the same
+	// report, and without them it is refused.
+	sa := serviceAccountKubeconfig(t, t.TempDir())
+	if _, err := runAudit(sa, "-o", "json"); err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Fatalf("audit without the rules: %v, want forbidden", err)
+	}
+	grantAuditor(t)
+	cluster.Eventually(t, 30*time.Second, "audit with the auditor rules", func() error {
+		out, err := runAudit(sa, "-o", "json")
+		if err != nil {
+			return err
+		}
+		var again audit.Report
+		if err := json.Unmarshal([]byte(out), &again); err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(again, rep) {
+			return fmt.Errorf("report differs from the admin's:\n%s", out)
+		}
+		return nil
+	})
+}
+
+// auditorRules are the permissions README's audit section names.
+var auditorRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, Verbs: []string{"get"}},
+	{APIGroups: []string{""}, Resources: []string{"namespaces", "pods"}, Verbs: []string{"list"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get"}},
+	{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get"}},
+}
+
+// grantAuditor binds auditorRules to the test ServiceAccount until the test ends.
+func grantAuditor(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	name := "ai-webhook-auditor-test"
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: auditorRules}
+	if _, err := fx.client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: readerSA, Namespace: webhookNamespace}}}
+	if _, err := fx.client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = fx.client.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = fx.client.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
+	})
 }
