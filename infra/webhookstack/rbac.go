@@ -3,6 +3,7 @@ package webhookstack
 import (
 	nodev1 "k8s.io/api/node/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	resourcev1 "k8s.io/api/resource/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 
 	pmetav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -11,12 +12,14 @@ import (
 )
 
 // ClusterReaderRules are everything the server may do with the Kubernetes API under
-// clusterFacts: read and watch the classes a profile may name (webhook/cluster), nothing else.
+// clusterFacts: read and watch the classes and ResourceClaimTemplates a profile may name
+// (webhook/cluster), nothing else.
 // The control-plane tests grant exactly these and ask the API server what they allow.
 func ClusterReaderRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{nodev1.GroupName}, Resources: []string{"runtimeclasses"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{schedulingv1.GroupName}, Resources: []string{"priorityclasses"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{resourcev1.GroupName}, Resources: []string{"resourceclaimtemplates"}, Verbs: []string{"get", "list", "watch"}},
 	}
 }
 

@@ -31,6 +31,7 @@ func TestClusterFactsOnReadsExactlyTheClassesAndNothingElse(t *testing.T) {
 	want(t, "rules", get(role.Inputs, "rules"), []any{
 		map[string]any{"apiGroups": []any{"node.k8s.io"}, "resources": []any{"runtimeclasses"}, "verbs": []any{"get", "list", "watch"}},
 		map[string]any{"apiGroups": []any{"scheduling.k8s.io"}, "resources": []any{"priorityclasses"}, "verbs": []any{"get", "list", "watch"}},
+		map[string]any{"apiGroups": []any{"resource.k8s.io"}, "resources": []any{"resourceclaimtemplates"}, "verbs": []any{"get", "list", "watch"}},
 	})
 	binding := res.one(t, typeClusterRoleBinding)
 	want(t, "roleRef", get(binding.Inputs, "roleRef"), map[string]any{

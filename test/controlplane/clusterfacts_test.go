@@ -50,7 +50,7 @@ profiles:
   pod: {runtimeClassName: ` + missingRC + `, priorityClassName: ` + missingPC + `}
 - name: present
   pod: {runtimeClassName: ` + cluster.GPURuntimeClass + `, priorityClassName: ` + lateCreatedPC + `}
-`
+` + draProfile
 )
 
 var readerUser = "system:serviceaccount:" + webhookNamespace + ":" + readerSA
@@ -95,7 +95,8 @@ func allowed(t *testing.T, verb, group, resource, namespace string) bool {
 
 func TestClusterReaderMayReadTheClassesAndNothingElse(t *testing.T) {
 	requireControlPlane(t)
-	readable := []struct{ group, resource string }{{"node.k8s.io", "runtimeclasses"}, {"scheduling.k8s.io", "priorityclasses"}}
+	readable := []struct{ group, resource string }{{"node.k8s.io", "runtimeclasses"}, {"scheduling.k8s.io", "priorityclasses"},
+		{"resource.k8s.io", "resourceclaimtemplates"}}
 	for _, r := range readable {
 		if allowed(t, "list", r.group, r.resource, "") {
 			t.Fatalf("the ServiceAccount may list %s before the binding: the check below would prove nothing", r.resource)
@@ -123,7 +124,8 @@ func TestClusterReaderMayReadTheClassesAndNothingElse(t *testing.T) {
 	for _, o := range []struct{ verb, group, resource, namespace string }{
 		{"get", "", "pods", ""}, {"list", "", "pods", "default"}, {"get", "", "secrets", webhookNamespace},
 		{"list", "", "configmaps", webhookNamespace}, {"list", "", "nodes", ""}, {"list", "", "namespaces", ""},
-		{"list", "resource.k8s.io", "deviceclasses", ""}, {"list", "resource.k8s.io", "resourceclaimtemplates", "default"},
+		{"list", "resource.k8s.io", "deviceclasses", ""}, {"list", "resource.k8s.io", "resourceclaims", "default"},
+		{"create", "resource.k8s.io", "resourceclaimtemplates", "default"},
 		{"create", "", "pods", "default"}, {"update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", ""},
 		{"impersonate", "", "serviceaccounts", ""}, {"create", "", "serviceaccounts/token", webhookNamespace},
 		{"*", "*", "*", ""},
@@ -319,6 +321,13 @@ func TestClassTheClusterLacksIsLeftOutAndOneItHasIsApplied(t *testing.T) {
 				return fmt.Errorf("priorityClassName %q priority %v", p.Spec.PriorityClassName, deref(p.Spec.Priority))
 			}
 			return nil
+		})
+	})
+
+	t.Run("GPUs through DRA claims", func(t *testing.T) {
+		testDRAClaims(t, seen, func(ns, profile string) (*corev1.Pod, error) {
+			pod := trainingPod("p-"+randSuffix(), optInLabel(profile))
+			return client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		})
 	})
 }

@@ -1,5 +1,5 @@
 // Package cluster reads, and keeps current, the cluster objects a profile may name:
-// RuntimeClasses and PriorityClasses. It only reads (get, list, watch) and hands the injector
+// RuntimeClasses, PriorityClasses and ResourceClaimTemplates. It only reads (get, list, watch) and hands the injector
 // plain names (inject.Facts); the decision stays in package inject.
 package cluster
 
@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	resourcev1 "k8s.io/api/resource/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -40,11 +41,12 @@ func Config(kubeconfig string) (*rest.Config, error) {
 	return c, nil
 }
 
-// Watcher keeps the names of the cluster's RuntimeClasses and PriorityClasses from two
-// informers. Facts is cheap: a snapshot rebuilt only after an informer event.
+// Watcher keeps the names of the cluster's RuntimeClasses, PriorityClasses and
+// ResourceClaimTemplates (namespace/name) from three informers. Facts is cheap: a snapshot rebuilt only after an informer event.
 type Watcher struct {
 	factory  informers.SharedInformerFactory
 	rc, pc   cache.SharedIndexInformer
+	rct      cache.SharedIndexInformer
 	log      *slog.Logger
 	dirty    atomic.Bool
 	snapshot atomic.Pointer[inject.Facts]
@@ -57,12 +59,13 @@ func NewWatcher(client kubernetes.Interface, resync time.Duration, log *slog.Log
 	w := &Watcher{factory: informers.NewSharedInformerFactory(client, resync), log: log}
 	w.rc = w.factory.Node().V1().RuntimeClasses().Informer()
 	w.pc = w.factory.Scheduling().V1().PriorityClasses().Informer()
+	w.rct = w.factory.Resource().V1().ResourceClaimTemplates().Informer()
 	mark := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.dirty.Store(true) },
 		UpdateFunc: func(any, any) {},
 		DeleteFunc: func(any) { w.dirty.Store(true) },
 	}
-	for kind, inf := range map[string]cache.SharedIndexInformer{inject.KindRuntimeClass: w.rc, inject.KindPriorityClass: w.pc} {
+	for kind, inf := range map[string]cache.SharedIndexInformer{inject.KindRuntimeClass: w.rc, inject.KindPriorityClass: w.pc, inject.KindResourceClaimTemplate: w.rct} {
 		if _, err := inf.AddEventHandler(mark); err != nil {
 			panic(err) // only fails on an informer that has stopped; these have not started
 		}
@@ -71,13 +74,16 @@ func NewWatcher(client kubernetes.Interface, resync time.Duration, log *slog.Log
 			log.Warn("cluster facts: watch failed, retrying; the last known names stay in use", "kind", kind, "err", err)
 		})
 	}
-	// Strip everything but the name: the cache holds names, not objects.
-	for _, inf := range []cache.SharedIndexInformer{w.rc, w.pc} {
+	// Strip everything but the name: the cache holds names, not objects (a template's spec too).
+	for _, inf := range []cache.SharedIndexInformer{w.rc, w.pc, w.rct} {
 		_ = inf.SetTransform(func(o any) (any, error) {
 			if m, ok := o.(metav1.Object); ok {
 				m.SetManagedFields(nil)
 				m.SetAnnotations(nil)
 				m.SetLabels(nil)
+			}
+			if t, ok := o.(*resourcev1.ResourceClaimTemplate); ok {
+				t.Spec = resourcev1.ResourceClaimTemplateSpec{}
 			}
 			return o, nil
 		})
@@ -89,10 +95,10 @@ func NewWatcher(client kubernetes.Interface, resync time.Duration, log *slog.Log
 // Start runs the informers until ctx ends.
 func (w *Watcher) Start(ctx context.Context) { w.factory.Start(ctx.Done()) }
 
-// Synced reports whether both caches hold a complete first list.
-func (w *Watcher) Synced() bool { return w.rc.HasSynced() && w.pc.HasSynced() }
+// Synced reports whether every cache holds a complete first list.
+func (w *Watcher) Synced() bool { return w.rc.HasSynced() && w.pc.HasSynced() && w.rct.HasSynced() }
 
-// Facts returns the names as of the latest event; unknown (the zero Facts) until both caches
+// Facts returns the names as of the latest event; unknown (the zero Facts) until all caches
 // synced. Once synced the cache stays in use while a broken watch is retried: classes change
 // rarely, and a last-known name errs on the side of the state the operator last saw.
 func (w *Watcher) Facts() inject.Facts {
@@ -100,13 +106,15 @@ func (w *Watcher) Facts() inject.Facts {
 		return inject.Facts{}
 	}
 	if w.dirty.Swap(false) || w.snapshot.Load() == nil {
-		f := inject.Facts{Known: true, RuntimeClasses: names(w.rc.GetStore()), PriorityClasses: names(w.pc.GetStore())}
+		f := inject.Facts{Known: true, RuntimeClasses: names(w.rc.GetStore()), PriorityClasses: names(w.pc.GetStore()),
+			ResourceClaimTemplates: names(w.rct.GetStore())}
 		w.snapshot.Store(&f)
 	}
 	return *w.snapshot.Load()
 }
 
-// names are the keys of a cluster-scoped store: the object names.
+// names are the keys of a store: the names of cluster-scoped objects, namespace/name of
+// namespaced ones.
 func names(s cache.Store) map[string]bool {
 	out := map[string]bool{}
 	for _, k := range s.ListKeys() {
@@ -119,6 +127,8 @@ func names(s cache.Store) map[string]bool {
 type Snapshot struct {
 	RuntimeClasses  []string `json:"runtimeClasses"`
 	PriorityClasses []string `json:"priorityClasses"`
+	// ResourceClaimTemplates are namespace/name.
+	ResourceClaimTemplates []string `json:"resourceClaimTemplates,omitempty"`
 }
 
 // ReadSnapshot reads a snapshot file; unknown fields are refused so a typo is not a silent
@@ -144,7 +154,8 @@ func (s Snapshot) Facts() inject.Facts {
 		}
 		return m
 	}
-	return inject.Facts{Known: true, RuntimeClasses: set(s.RuntimeClasses), PriorityClasses: set(s.PriorityClasses)}
+	return inject.Facts{Known: true, RuntimeClasses: set(s.RuntimeClasses), PriorityClasses: set(s.PriorityClasses),
+		ResourceClaimTemplates: set(s.ResourceClaimTemplates)}
 }
 
 // Look lists the classes once, read-only, for the offline inject --kubeconfig.
@@ -164,6 +175,14 @@ func Look(ctx context.Context, client kubernetes.Interface) (Snapshot, error) {
 	for _, o := range pcs.Items {
 		s.PriorityClasses = append(s.PriorityClasses, o.Name)
 	}
+	rcts, err := client.ResourceV1().ResourceClaimTemplates(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return s, fmt.Errorf("list ResourceClaimTemplates: %w", err)
+	}
+	for _, o := range rcts.Items {
+		s.ResourceClaimTemplates = append(s.ResourceClaimTemplates, o.Namespace+"/"+o.Name)
+	}
+	slices.Sort(s.ResourceClaimTemplates)
 	slices.Sort(s.RuntimeClasses)
 	slices.Sort(s.PriorityClasses)
 	return s, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	nodev1 "k8s.io/api/node/v1"
+	resourcev1 "k8s.io/api/resource/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -18,6 +19,10 @@ import (
 
 func runtimeClass(name string) *nodev1.RuntimeClass {
 	return &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: name}, Handler: name}
+}
+
+func claimTemplate(ns, name string) *resourcev1.ResourceClaimTemplate {
+	return &resourcev1.ResourceClaimTemplate{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 }
 
 func priorityClass(name string) *schedulingv1.PriorityClass {
@@ -57,15 +62,20 @@ func TestWatcherFactsAreUnknownUntilSyncedThenFollowTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "a deleted RuntimeClass is gone", func() bool { return !w.Facts().RuntimeClasses["nvidia"] })
+	if _, err := client.ResourceV1().ResourceClaimTemplates("ml").Create(ctx, claimTemplate("ml", "single-gpu"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a new template is seen under namespace/name", func() bool { return w.Facts().ResourceClaimTemplates["ml/single-gpu"] })
 }
 
 func TestLookListsBothKindsSorted(t *testing.T) {
-	client := fake.NewClientset(runtimeClass("nvidia"), runtimeClass("kata"), priorityClass("gpu-high"))
+	client := fake.NewClientset(runtimeClass("nvidia"), runtimeClass("kata"), priorityClass("gpu-high"), claimTemplate("ml", "single-gpu"))
 	s, err := Look(context.Background(), client)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(s.RuntimeClasses, ",") != "kata,nvidia" || strings.Join(s.PriorityClasses, ",") != "gpu-high" {
+	if strings.Join(s.RuntimeClasses, ",") != "kata,nvidia" || strings.Join(s.PriorityClasses, ",") != "gpu-high" ||
+		strings.Join(s.ResourceClaimTemplates, ",") != "ml/single-gpu" {
 		t.Fatalf("snapshot %+v", s)
 	}
 }

@@ -22,6 +22,9 @@ import (
 // them.
 func (m *mutation) container(t target) {
 	cs := &m.p.Container
+	for _, c := range m.claims {
+		m.containerClaim(t, c)
+	}
 	for _, r := range sortedKeys(cs.Limits) {
 		m.limit(t, r, cs.Limits[r])
 	}

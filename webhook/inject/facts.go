@@ -21,12 +21,16 @@ type Facts struct {
 	Known           bool
 	RuntimeClasses  map[string]bool
 	PriorityClasses map[string]bool
+	// ResourceClaimTemplates are the templates a Pod may name, keyed "namespace/name" (a
+	// template is namespaced: the Pod's own namespace must hold it).
+	ResourceClaimTemplates map[string]bool
 }
 
 // Object kinds a profile may name, the label values of the missing-objects metric.
 const (
-	KindRuntimeClass  = "RuntimeClass"
-	KindPriorityClass = "PriorityClass"
+	KindRuntimeClass          = "RuntimeClass"
+	KindPriorityClass         = "PriorityClass"
+	KindResourceClaimTemplate = "ResourceClaimTemplate"
 )
 
 // Object names a cluster object the profile named but the cluster lacks.
@@ -78,7 +82,7 @@ func (m *mutation) runtimeClass(tgts []target) string {
 // does already, or a targeted container gets one of the profile's GPU limits (it sets none of
 // its own, or the profile enforces it).
 func (m *mutation) willRequestGPU(tgts []target) bool {
-	if podRequestsGPU(m.pod, m.p.GPUResource) {
+	if podRequestsGPU(m.pod, m.p.GPUResource) || len(m.claims) > 0 {
 		return true
 	}
 	for r, q := range m.p.Container.Limits {

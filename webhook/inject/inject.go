@@ -122,6 +122,9 @@ type mutation struct {
 	// mount them.
 	foreign map[string]bool
 	facts   Facts
+	// claims are the profile's DRA claims every targeted container lists (resourceClaims),
+	// empty when the Pod does not get them.
+	claims []corev1.ResourceClaim
 }
 
 // apply runs the rules in the order a reader would check a Pod: metadata, pod-level scalars,
@@ -134,6 +137,7 @@ func (m *mutation) apply(keys profile.Keys) {
 	m.mapEntries("/metadata/annotations", &m.pod.Annotations, "annotations", s.Annotations)
 	m.stamp(keys.Injected)
 	spec := &m.pod.Spec
+	m.claims = m.resourceClaims(tgts) // before the runtime class: a claim makes a GPU Pod
 	if rc := m.runtimeClass(tgts); m.scalar("/spec/runtimeClassName", "runtimeClassName", ptr.Deref(spec.RuntimeClassName, ""), rc, "") {
 		spec.RuntimeClassName = ptr.To(rc)
 		m.dropOverhead()

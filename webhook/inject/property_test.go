@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ import (
 // zero GPU, memory "0", odd units, pod-level resources), env with duplicate names and envFrom,
 // mounts (trailing slashes, the profiles' own paths and volume names used for the Pod's own
 // data), init containers, sidecars, tolerations, selectors, affinity, runtime classes with
-// overhead, priorities, hostIPC and hostNetwork.
+// overhead, priorities, hostIPC and hostNetwork, DRA claims of the Pod's own.
 func randomPod(r *rand.Rand, profileName string) *corev1.Pod {
 	pod := newPod(withProfile(profileName))
 	pod.Spec.Containers = nil
@@ -43,6 +44,12 @@ func randomPod(r *rand.Rand, profileName string) *corev1.Pod {
 			c.Resources.Limits = limits("nvidia.com/gpu", "0", "cpu", "0", "memory", "0")
 		case 6:
 			c.Resources.Limits = limits("memory", "1", "cpu", "1m")
+		case 7: // a DRA claim of its own, sometimes named and templated like a profile's
+			name, tmpl := []string{"gpu", "mine"}[r.IntN(2)], []string{"single-gpu", "big-gpu"}[r.IntN(2)]
+			if !slices.ContainsFunc(pod.Spec.ResourceClaims, func(pc corev1.PodResourceClaim) bool { return pc.Name == name }) {
+				pod.Spec.ResourceClaims = append(pod.Spec.ResourceClaims, corev1.PodResourceClaim{Name: name, ResourceClaimTemplateName: ptr.To(tmpl)})
+			}
+			c.Resources.Claims = []corev1.ResourceClaim{{Name: name}}
 		}
 		for _, name := range []string{"NCCL_DEBUG", "HF_HOME", "A", "OMP_NUM_THREADS", "PYTHONUNBUFFERED", "NVIDIA_VISIBLE_DEVICES", "NCCL_SOCKET_IFNAME"} {
 			switch r.IntN(8) {
@@ -161,6 +168,13 @@ func apiDefaults(pod *corev1.Pod) {
 // replaced, and no priority left from a replaced priority class.
 func checkValid(t *testing.T, before, after *corev1.Pod) {
 	t.Helper()
+	for _, tg := range allContainers(after) { // the API refuses a claim the Pod does not list
+		for _, cl := range tg.c.Resources.Claims {
+			if !slices.ContainsFunc(after.Spec.ResourceClaims, func(pc corev1.PodResourceClaim) bool { return pc.Name == cl.Name }) {
+				t.Fatalf("%s: claim %s is not in spec.resourceClaims", tg.where, cl.Name)
+			}
+		}
+	}
 	volumes := map[string]bool{}
 	for _, v := range after.Spec.Volumes {
 		if volumes[v.Name] {

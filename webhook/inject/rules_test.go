@@ -78,6 +78,14 @@ profiles:
   containers: {select: gpu}
   container:
     env: [{name: X, value: "1"}]
+- name: dra
+  containers: {sidecars: true}
+  container:
+    resourceClaims: [{name: gpu, resourceClaimTemplateName: single-gpu}]
+  derived:
+    shm: {fraction: 0.5, default: 1Gi}
+    ompNumThreadsFromCPU: true
+    hideGPUsFromNonGPUContainers: true
 - name: sized
   container:
     limits: {memory: 4Gi}

@@ -74,10 +74,18 @@ func podRequestsGPU(pod *corev1.Pod, gpu corev1.ResourceName) bool {
 	return false
 }
 
-// requestsGPU reports whether a container asks for a GPU: a non-zero limit or request of the
-// profile's gpuResource, or of another GPU resource of the same vendor (isGPUResource), such as
-// a MIG slice. An explicit zero ("nvidia.com/gpu: 0") asks for none.
+// requestsGPU reports whether a container asks for a GPU: through a limit (requestsGPULimit) or
+// a DRA claim (resources.claims), which the webhook cannot tell apart from one for a GPU
+// without reading the claim, so it counts as one.
 func requestsGPU(c *corev1.Container, gpu corev1.ResourceName) bool {
+	return len(c.Resources.Claims) > 0 || requestsGPULimit(c, gpu)
+}
+
+// requestsGPULimit reports whether a container asks for a GPU through an extended resource: a
+// non-zero limit or request of the profile's gpuResource, or of another GPU resource of the
+// same vendor (isGPUResource), such as a MIG slice. An explicit zero ("nvidia.com/gpu: 0") asks
+// for none.
+func requestsGPULimit(c *corev1.Container, gpu corev1.ResourceName) bool {
 	for _, l := range []corev1.ResourceList{c.Resources.Limits, c.Resources.Requests} {
 		for r, q := range l {
 			if !q.IsZero() && isGPUResource(r, gpu) {

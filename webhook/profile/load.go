@@ -284,6 +284,29 @@ func validateContainer(p *Profile, fp *field.Path) field.ErrorList {
 		paths[p.Derived.Shm.MountPath] = true
 	}
 	errs = append(errs, validateUnique(s.VolumeMounts, fp.Child("volumeMounts"), "mountPath", func(m *corev1.VolumeMount) string { return m.MountPath }, validateVolumeMount, paths)...)
+	errs = append(errs, validateUnique(s.ResourceClaims, fp.Child("resourceClaims"), "name", func(c *corev1.PodResourceClaim) string { return c.Name }, validateResourceClaim, map[string]bool{})...)
+	if q, gpu := s.Limits[p.GPUResource]; gpu && len(s.ResourceClaims) > 0 {
+		// Both would ask the node for devices: a limit from the device plugin and a claim.
+		errs = append(errs, field.Invalid(fp.Child("limits").Key(string(p.GPUResource)), q.String(),
+			"a GPU limit and resourceClaims both request devices: keep one"))
+	}
+	return errs
+}
+
+// validateResourceClaim checks one of the profile's claims: a DNS-label name (the API's rule
+// for spec.resourceClaims) from a template. A named ResourceClaim is refused: it would be one
+// claim shared by every Pod the profile reaches.
+func validateResourceClaim(c *corev1.PodResourceClaim, p *field.Path) field.ErrorList {
+	errs := appendMsgs(nil, p.Child("name"), c.Name, validation.IsDNS1123Label(c.Name))
+	if c.ResourceClaimName != nil {
+		errs = append(errs, field.Forbidden(p.Child("resourceClaimName"), "a profile's claim comes from a template, one per Pod: use resourceClaimTemplateName"))
+	}
+	switch t := c.ResourceClaimTemplateName; {
+	case t == nil || *t == "":
+		errs = append(errs, field.Required(p.Child("resourceClaimTemplateName"), "the ResourceClaimTemplate in the Pod's namespace"))
+	default:
+		errs = appendMsgs(errs, p.Child("resourceClaimTemplateName"), *t, validation.IsDNS1123Subdomain(*t))
+	}
 	return errs
 }
 

@@ -96,6 +96,11 @@ type ContainerSettings struct {
 	Limits       corev1.ResourceList  `json:"limits,omitempty"`
 	Env          []corev1.EnvVar      `json:"env,omitempty"`
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+	// ResourceClaims request devices through Dynamic Resource Allocation instead of limits:
+	// each becomes an entry of the Pod's spec.resourceClaims (from its
+	// resourceClaimTemplateName, one claim per Pod) and every targeted container lists it in
+	// resources.claims, so the targeted containers share the claimed devices.
+	ResourceClaims []corev1.PodResourceClaim `json:"resourceClaims,omitempty"`
 }
 
 // Derived values are computed from the Pod being admitted.
