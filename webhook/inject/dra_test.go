@@ -64,6 +64,11 @@ func TestDRAClaimsAreAddedUnlessThePodRequestsDevicesItself(t *testing.T) {
 					t.Fatalf("claims %v, env %v", claimNames(c), c.Env)
 				}
 			}},
+		{"a Pod given a claim requests a GPU for runtimeClassWhen gpu", "dra-runtime-when-gpu", newPod(), func(t *testing.T, _ *Result, p *corev1.Pod) {
+			if len(p.Spec.ResourceClaims) != 1 || ptr.Deref(p.Spec.RuntimeClassName, "") != "nvidia" {
+				t.Fatalf("claims %+v, runtimeClassName %v", p.Spec.ResourceClaims, p.Spec.RuntimeClassName)
+			}
+		}},
 		{"a GPU limit wins: no claim", "dra", newPod(withGPU("nvidia.com/gpu", "1")), func(t *testing.T, res *Result, p *corev1.Pod) {
 			noClaims(t, p)
 			if it := wantItem(t, res, "resourceClaims", "gpu", Skipped); it.Reason != "the pod requests a GPU through limits" {

@@ -86,6 +86,10 @@ profiles:
     shm: {fraction: 0.5, default: 1Gi}
     ompNumThreadsFromCPU: true
     hideGPUsFromNonGPUContainers: true
+- name: dra-runtime-when-gpu
+  pod: {runtimeClassName: nvidia, runtimeClassWhen: gpu}
+  container:
+    resourceClaims: [{name: gpu, resourceClaimTemplateName: single-gpu}]
 - name: sized
   container:
     limits: {memory: 4Gi}

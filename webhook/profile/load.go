@@ -285,6 +285,11 @@ func validateContainer(p *Profile, fp *field.Path) field.ErrorList {
 	}
 	errs = append(errs, validateUnique(s.VolumeMounts, fp.Child("volumeMounts"), "mountPath", func(m *corev1.VolumeMount) string { return m.MountPath }, validateVolumeMount, paths)...)
 	errs = append(errs, validateUnique(s.ResourceClaims, fp.Child("resourceClaims"), "name", func(c *corev1.PodResourceClaim) string { return c.Name }, validateResourceClaim, map[string]bool{})...)
+	if p.Containers.Select == SelectGPU && len(s.ResourceClaims) > 0 {
+		// select gpu reaches only containers that request devices already, and those win.
+		errs = append(errs, field.Invalid(fp.Child("resourceClaims"), p.Containers.Select+" (containers.select)",
+			"select gpu reaches only containers that request devices themselves, which keep their own: the claims would never be added"))
+	}
 	if q, gpu := s.Limits[p.GPUResource]; gpu && len(s.ResourceClaims) > 0 {
 		// Both would ask the node for devices: a limit from the device plugin and a claim.
 		errs = append(errs, field.Invalid(fp.Child("limits").Key(string(p.GPUResource)), q.String(),

@@ -162,6 +162,7 @@ func TestInvalidFiles(t *testing.T) {
 		{"claim of a named ResourceClaim", "profiles:\n- name: p\n  container: {resourceClaims: [{name: gpu, resourceClaimName: c, resourceClaimTemplateName: t}]}", "profiles[p].container.resourceClaims[0].resourceClaimName: Forbidden"},
 		{"claim template not a DNS subdomain", "profiles:\n- name: p\n  container: {resourceClaims: [{name: gpu, resourceClaimTemplateName: T_1}]}", "profiles[p].container.resourceClaims[0].resourceClaimTemplateName: Invalid value"},
 		{"duplicate claim", "profiles:\n- name: p\n  container: {resourceClaims: [{name: gpu, resourceClaimTemplateName: a}, {name: gpu, resourceClaimTemplateName: b}]}", "profiles[p].container.resourceClaims[1].name: Duplicate"},
+		{"claims with select gpu", "profiles:\n- name: p\n  containers: {select: gpu}\n  container: {resourceClaims: [{name: gpu, resourceClaimTemplateName: a}]}", "profiles[p].container.resourceClaims: Invalid value: \"gpu (containers.select)\": select gpu reaches only"},
 		{"GPU limit and claims", "profiles:\n- name: p\n  container: {limits: {nvidia.com/gpu: 1}, resourceClaims: [{name: gpu, resourceClaimTemplateName: a}]}", "profiles[p].container.limits[nvidia.com/gpu]: Invalid value: \"1\": a GPU limit and resourceClaims both request devices: keep one"},
 		{"enforce unknown field", "profiles:\n- name: p\n  enforce: [image]", `profiles[p].enforce[0]: Unsupported value: "image"`},
 		{"enforce what is not set", "profiles:\n- name: p\n  enforce: ['env:A']", "the profile sets no env A"},
