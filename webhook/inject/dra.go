@@ -40,7 +40,8 @@ func (m *mutation) resourceClaims(tgts []target) []corev1.ResourceClaim {
 	missing := false
 	for _, w := range want {
 		tmpl := ptr.Deref(w.ResourceClaimTemplateName, "")
-		if m.podClaimIndex(w.Name) >= 0 || !m.facts.Known || m.facts.ResourceClaimTemplates[m.pod.Namespace+"/"+tmpl] {
+		// No namespace (a template or file offline; admission always has one): not checked.
+		if m.podClaimIndex(w.Name) >= 0 || !m.facts.Known || m.pod.Namespace == "" || m.facts.ResourceClaimTemplates[m.pod.Namespace+"/"+tmpl] {
 			continue
 		}
 		missing = true

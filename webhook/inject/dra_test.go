@@ -103,16 +103,19 @@ func TestDRATemplateMustExistInThePodsNamespace(t *testing.T) {
 	set := ruleSet(t)
 	for _, tc := range []struct {
 		name      string
+		namespace string
 		facts     Facts
 		wantClaim bool
 	}{
-		{"facts unknown: added", Facts{}, true},
-		{"in the namespace: added", Facts{Known: true, ResourceClaimTemplates: map[string]bool{"ns/single-gpu": true}}, true},
-		{"only in another namespace: missing", Facts{Known: true, ResourceClaimTemplates: map[string]bool{"other/single-gpu": true}}, false},
-		{"nowhere: missing", Facts{Known: true}, false},
+		{"facts unknown: added", "ns", Facts{}, true},
+		{"in the namespace: added", "ns", Facts{Known: true, ResourceClaimTemplates: map[string]bool{"ns/single-gpu": true}}, true},
+		{"only in another namespace: missing", "ns", Facts{Known: true, ResourceClaimTemplates: map[string]bool{"other/single-gpu": true}}, false},
+		{"nowhere: missing", "ns", Facts{Known: true}, false},
+		{"a Pod of no namespace (offline): not checked, added", "", Facts{Known: true}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := newPod(withProfile("dra"))
+			pod.Namespace = tc.namespace
 			res, err := MutateWith(pod, set, testKeys, tc.facts)
 			if err != nil {
 				t.Fatal(err)
