@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
@@ -114,8 +116,11 @@ func TestAuditListsPodsThatMissedTheirProfileByWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 	runAudit := func(kubeconfig string, args ...string) (string, error) {
-		cmd := exec.Command(os.Getenv(envWebhookBin), append([]string{"audit", "--kubeconfig", kubeconfig,
-			"--profiles-file", profiles, "--domain", domain}, args...)...)
+		base := []string{"audit", "--kubeconfig", kubeconfig}
+		if !slices.Contains(args, "--from-cluster") {
+			base = append(base, "--profiles-file", profiles, "--domain", domain)
+		}
+		cmd := exec.Command(os.Getenv(envWebhookBin), append(base, args...)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -173,6 +178,21 @@ func TestAuditListsPodsThatMissedTheirProfileByWorkload(t *testing.T) {
 		t.Errorf("the current Pod is listed:\n%s", table)
 	}
 
+	// --from-cluster reads the profiles the webhook serves: a configuration whose Service
+	// selects a Deployment laid out as the stack lays it out, its ConfigMap holding the file.
+	fromCluster := stackWebhook(withService("audit-served"), withFailurePolicy(admissionregistrationv1.Ignore))
+	fromCluster.Name = "ai-audit-from-cluster"
+	serveProfiles(t, "audit-served", profiles)
+	installWebhook(t, fromCluster)
+	out, err = runAudit(fx.cluster.Kubeconfig, "--config", fromCluster.Name, "--from-cluster", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served audit.Report
+	if err := json.Unmarshal([]byte(out), &served); err != nil || !reflect.DeepEqual(served, rep) {
+		t.Errorf("--from-cluster: %v; report differs from --profiles-file's:\n%s", err, out)
+	}
+
 	// The rules the README gives are enough: a ServiceAccount with exactly them gets the same
 	// report, and without them it is refused.
 	sa := serviceAccountKubeconfig(t, t.TempDir())
@@ -222,5 +242,42 @@ func grantAuditor(t *testing.T) {
 	t.Cleanup(func() {
 		_ = fx.client.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
 		_ = fx.client.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
+	})
+}
+
+// serveProfiles creates, in the webhook namespace, a Service named name selecting a Deployment
+// that mounts a ConfigMap holding the profile file at --profiles-file, as the stack does.
+func serveProfiles(t *testing.T, name, profilesFile string) {
+	t.Helper()
+	ctx := context.Background()
+	data, err := os.ReadFile(profilesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := map[string]string{"app": name}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name + "-profiles"}, Data: map[string]string{"profiles.yaml": string(data)}}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Selector: sel,
+		Ports: []corev1.ServicePort{{Port: 443, TargetPort: intstr.FromInt32(webhookPort)}}}}
+	pod := trainingPod("server").Spec
+	pod.Containers[0].Args = []string{"serve", "--profiles-file=/etc/ai-webhook/profiles/profiles.yaml", "--domain=" + domain}
+	pod.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "profiles", MountPath: "/etc/ai-webhook/profiles", ReadOnly: true}}
+	pod.Volumes = []corev1.Volume{{Name: "profiles", VolumeSource: corev1.VolumeSource{
+		ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: cm.Name}}}}}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: appsv1.DeploymentSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: sel},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: sel}, Spec: pod}}}
+	if _, err := fx.client.CoreV1().ConfigMaps(webhookNamespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.client.CoreV1().Services(webhookNamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.client.AppsV1().Deployments(webhookNamespace).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = fx.client.AppsV1().Deployments(webhookNamespace).Delete(ctx, name, metav1.DeleteOptions{})
+		_ = fx.client.CoreV1().Services(webhookNamespace).Delete(ctx, name, metav1.DeleteOptions{})
+		_ = fx.client.CoreV1().ConfigMaps(webhookNamespace).Delete(ctx, cm.Name, metav1.DeleteOptions{})
 	})
 }

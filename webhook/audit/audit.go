@@ -224,3 +224,61 @@ func FindWebhook(cfg *admissionregistrationv1.MutatingWebhookConfiguration, name
 	}
 	return nil, fmt.Errorf("MutatingWebhookConfiguration %s has no webhook %q (it has: %s)", cfg.Name, name, strings.Join(names, ", "))
 }
+
+// ProfilesSource finds where a webhook Deployment reads its profiles: the ConfigMap and key
+// behind the container's --profiles-file, and its --domain ("" when not given). container
+// names the server's container ("" for the only one).
+func ProfilesSource(spec *corev1.PodSpec, container string) (configMap, key, domain string, err error) {
+	var c *corev1.Container
+	for i := range spec.Containers {
+		if spec.Containers[i].Name == container || (container == "" && len(spec.Containers) == 1) {
+			c = &spec.Containers[i]
+		}
+	}
+	if c == nil {
+		return "", "", "", fmt.Errorf("no container %q in the webhook's Pod template", container)
+	}
+	var file string
+	args := append(slices.Clone(c.Command), c.Args...)
+	for i, a := range args {
+		for _, flag := range []string{"--profiles-file", "-profiles-file", "--domain", "-domain"} {
+			v, ok := strings.CutPrefix(a, flag+"=")
+			if !ok && a == flag && i+1 < len(args) {
+				v, ok = args[i+1], true
+			}
+			if !ok {
+				continue
+			}
+			if strings.HasSuffix(flag, "domain") {
+				domain = v
+			} else {
+				file = v
+			}
+		}
+	}
+	if file == "" {
+		return "", "", "", fmt.Errorf("container %s has no --profiles-file argument", c.Name)
+	}
+	for _, m := range c.VolumeMounts {
+		rel, ok := strings.CutPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/")
+		if !ok {
+			continue
+		}
+		if m.SubPath != "" {
+			rel = m.SubPath + "/" + rel
+		}
+		for _, v := range spec.Volumes {
+			if v.Name != m.Name || v.ConfigMap == nil {
+				continue
+			}
+			key = rel
+			for _, it := range v.ConfigMap.Items {
+				if it.Path == rel {
+					key = it.Key
+				}
+			}
+			return v.ConfigMap.Name, key, domain, nil
+		}
+	}
+	return "", "", "", fmt.Errorf("--profiles-file %s of container %s is not on a ConfigMap volume", file, c.Name)
+}

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -230,5 +231,46 @@ func TestFindWebhookNamesWhatTheConfigurationHas(t *testing.T) {
 	one := &admissionregistrationv1.MutatingWebhookConfiguration{Webhooks: cfg.Webhooks[:1]}
 	if w, err := FindWebhook(one, ""); err != nil || w.Name != "a.example.com" {
 		t.Errorf("the only webhook was not chosen: %v, %v", w, err)
+	}
+}
+
+func TestProfilesSourceFollowsProfilesFileToItsConfigMap(t *testing.T) {
+	spec := func(args []string, mountPath string, items ...corev1.KeyToPath) *corev1.PodSpec {
+		return &corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "server", Args: args,
+				VolumeMounts: []corev1.VolumeMount{{Name: "tls", MountPath: "/etc/tls"}, {Name: "profiles", MountPath: mountPath}}}},
+			Volumes: []corev1.Volume{
+				{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "tls"}}},
+				{Name: "profiles", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: "profiles-abc"}, Items: items}}},
+			},
+		}
+	}
+	tests := []struct {
+		name            string
+		spec            *corev1.PodSpec
+		cm, key, domain string
+		err             string
+	}{
+		{"the stack's layout", spec([]string{"serve", "--profiles-file=/etc/ai-webhook/profiles/profiles.yaml", "--domain=gpu.corp"}, "/etc/ai-webhook/profiles"),
+			"profiles-abc", "profiles.yaml", "gpu.corp", ""},
+		{"flags as separate words, mount path with a slash", spec([]string{"serve", "--profiles-file", "/p/x.yaml"}, "/p/"), "profiles-abc", "x.yaml", "", ""},
+		{"an items mapping names the key", spec([]string{"--profiles-file=/p/x.yaml"}, "/p", corev1.KeyToPath{Key: "real", Path: "x.yaml"}), "profiles-abc", "real", "", ""},
+		{"no --profiles-file", spec([]string{"serve"}, "/p"), "", "", "", "no --profiles-file"},
+		{"a file on a Secret volume", spec([]string{"--profiles-file=/etc/tls/p.yaml"}, "/p"), "", "", "", "not on a ConfigMap volume"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cm, key, domain, err := ProfilesSource(tt.spec, "")
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || cm != tt.cm || key != tt.key || domain != tt.domain {
+				t.Errorf("got %q %q %q %v, want %q %q %q", cm, key, domain, err, tt.cm, tt.key, tt.domain)
+			}
+		})
 	}
 }

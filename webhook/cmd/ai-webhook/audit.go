@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,9 +11,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ai-webhook/ai-webhook/webhook/audit"
@@ -29,6 +32,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	kubeconfig := fs.String("kubeconfig", "", "the cluster to read (default: the in-cluster ServiceAccount)")
 	profilesFile := fs.String("profiles-file", "", "the profile file the webhook serves (default: the shipped examples)")
+	fromCluster := fs.Bool("from-cluster", false, "read the profiles (and --domain) the webhook serves from its Deployment's ConfigMap, found through the configuration's Service")
 	domain := fs.String("domain", profile.DefaultDomain, "prefix of the label and annotation keys")
 	configName := fs.String("config", "ai-mutating-webhook", "the MutatingWebhookConfiguration whose namespaceSelector says which namespaces to read")
 	webhookName := fs.String("webhook", "", "the webhook's name in that configuration (default: its only webhook)")
@@ -39,16 +43,25 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 	if *output != "table" && *output != "json" {
 		return usageError{fmt.Errorf("audit: -o must be table or json, got %q", *output)}
 	}
-	profiles := profile.Examples
-	if *profilesFile != "" {
+	if *fromCluster && *profilesFile != "" {
+		return usageError{errors.New("audit: choose one of --profiles-file and --from-cluster")}
+	}
+	domainSet := false
+	fs.Visit(func(f *flag.Flag) { domainSet = domainSet || f.Name == "domain" })
+	// A local profile file is checked before the cluster is read.
+	var set *profile.Set
+	if !*fromCluster {
+		profiles := profile.Examples
+		if *profilesFile != "" {
+			var err error
+			if profiles, err = os.ReadFile(*profilesFile); err != nil {
+				return err
+			}
+		}
 		var err error
-		if profiles, err = os.ReadFile(*profilesFile); err != nil {
+		if set, err = profile.Parse(profiles, *domain); err != nil {
 			return err
 		}
-	}
-	set, err := profile.Parse(profiles, *domain)
-	if err != nil {
-		return err
 	}
 	cfg, err := cluster.Config(*kubeconfig)
 	if err != nil {
@@ -61,7 +74,27 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	in, namespaces, err := readCluster(ctx, client, *configName, *webhookName)
+	mwc, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, *configName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("audit: read MutatingWebhookConfiguration %s: %w", *configName, err)
+	}
+	hook, err := audit.FindWebhook(mwc, *webhookName)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	if *fromCluster {
+		profiles, served, err := servedProfiles(ctx, client, hook)
+		if err != nil {
+			return fmt.Errorf("audit: --from-cluster: %w", err)
+		}
+		if !domainSet && served != "" {
+			*domain = served
+		}
+		if set, err = profile.Parse(profiles, *domain); err != nil {
+			return fmt.Errorf("audit: the served profiles: %w", err)
+		}
+	}
+	in, namespaces, err := readCluster(ctx, client, hook)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -83,16 +116,8 @@ const pageSize = 500
 
 // readCluster reads the Pods the webhook would see and the owners that name their workloads.
 // It returns the number of namespaces selected.
-func readCluster(ctx context.Context, c kubernetes.Interface, configName, webhookName string) (audit.Input, int, error) {
+func readCluster(ctx context.Context, c kubernetes.Interface, hook *admissionregistrationv1.MutatingWebhook) (audit.Input, int, error) {
 	var in audit.Input
-	mwc, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, configName, metav1.GetOptions{})
-	if err != nil {
-		return in, 0, fmt.Errorf("read MutatingWebhookConfiguration %s: %w", configName, err)
-	}
-	hook, err := audit.FindWebhook(mwc, webhookName)
-	if err != nil {
-		return in, 0, err
-	}
 	nss, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return in, 0, fmt.Errorf("list namespaces: %w", err)
@@ -132,6 +157,46 @@ func readCluster(ctx context.Context, c kubernetes.Interface, configName, webhoo
 		return in, 0, err
 	}
 	return in, selected, nil
+}
+
+// servedProfiles reads the profile file the webhook serves: the Service the configuration
+// calls, the Deployment in its namespace whose Pods it selects, the ConfigMap behind that
+// Deployment's --profiles-file. It returns the file and the Deployment's --domain.
+func servedProfiles(ctx context.Context, c kubernetes.Interface, hook *admissionregistrationv1.MutatingWebhook) ([]byte, string, error) {
+	ref := hook.ClientConfig.Service
+	if ref == nil {
+		return nil, "", fmt.Errorf("webhook %s is called by URL, not through a Service: give --profiles-file", hook.Name)
+	}
+	svc, err := c.CoreV1().Services(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("read Service %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	if len(svc.Spec.Selector) == 0 {
+		return nil, "", fmt.Errorf("Service %s/%s selects no Pods: give --profiles-file", ref.Namespace, ref.Name)
+	}
+	deps, err := c.AppsV1().Deployments(ref.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("list Deployments in %s: %w", ref.Namespace, err)
+	}
+	for _, d := range deps.Items {
+		if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+			continue
+		}
+		name, key, domain, err := audit.ProfilesSource(&d.Spec.Template.Spec, "")
+		if err != nil {
+			return nil, "", fmt.Errorf("Deployment %s/%s: %w", d.Namespace, d.Name, err)
+		}
+		cm, err := c.CoreV1().ConfigMaps(ref.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, "", fmt.Errorf("read ConfigMap %s/%s: %w", ref.Namespace, name, err)
+		}
+		data, ok := cm.Data[key]
+		if !ok {
+			return nil, "", fmt.Errorf("ConfigMap %s/%s has no key %s", ref.Namespace, name, key)
+		}
+		return []byte(data), domain, nil
+	}
+	return nil, "", fmt.Errorf("no Deployment in %s runs the Pods of Service %s", ref.Namespace, ref.Name)
 }
 
 // readParents gets each ReplicaSet and Job that owns a Pod, once, and records the object that

@@ -25,6 +25,7 @@ func TestAuditCommandErrors(t *testing.T) {
 	}{
 		{"unknown output", []string{"audit", "-o", "yaml"}, "-o must be table or json", 2},
 		{"invalid profiles", []string{"audit", "--profiles-file", bad}, "profiles[gpu].container.limits[nvidia.com/gpu]", 1},
+		{"two profile sources", []string{"audit", "--from-cluster", "--profiles-file", bad}, "choose one", 2},
 		{"missing kubeconfig", []string{"audit", "--kubeconfig", "/nonexistent/kubeconfig"}, "kubeconfig /nonexistent/kubeconfig", 1},
 	}
 	for _, tc := range cases {
@@ -58,7 +59,7 @@ func TestAuditReadsTheSelectedNamespacesAndTheOwners(t *testing.T) {
 		ns("in", map[string]string{"ai.example.com/inject": "enabled"}), ns("out", nil),
 		pod("in", "web-1-a", corev1.PodRunning, rsOwner), pod("in", "done", corev1.PodSucceeded), pod("out", "other", corev1.PodRunning))
 
-	in, selected, err := readCluster(context.Background(), c, "ai-mutating-webhook", "")
+	in, selected, err := readCluster(context.Background(), c, &mwc.Webhooks[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,32 @@ func TestAuditReadsTheSelectedNamespacesAndTheOwners(t *testing.T) {
 	if got := in.Parents[audit.Ref{Kind: "ReplicaSet", Namespace: "in", Name: "web-1"}]; got != want {
 		t.Errorf("ReplicaSet's parent %v, want %v", got, want)
 	}
-	if _, _, err := readCluster(context.Background(), c, "missing", ""); err == nil || !strings.Contains(err.Error(), "MutatingWebhookConfiguration missing") {
-		t.Errorf("a missing configuration: %v", err)
+}
+
+// --from-cluster follows the configuration's Service to the Deployment it selects and reads
+// the ConfigMap behind its --profiles-file.
+func TestServedProfilesAreReadThroughTheService(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "ai-webhook", Name: "ai-webhook"},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "ai-webhook"}}}
+	deploy := func(name string, l map[string]string, cm string) *appsv1.Deployment {
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ai-webhook", Name: name},
+			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l}, Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "server", Args: []string{"serve", "--profiles-file=/p/profiles.yaml", "--domain=gpu.corp"},
+					VolumeMounts: []corev1.VolumeMount{{Name: "profiles", MountPath: "/p"}}}},
+				Volumes: []corev1.Volume{{Name: "profiles", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+					LocalObjectReference: corev1.LocalObjectReference{Name: cm}}}}},
+			}}}}
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ai-webhook", Name: "profiles-1"}, Data: map[string]string{"profiles.yaml": "served"}}
+	hook := &admissionregistrationv1.MutatingWebhook{Name: "w", ClientConfig: admissionregistrationv1.WebhookClientConfig{
+		Service: &admissionregistrationv1.ServiceReference{Namespace: "ai-webhook", Name: "ai-webhook"}}}
+	c := fake.NewClientset(svc, cm, deploy("other", map[string]string{"app": "other"}, "nope"), deploy("ai-webhook", map[string]string{"app": "ai-webhook"}, "profiles-1"))
+	data, domain, err := servedProfiles(context.Background(), c, hook)
+	if err != nil || string(data) != "served" || domain != "gpu.corp" {
+		t.Fatalf("servedProfiles = %q, %q, %v; want the ConfigMap's file and the Deployment's domain", data, domain, err)
+	}
+	byURL := &admissionregistrationv1.MutatingWebhook{Name: "w", ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://x")}}
+	if _, _, err := servedProfiles(context.Background(), c, byURL); err == nil || !strings.Contains(err.Error(), "give --profiles-file") {
+		t.Errorf("a webhook called by URL: %v", err)
 	}
 }

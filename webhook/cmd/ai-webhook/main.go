@@ -26,7 +26,7 @@ Usage:
                                 preview the Pods of a file offline: mutated, JSON patch, or per-field account
   ai-webhook validate --profiles-file F [--domain D]
                                 check a profile file; exit 1 with every problem listed
-  ai-webhook audit    --kubeconfig K [--profiles-file F] [--domain D] [--config C] [--webhook W] [-o table|json]
+  ai-webhook audit    --kubeconfig K [--profiles-file F | --from-cluster] [--domain D] [--config C] [--webhook W] [-o table|json]
                                 list the running Pods today's profiles would change (no stamp, old hash), by workload
 
 Run 'ai-webhook <command> -h' for the flags of a command.
