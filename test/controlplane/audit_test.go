@@ -199,20 +199,57 @@ func TestAuditListsPodsThatMissedTheirProfileByWorkload(t *testing.T) {
 	if _, err := runAudit(sa, "-o", "json"); err == nil || !strings.Contains(err.Error(), "forbidden") {
 		t.Fatalf("audit without the rules: %v, want forbidden", err)
 	}
+	sameReport := func(args ...string) func() error {
+		return func() error {
+			out, err := runAudit(sa, args...)
+			if err != nil {
+				return err
+			}
+			var again audit.Report
+			if err := json.Unmarshal([]byte(out), &again); err != nil {
+				return err
+			}
+			if !reflect.DeepEqual(again, rep) {
+				return fmt.Errorf("report differs from the admin's:\n%s", out)
+			}
+			return nil
+		}
+	}
 	grantAuditor(t)
-	cluster.Eventually(t, 30*time.Second, "audit with the auditor rules", func() error {
-		out, err := runAudit(sa, "-o", "json")
-		if err != nil {
-			return err
-		}
-		var again audit.Report
-		if err := json.Unmarshal([]byte(out), &again); err != nil {
-			return err
-		}
-		if !reflect.DeepEqual(again, rep) {
-			return fmt.Errorf("report differs from the admin's:\n%s", out)
-		}
-		return nil
+	cluster.Eventually(t, 30*time.Second, "audit with the auditor rules", sameReport("-o", "json"))
+	fromClusterArgs := []string{"--config", fromCluster.Name, "--from-cluster", "-o", "json"}
+	if _, err := runAudit(sa, fromClusterArgs...); err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Fatalf("audit --from-cluster without the served-profiles rules: %v, want forbidden", err)
+	}
+	grantServedProfilesReader(t)
+	cluster.Eventually(t, 30*time.Second, "audit --from-cluster with the served-profiles rules", sameReport(fromClusterArgs...))
+}
+
+// servedProfilesRules are what README says --from-cluster needs in the webhook's namespace.
+var servedProfilesRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"services", "configmaps"}, Verbs: []string{"get"}},
+	{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"list"}},
+}
+
+// grantServedProfilesReader binds servedProfilesRules, in the webhook namespace only, to the
+// test ServiceAccount until the test ends.
+func grantServedProfilesReader(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	name := "ai-webhook-served-profiles-test"
+	rbac := fx.client.RbacV1()
+	if _, err := rbac.Roles(webhookNamespace).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: servedProfilesRules}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: readerSA, Namespace: webhookNamespace}}}
+	if _, err := rbac.RoleBindings(webhookNamespace).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = rbac.RoleBindings(webhookNamespace).Delete(ctx, name, metav1.DeleteOptions{})
+		_ = rbac.Roles(webhookNamespace).Delete(ctx, name, metav1.DeleteOptions{})
 	})
 }
 
