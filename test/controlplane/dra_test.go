@@ -88,6 +88,32 @@ func testDRAClaims(t *testing.T, seen *warnings, create func(ns, profile string)
 			}
 		}
 	})
+	t.Run("kube-controller-manager creates the Pod's claim from the template", func(t *testing.T) {
+		startClaimController(t)
+		ctx := context.Background()
+		pod, err := fx.client.CoreV1().Pods(withTemplate).Create(ctx, trainingPod("claimed-"+randSuffix(), optInLabel("dra")), metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pod.Spec.ResourceClaims) != 1 {
+			t.Fatalf("created without the claim: %+v", pod.Spec.ResourceClaims)
+		}
+		cluster.Eventually(t, 60*time.Second, "the resource-claim controller to create the Pod's ResourceClaim", func() error {
+			claims, err := fx.client.ResourceV1().ResourceClaims(withTemplate).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, c := range claims.Items {
+				for _, o := range c.OwnerReferences {
+					if o.Kind == "Pod" && o.UID == pod.UID && len(c.Spec.Devices.Requests) == 1 &&
+						c.Spec.Devices.Requests[0].Exactly != nil && c.Spec.Devices.Requests[0].Exactly.DeviceClassName == draDeviceClass {
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("no ResourceClaim of %s's template owned by the Pod among %d claims", pod.Name, len(claims.Items))
+		})
+	})
 	t.Run("a namespace without the template gets no claim, with a warning", func(t *testing.T) {
 		seen.take()
 		p, err := create(without, "dra")
@@ -99,6 +125,30 @@ func testDRAClaims(t *testing.T, seen *warnings, create func(ns, profile string)
 		}
 		if w := seen.take(); !strings.Contains(w, "ResourceClaimTemplate "+draTemplate+" not found") {
 			t.Fatalf("warnings %q", w)
+		}
+	})
+}
+
+// startClaimController runs the real kube-controller-manager with only its resource-claim
+// controller, which makes each Pod's ResourceClaim from the template its spec names.
+func startClaimController(t *testing.T) {
+	t.Helper()
+	ports, err := cluster.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcm, err := fx.cluster.Run("kube-controller-manager",
+		"--kubeconfig="+fx.cluster.Kubeconfig,
+		"--authentication-kubeconfig="+fx.cluster.Kubeconfig, "--authorization-kubeconfig="+fx.cluster.Kubeconfig,
+		"--use-service-account-credentials=false", "--leader-elect=false", "--controllers=resource-claim-controller",
+		"--bind-address=127.0.0.1", "--secure-port="+ports[0], "--profiling=false", "--v=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		kcm.Stop(10 * time.Second)
+		if t.Failed() {
+			t.Logf("last lines of kube-controller-manager's log:\n%s", cluster.Tail(kcm.Log, 20))
 		}
 	})
 }
