@@ -215,7 +215,7 @@ func TestAuditListsPodsThatMissedTheirProfileByWorkload(t *testing.T) {
 			return nil
 		}
 	}
-	grantAuditor(t)
+	grantRules(t, "ai-webhook-auditor-test", auditorRules)
 	cluster.Eventually(t, 30*time.Second, "audit with the auditor rules", sameReport("-o", "json"))
 	fromClusterArgs := []string{"--config", fromCluster.Name, "--from-cluster", "-o", "json"}
 	if _, err := runAudit(sa, fromClusterArgs...); err == nil || !strings.Contains(err.Error(), "forbidden") {
@@ -259,27 +259,6 @@ var auditorRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"namespaces", "pods"}, Verbs: []string{"list"}},
 	{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get"}},
 	{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get"}},
-}
-
-// grantAuditor binds auditorRules to the test ServiceAccount until the test ends.
-func grantAuditor(t *testing.T) {
-	t.Helper()
-	ctx := context.Background()
-	name := "ai-webhook-auditor-test"
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: auditorRules}
-	if _, err := fx.client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: readerSA, Namespace: webhookNamespace}}}
-	if _, err := fx.client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = fx.client.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
-		_ = fx.client.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
-	})
 }
 
 // serveProfiles creates, in the webhook namespace, a Service named name selecting a Deployment

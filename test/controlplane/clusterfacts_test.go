@@ -55,12 +55,12 @@ profiles:
 
 var readerUser = "system:serviceaccount:" + webhookNamespace + ":" + readerSA
 
-// grantClusterReader creates the stack's ClusterRole rules and binds them to the ServiceAccount.
-func grantClusterReader(t *testing.T) {
+// grantRules creates a ClusterRole of rules and binds it to the test ServiceAccount until the
+// test ends.
+func grantRules(t *testing.T, name string, rules []rbacv1.PolicyRule) {
 	t.Helper()
 	ctx := context.Background()
-	name := "ai-webhook-cluster-reader-test"
-	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: webhookstack.ClusterReaderRules()}
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
 	if _, err := fx.client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestClusterReaderMayReadTheClassesAndNothingElse(t *testing.T) {
 			t.Fatalf("the ServiceAccount may list %s before the binding: the check below would prove nothing", r.resource)
 		}
 	}
-	grantClusterReader(t)
+	grantRules(t, "ai-webhook-cluster-reader-test", webhookstack.ClusterReaderRules())
 	cluster.Eventually(t, 10*time.Second, "the binding to take effect", func() error {
 		if !allowed(t, "list", "node.k8s.io", "runtimeclasses", "") {
 			return fmt.Errorf("list runtimeclasses not allowed yet")
@@ -220,7 +220,7 @@ func TestClassTheClusterLacksIsLeftOutAndOneItHasIsApplied(t *testing.T) {
 	if err == nil {
 		t.Fatal("/readyz answered 200 before the ServiceAccount could list the classes")
 	}
-	grantClusterReader(t)
+	grantRules(t, "ai-webhook-cluster-reader-test", webhookstack.ClusterReaderRules())
 	long, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	if err := fx.waitReady(long, addr, factsService+"."+webhookNamespace+".svc", proc); err != nil {
