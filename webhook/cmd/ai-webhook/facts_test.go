@@ -52,3 +52,44 @@ func TestInjectWithFactsLeavesOutAClassTheClusterLacks(t *testing.T) {
 		t.Error("--facts and --kubeconfig together must be refused")
 	}
 }
+
+func TestWorkloadClaimTemplateIsLookedUpInTheWorkloadsNamespace(t *testing.T) {
+	profiles := writeFile(t, "dra.yaml", `profiles:
+- name: dra
+  container:
+    resourceClaims: [{name: gpu, resourceClaimTemplateName: single-gpu}]
+`)
+	deployment := writeFile(t, "deploy.yaml", `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: trainer, namespace: ml}
+spec:
+  selector: {matchLabels: {app: trainer}}
+  template:
+    metadata: {labels: {app: trainer, ai.example.com/profile: dra}}
+    spec:
+      containers: [{name: main, image: trainer}]
+`)
+	for _, tc := range []struct {
+		name, templates, want string
+	}{
+		{"the template exists in the workload's namespace", "[ml/single-gpu]", "applied"},
+		{"the template exists only in another namespace", "[other/single-gpu]", "missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			facts := writeFile(t, "facts.yaml", "runtimeClasses: []\npriorityClasses: []\nresourceClaimTemplates: "+tc.templates+"\n")
+			out, _, err := runCLI(t, "", "inject", "-f", deployment, "--profiles-file", profiles, "--facts", facts, "--explain")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var row string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, "resourceClaims") {
+					row = l
+				}
+			}
+			if !strings.Contains(row, tc.want) {
+				t.Errorf("resourceClaims row %q, want %q\n%s", row, tc.want, out)
+			}
+		})
+	}
+}

@@ -287,6 +287,11 @@ func (d *document) admit(set *profile.Set, keys profile.Keys, facts inject.Facts
 	if d.defaulted, err = json.Marshal(doc); err != nil {
 		return nil, err
 	}
+	if ns, _ := meta["namespace"].(string); ns != "" && pod.Namespace == "" {
+		// A workload's Pods live in its namespace: cluster facts (templates) are looked up there.
+		// Set after the output was written, which keeps the template as the user wrote it.
+		pod.Namespace = ns
+	}
 	decide := &pod
 	var claims *claimVolumes
 	if d.kind == "StatefulSet" {
