@@ -13,6 +13,7 @@ import (
 	"time"
 
 	resourcev1 "k8s.io/api/resource/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -59,13 +60,23 @@ func NewWatcher(client kubernetes.Interface, resync time.Duration, log *slog.Log
 	w := &Watcher{factory: informers.NewSharedInformerFactory(client, resync), log: log}
 	w.rc = w.factory.Node().V1().RuntimeClasses().Informer()
 	w.pc = w.factory.Scheduling().V1().PriorityClasses().Informer()
-	w.rct = w.factory.Resource().V1().ResourceClaimTemplates().Informer()
+	watched := map[string]cache.SharedIndexInformer{inject.KindRuntimeClass: w.rc, inject.KindPriorityClass: w.pc}
+	// A cluster older than 1.34 serves no resource.k8s.io/v1: an informer on it would never sync
+	// and keep the server unready. Without the API no template exists, so DRA claims are left
+	// out (with their warning). Any other discovery error (the API server not reachable yet)
+	// starts the informer, which retries like the others.
+	if _, err := client.Discovery().ServerResourcesForGroupVersion(resourcev1.SchemeGroupVersion.String()); apierrors.IsNotFound(err) {
+		log.Info("cluster facts: resource.k8s.io/v1 not served; DRA claims are never added", "err", err)
+	} else {
+		w.rct = w.factory.Resource().V1().ResourceClaimTemplates().Informer()
+		watched[inject.KindResourceClaimTemplate] = w.rct
+	}
 	mark := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { w.dirty.Store(true) },
 		UpdateFunc: func(any, any) {},
 		DeleteFunc: func(any) { w.dirty.Store(true) },
 	}
-	for kind, inf := range map[string]cache.SharedIndexInformer{inject.KindRuntimeClass: w.rc, inject.KindPriorityClass: w.pc, inject.KindResourceClaimTemplate: w.rct} {
+	for kind, inf := range watched {
 		if _, err := inf.AddEventHandler(mark); err != nil {
 			panic(err) // only fails on an informer that has stopped; these have not started
 		}
@@ -75,7 +86,7 @@ func NewWatcher(client kubernetes.Interface, resync time.Duration, log *slog.Log
 		})
 	}
 	// Strip everything but the name: the cache holds names, not objects (a template's spec too).
-	for _, inf := range []cache.SharedIndexInformer{w.rc, w.pc, w.rct} {
+	for _, inf := range watched {
 		_ = inf.SetTransform(func(o any) (any, error) {
 			if m, ok := o.(metav1.Object); ok {
 				m.SetManagedFields(nil)
@@ -96,7 +107,9 @@ func NewWatcher(client kubernetes.Interface, resync time.Duration, log *slog.Log
 func (w *Watcher) Start(ctx context.Context) { w.factory.Start(ctx.Done()) }
 
 // Synced reports whether every cache holds a complete first list.
-func (w *Watcher) Synced() bool { return w.rc.HasSynced() && w.pc.HasSynced() && w.rct.HasSynced() }
+func (w *Watcher) Synced() bool {
+	return w.rc.HasSynced() && w.pc.HasSynced() && (w.rct == nil || w.rct.HasSynced())
+}
 
 // Facts returns the names as of the latest event; unknown (the zero Facts) until all caches
 // synced. Once synced the cache stays in use while a broken watch is retried: classes change
@@ -107,7 +120,10 @@ func (w *Watcher) Facts() inject.Facts {
 	}
 	if w.dirty.Swap(false) || w.snapshot.Load() == nil {
 		f := inject.Facts{Known: true, RuntimeClasses: names(w.rc.GetStore()), PriorityClasses: names(w.pc.GetStore()),
-			ResourceClaimTemplates: names(w.rct.GetStore())}
+			ResourceClaimTemplates: map[string]bool{}}
+		if w.rct != nil {
+			f.ResourceClaimTemplates = names(w.rct.GetStore())
+		}
 		w.snapshot.Store(&f)
 	}
 	return *w.snapshot.Load()
@@ -176,7 +192,10 @@ func Look(ctx context.Context, client kubernetes.Interface) (Snapshot, error) {
 		s.PriorityClasses = append(s.PriorityClasses, o.Name)
 	}
 	rcts, err := client.ResourceV1().ResourceClaimTemplates(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
+	switch {
+	case apierrors.IsNotFound(err): // no resource.k8s.io/v1 (before 1.34): no templates
+		rcts = &resourcev1.ResourceClaimTemplateList{}
+	case err != nil:
 		return s, fmt.Errorf("list ResourceClaimTemplates: %w", err)
 	}
 	for _, o := range rcts.Items {

@@ -13,8 +13,11 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	resourcev1 "k8s.io/api/resource/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 )
 
 func runtimeClass(name string) *nodev1.RuntimeClass {
@@ -42,6 +45,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 func TestWatcherFactsAreUnknownUntilSyncedThenFollowTheCluster(t *testing.T) {
 	client := fake.NewClientset(runtimeClass("nvidia"))
+	client.Resources = []*metav1.APIResourceList{{GroupVersion: resourcev1.SchemeGroupVersion.String()}}
 	w := NewWatcher(client, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if f := w.Facts(); f.Known || w.Synced() {
 		t.Fatalf("facts before the caches started: %+v, synced %v", f, w.Synced())
@@ -95,5 +99,26 @@ func TestReadSnapshot(t *testing.T) {
 	}
 	if _, err := ReadSnapshot(write("typo.yaml", "runtimeClass: [nvidia]\n")); err == nil || !strings.Contains(err.Error(), "runtimeClass") {
 		t.Fatalf("a misspelt key must be refused, got %v", err)
+	}
+}
+
+func TestWatcherWithoutTheDRAAPISyncsAndKnowsNoTemplates(t *testing.T) {
+	// No resource.k8s.io/v1 in discovery: a cluster older than 1.34. An informer on it would
+	// never sync and keep the server unready.
+	client := fake.NewClientset(runtimeClass("nvidia"))
+	// As the API server answers for a resource it does not serve.
+	client.PrependReactor("*", "resourceclaimtemplates", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(resourcev1.Resource("resourceclaimtemplates"), "")
+	})
+	w := NewWatcher(client, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w.Start(ctx)
+	eventually(t, "synced without the DRA API", w.Synced)
+	if s, err := Look(ctx, client); err != nil || len(s.ResourceClaimTemplates) != 0 || len(s.RuntimeClasses) != 1 {
+		t.Fatalf("offline look without the DRA API: %+v, %v", s, err)
+	}
+	if f := w.Facts(); !f.Known || !f.RuntimeClasses["nvidia"] || f.ResourceClaimTemplates == nil || len(f.ResourceClaimTemplates) != 0 {
+		t.Fatalf("facts without the DRA API: %+v", f)
 	}
 }
