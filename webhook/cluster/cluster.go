@@ -25,21 +25,23 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/inject"
 )
 
-// Config is the client configuration: from kubeconfig when it is set, else the in-cluster
-// ServiceAccount (the Deployment mounts its token for exactly this).
-func Config(kubeconfig string) (*rest.Config, error) {
+// Client is the one way the binary reaches a cluster: from kubeconfig when it is set, else
+// the in-cluster ServiceAccount (the Deployment mounts its token for exactly this). A
+// non-empty userAgent names the caller to the API server.
+func Client(kubeconfig, userAgent string) (kubernetes.Interface, error) {
+	var c *rest.Config
+	var err error
 	if kubeconfig != "" {
-		c, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
+		if c, err = clientcmd.BuildConfigFromFlags("", kubeconfig); err != nil {
 			return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 		}
-		return c, nil
-	}
-	c, err := rest.InClusterConfig()
-	if err != nil {
+	} else if c, err = rest.InClusterConfig(); err != nil {
 		return nil, fmt.Errorf("no --kubeconfig and not in a cluster: %w", err)
 	}
-	return c, nil
+	if userAgent != "" {
+		c.UserAgent = userAgent
+	}
+	return kubernetes.NewForConfig(c)
 }
 
 // Watcher keeps the names of the cluster's RuntimeClasses, PriorityClasses and

@@ -63,12 +63,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	cfg, err := cluster.Config(*kubeconfig)
-	if err != nil {
-		return err
-	}
-	cfg.UserAgent = "ai-webhook-audit"
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := cluster.Client(*kubeconfig, "ai-webhook-audit")
 	if err != nil {
 		return err
 	}

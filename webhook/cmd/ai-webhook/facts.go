@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/ai-webhook/ai-webhook/webhook/cluster"
@@ -20,11 +19,7 @@ func readFacts(file, kubeconfig string) (inject.Facts, error) {
 	case file != "":
 		return cluster.ReadSnapshot(file)
 	case kubeconfig != "":
-		cfg, err := cluster.Config(kubeconfig)
-		if err != nil {
-			return inject.Facts{}, err
-		}
-		client, err := kubernetes.NewForConfig(cfg)
+		client, err := cluster.Client(kubeconfig, "")
 		if err != nil {
 			return inject.Facts{}, err
 		}
@@ -50,14 +45,9 @@ const (
 // first list, so a replica that cannot read the cluster takes no reviews. Only a missing
 // client configuration is an error.
 func startWatcher(ctx context.Context, kubeconfig string, log *slog.Logger) (*cluster.Watcher, error) {
-	cfg, err := cluster.Config(kubeconfig)
+	client, err := cluster.Client(kubeconfig, "ai-webhook")
 	if err != nil {
 		return nil, fmt.Errorf("--cluster-facts on: %w", err)
-	}
-	cfg.UserAgent = "ai-webhook"
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
 	}
 	w := cluster.NewWatcher(client, 10*time.Minute, log)
 	w.Start(ctx)
