@@ -167,10 +167,7 @@ func (r *configReader) readInto(cfg *Config) {
 	r.boolean("createNamespace", &cfg.CreateNamespace)
 	r.integer("replicas", &cfg.Replicas)
 	readString(r, "priorityClassName", &cfg.PriorityClassName)
-	var res resourcesValue
-	if readJSON(r, "resources", "object", &res) {
-		cfg.Resources = res.over(cfg.Resources)
-	}
+	readOver[resourcesValue](r, "resources", "object", &cfg.Resources)
 	readString(r, "logLevel", &cfg.LogLevel)
 	readString(r, "domain", &cfg.Domain)
 	readString(r, "profiles", &cfg.Profiles)
@@ -180,18 +177,9 @@ func (r *configReader) readInto(cfg *Config) {
 	readString(r, "webhookName", &cfg.WebhookName)
 	readString(r, "failurePolicy", &cfg.FailurePolicy)
 	r.integer("timeoutSeconds", &cfg.TimeoutSeconds)
-	var ns namespaceSelectorValue
-	if readJSON(r, "namespaceSelector", "object", &ns) {
-		cfg.NamespaceSelector = ns.over(cfg.NamespaceSelector)
-	}
-	var obj labelSelectorValue
-	if readJSON(r, "objectSelector", "object", &obj) {
-		cfg.ObjectSelector = obj.over(cfg.ObjectSelector)
-	}
-	var rules []ruleValue
-	if readJSON(r, "rules", "array", &rules) {
-		cfg.Rules = rulesFrom(rules)
-	}
+	readOver[namespaceSelectorValue](r, "namespaceSelector", "object", &cfg.NamespaceSelector)
+	readOver[labelSelectorValue](r, "objectSelector", "object", &cfg.ObjectSelector)
+	readOver[rulesValue](r, "rules", "array", &cfg.Rules)
 
 	r.integer("caValidityHours", &cfg.CAValidityHours)
 	r.integer("certValidityHours", &cfg.CertValidityHours)
@@ -263,6 +251,15 @@ func readJSON[T any](r *configReader, key, typ string, into *T) bool {
 	}
 	*into = v.value
 	return true
+}
+
+// readOver reads an object or array key as its value type V and puts it over the default in
+// *into (V's over method); an unset or unreadable key leaves *into as it is.
+func readOver[V interface{ over(D) D }, D any](r *configReader, key, typ string, into *D) {
+	var v V
+	if readJSON(r, key, typ, &v) {
+		*into = v.over(*into)
+	}
 }
 
 // strict decodes its JSON refusing unknown fields (config.TryObject uses json.Unmarshal, which
@@ -375,7 +372,10 @@ type ruleValue struct {
 	Scope       *Text  `json:"scope"`
 }
 
-func rulesFrom(list []ruleValue) []admissionregistrationv1.RuleWithOperations {
+type rulesValue []ruleValue
+
+// over replaces the default rules whole.
+func (list rulesValue) over([]admissionregistrationv1.RuleWithOperations) []admissionregistrationv1.RuleWithOperations {
 	out := make([]admissionregistrationv1.RuleWithOperations, len(list))
 	for i, v := range list {
 		out[i] = admissionregistrationv1.RuleWithOperations{
