@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -51,15 +50,8 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 	// A local profile file is checked before the cluster is read.
 	var set *profile.Set
 	if !*fromCluster {
-		profiles := profile.Examples
-		if *profilesFile != "" {
-			var err error
-			if profiles, err = os.ReadFile(*profilesFile); err != nil {
-				return err
-			}
-		}
 		var err error
-		if set, err = profile.Parse(profiles, *domain); err != nil {
+		if set, err = readProfiles(*profilesFile, *domain); err != nil {
 			return err
 		}
 	}

@@ -60,13 +60,7 @@ func injectCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	profiles := profile.Examples
-	if *profilesFile != "" {
-		if profiles, err = os.ReadFile(*profilesFile); err != nil {
-			return err
-		}
-	}
-	set, err := profile.Parse(profiles, *domain)
+	set, err := readProfiles(*profilesFile, *domain)
 	if err != nil {
 		return err
 	}
@@ -499,6 +493,18 @@ func (c *claimVolumes) forTemplate(ops []jsonpatch.Operation, templateVolumes in
 		out = append(out, op)
 	}
 	return out
+}
+
+// readProfiles parses the offline commands' --profiles-file, or the shipped examples without one.
+func readProfiles(file, domain string) (*profile.Set, error) {
+	profiles := profile.Examples
+	if file != "" {
+		var err error
+		if profiles, err = os.ReadFile(file); err != nil {
+			return nil, err
+		}
+	}
+	return profile.Parse(profiles, domain)
 }
 
 func readInput(name string, stdin io.Reader) ([]byte, error) {
