@@ -281,16 +281,15 @@ func (m *mutation) volume(v corev1.Volume) {
 // e.g. from an earlier call) unless a container mounts it at a path where the profile does not
 // mount it. Then the user chose that name for their own use, and the profile keeps off it.
 func (m *mutation) ownVolume(name string, paths []string, kept string) {
-	for _, t := range allContainers(m.pod) {
-		if m.p.Enforced("volumes", name) {
-			break
-		}
-		for _, vm := range t.c.VolumeMounts {
-			if vm.Name == name && !slices.Contains(paths, path.Clean(vm.MountPath)) {
-				m.markForeign(name)
-				m.pass("pod", "volumes", name, Skipped, "the pod uses this name for its own volume",
-					t.where+" mounts it at "+vm.MountPath)
-				return
+	if !m.p.Enforced("volumes", name) { // enforced: the name is the profile's, wherever mounted
+		for _, t := range allContainers(m.pod) {
+			for _, vm := range t.c.VolumeMounts {
+				if vm.Name == name && !slices.Contains(paths, path.Clean(vm.MountPath)) {
+					m.markForeign(name)
+					m.pass("pod", "volumes", name, Skipped, "the pod uses this name for its own volume",
+						t.where+" mounts it at "+vm.MountPath)
+					return
+				}
 			}
 		}
 	}
