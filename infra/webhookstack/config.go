@@ -196,7 +196,12 @@ func (r *configReader) set(key, typ string, err error) bool {
 }
 
 func (r *configReader) bad(key, format string, args ...any) {
-	r.errs = append(r.errs, fmt.Errorf("%s:%s %s", ConfigNamespace, key, fmt.Sprintf(format, args...)))
+	r.errs = append(r.errs, keyError(key, format, args...))
+}
+
+// keyError is a problem with one config key, named as `pulumi config` shows it (ai-webhook:KEY).
+func keyError(key, format string, args ...any) error {
+	return fmt.Errorf("%s:%s %s", ConfigNamespace, key, fmt.Sprintf(format, args...))
 }
 
 func readString[T ~string](r *configReader, key string, into *T) {
@@ -395,7 +400,7 @@ func (list rulesValue) over([]admissionregistrationv1.RuleWithOperations) []admi
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s:%s %s", ConfigNamespace, key, fmt.Sprintf(format, args...)))
+		errs = append(errs, keyError(key, format, args...))
 	}
 	root := func(key string) *field.Path { return field.NewPath(ConfigNamespace + ":" + key) }
 
