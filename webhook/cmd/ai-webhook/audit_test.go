@@ -15,29 +15,6 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/audit"
 )
 
-func TestAuditCommandErrors(t *testing.T) {
-	bad := writeFile(t, "bad.yaml", "profiles:\n- name: gpu\n  container:\n    limits: {nvidia.com/gpu: 0.5}\n")
-	cases := []struct {
-		name     string
-		args     []string
-		want     string
-		wantCode int
-	}{
-		{"unknown output", []string{"audit", "-o", "yaml"}, "-o must be table or json", 2},
-		{"invalid profiles", []string{"audit", "--profiles-file", bad}, "profiles[gpu].container.limits[nvidia.com/gpu]", 1},
-		{"two profile sources", []string{"audit", "--from-cluster", "--profiles-file", bad}, "choose one", 2},
-		{"missing kubeconfig", []string{"audit", "--kubeconfig", "/nonexistent/kubeconfig"}, "kubeconfig /nonexistent/kubeconfig", 1},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := runCLI(t, "", tc.args...)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != tc.wantCode {
-				t.Fatalf("want exit %d with %q, got %v (exit %d)", tc.wantCode, tc.want, err, exitCode(err))
-			}
-		})
-	}
-}
-
 // The reading half on a fake clientset: only the selected namespace's running Pods are
 // read, and a ReplicaSet owner is lifted to its Deployment.
 func TestAuditReadsTheSelectedNamespacesAndTheOwners(t *testing.T) {
