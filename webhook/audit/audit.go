@@ -21,11 +21,10 @@ import (
 
 // Why a Pod is listed.
 const (
-	Unstamped    = "no stamp"     // asks for a profile but was admitted without the webhook
-	OldHash      = "old profile"  // stamped by another version (or another profile) than today's
-	ProfileGone  = "profile gone" // stamped by a profile the profile file no longer has
-	WouldRefuse  = "would refuse" // the webhook would refuse this Pod today (e.g. label and annotation disagree)
-	stampNameSep = "@"
+	Unstamped   = "no stamp"     // asks for a profile but was admitted without the webhook
+	OldHash     = "old profile"  // stamped by another version (or another profile) than today's
+	ProfileGone = "profile gone" // stamped by a profile the profile file no longer has
+	WouldRefuse = "would refuse" // the webhook would refuse this Pod today (e.g. label and annotation disagree)
 )
 
 // Ref names a Kubernetes object.
@@ -108,7 +107,7 @@ func Run(in Input) Report {
 func classify(pod *corev1.Pod, set *profile.Set, keys profile.Keys) (Pod, []inject.Item, bool) {
 	stamp := pod.Annotations[keys.Injected]
 	entry := Pod{Name: pod.Name, Stamp: stamp}
-	if name, _, _ := strings.Cut(stamp, stampNameSep); stamp != "" {
+	if name, _, _ := strings.Cut(stamp, profile.StampSep); stamp != "" {
 		if _, ok := set.Get(name); !ok {
 			entry.Why, entry.Detail = ProfileGone, fmt.Sprintf("stamped %s; profile %q is not in the profile file", stamp, name)
 			return entry, nil, true

@@ -173,6 +173,9 @@ type Set struct {
 	defaultProfile string
 }
 
+// StampSep separates the profile's name from its hash in a Stamp.
+const StampSep = "@"
+
 // Compiled is a validated profile with what the injector needs precomputed.
 type Compiled struct {
 	Profile
@@ -215,7 +218,7 @@ func newSet(f *File) *Set {
 	for i := range f.Profiles {
 		p := f.Profiles[i]
 		c := &Compiled{Profile: p, enforced: make(map[string]bool, len(p.Enforce))}
-		c.Stamp = p.Name + "@" + c.Profile.Hash()
+		c.Stamp = p.Name + StampSep + c.Profile.Hash()
 		for _, e := range p.Enforce {
 			c.enforced[e] = true
 		}
