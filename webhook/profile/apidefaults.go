@@ -194,7 +194,7 @@ func DefaultEnvVar(e *corev1.EnvVar) {
 // emptyDir, but in a profile it is almost always a mistake.
 func (p *Profile) applyAPIDefaults() {
 	for i := range p.Pod.Volumes {
-		if len(sourceNames(&p.Pod.Volumes[i].VolumeSource)) > 0 {
+		if !ptr.AllPtrFieldsNil(&p.Pod.Volumes[i].VolumeSource) {
 			DefaultVolume(&p.Pod.Volumes[i])
 		}
 	}
