@@ -133,10 +133,12 @@ func (w *Watcher) Facts() inject.Facts {
 
 // names are the keys of a store: the names of cluster-scoped objects, namespace/name of
 // namespaced ones.
-func names(s cache.Store) map[string]bool {
+func names(s cache.Store) map[string]bool { return setOf(s.ListKeys()) }
+
+func setOf(names []string) map[string]bool {
 	out := map[string]bool{}
-	for _, k := range s.ListKeys() {
-		out[k] = true
+	for _, n := range names {
+		out[n] = true
 	}
 	return out
 }
@@ -165,15 +167,8 @@ func ReadSnapshot(path string) (inject.Facts, error) {
 
 // Facts are the snapshot's names, known.
 func (s Snapshot) Facts() inject.Facts {
-	set := func(ns []string) map[string]bool {
-		m := map[string]bool{}
-		for _, n := range ns {
-			m[n] = true
-		}
-		return m
-	}
-	return inject.Facts{Known: true, RuntimeClasses: set(s.RuntimeClasses), PriorityClasses: set(s.PriorityClasses),
-		ResourceClaimTemplates: set(s.ResourceClaimTemplates)}
+	return inject.Facts{Known: true, RuntimeClasses: setOf(s.RuntimeClasses), PriorityClasses: setOf(s.PriorityClasses),
+		ResourceClaimTemplates: setOf(s.ResourceClaimTemplates)}
 }
 
 // Look lists the classes once, read-only, for the offline inject --kubeconfig.
