@@ -731,10 +731,7 @@ func oneOf[T ~string](p *field.Path, v T, allowed ...T) field.ErrorList {
 }
 
 func inRange(p *field.Path, v, lo, hi int64) field.ErrorList {
-	if v < lo || v > hi {
-		return field.ErrorList{field.Invalid(p, v, validation.InclusiveRangeError(int(lo), int(hi)))}
-	}
-	return nil
+	return appendMsgs(nil, p, v, validation.IsInRange(int(v), int(lo), int(hi)))
 }
 
 func fileMode(p *field.Path, m *int32) field.ErrorList {
