@@ -131,11 +131,7 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	if *file == "" {
 		return usageError{errors.New("validate: --profiles-file is required")}
 	}
-	data, err := os.ReadFile(*file)
-	if err != nil {
-		return err
-	}
-	set, err := profile.Parse(data, *domain)
+	set, err := readProfiles(*file, *domain)
 	if err != nil {
 		return err
 	}
