@@ -204,7 +204,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return c, err
 	}
-	if err := Wait(ctx, time.Minute, func(ctx context.Context) error { return httpOK(ctx, etcdURL+"/health") }, etcd); err != nil {
+	if err := Wait(ctx, time.Minute, func(ctx context.Context) error { return GetOK(ctx, http.DefaultClient, etcdURL+"/health") }, etcd); err != nil {
 		return c, err
 	}
 
@@ -439,12 +439,13 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-func httpOK(ctx context.Context, url string) error {
+// GetOK is nil when a GET of url with client answers 200 OK.
+func GetOK(ctx context.Context, client *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,17 @@ func (p *Process) Failure() error {
 	}
 }
 
+// Err is the process's exit status once Done is closed (as exec.Cmd.Wait
+// returns it), nil while it runs.
+func (p *Process) Err() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+		return nil
+	}
+}
+
 // Stop sends SIGTERM and kills the process if it has not exited after grace.
 func (p *Process) Stop(grace time.Duration) {
 	if p == nil {

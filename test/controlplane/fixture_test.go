@@ -141,16 +141,7 @@ func (f *fixture) waitReady(ctx context.Context, addr, serverName string, proc *
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.ca.Pool, ServerName: serverName}}}
 	defer client.CloseIdleConnections()
 	return cluster.Wait(ctx, 30*time.Second, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/readyz", nil)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET https://%s/readyz: %s", addr, resp.Status)
-		}
-		return nil
+		return cluster.GetOK(ctx, client, "https://"+addr+"/readyz")
 	}, proc)
 }
 

@@ -21,6 +21,8 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
 // memoryLimit is the Deployment's default memory limit, given to the server as the Deployment
@@ -67,7 +69,7 @@ func TestHostileLoad(t *testing.T) {
 		t.Logf("%-22s peak RSS %6.1f MiB; ordinary reviews answered %d, failed %d; %s",
 			ph.name, float64(peak)/(1<<20), ok, len(failed), what)
 		if !s.alive() {
-			t.Fatalf("%s: the server died (%v)\n%s", ph.name, s.err, tail(s.logs.String()))
+			t.Fatalf("%s: the server died: %v", ph.name, s.proc.Failure())
 		}
 		if len(failed) > 0 || ok == 0 {
 			t.Errorf("%s: ordinary reviews must all be answered during the attack: %d ok, %d failed, first: %v", ph.name, ok, len(failed), first(failed))
@@ -84,15 +86,8 @@ func TestHostileLoad(t *testing.T) {
 	}
 	t.Logf("VmHWM over the whole test: %.1f MiB", float64(s.peakRSS())/(1<<20))
 	if code, took := s.sigterm(30 * time.Second); code != 0 {
-		t.Fatalf("after the attacks SIGTERM gave exit %d after %s\n%s", code, took, tail(s.logs.String()))
+		t.Fatalf("after the attacks SIGTERM gave exit %d after %s\n%s", code, took, cluster.Tail(s.proc.Log, 30))
 	}
-}
-
-func tail(s string) string {
-	if len(s) > 4000 {
-		return "..." + s[len(s)-4000:]
-	}
-	return s
 }
 
 func first(errs []error) error {
@@ -159,7 +154,7 @@ func sampleRSS(s *server) *rssSampler {
 	go func() {
 		defer close(r.done)
 		for {
-			if v := currentRSS(s.cmd.Process.Pid); v > r.peak.Load() {
+			if v := currentRSS(s.proc.PID()); v > r.peak.Load() {
 				r.peak.Store(v)
 			}
 			select {
@@ -203,7 +198,7 @@ func connectionFlood(ctx context.Context, t *testing.T, s *server) string {
 	var conns []net.Conn
 	served, refused := 0, 0
 	for i := 0; i < 700; i++ {
-		c, err := tls.Dial("tcp", s.addr, s.pool.cfg)
+		c, err := tls.Dial("tcp", s.addr, s.tls)
 		if err == nil {
 			_, err = fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 		}
@@ -251,7 +246,7 @@ func headerFlood(ctx context.Context, t *testing.T, s *server) string {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			c, err := tls.Dial("tcp", s.addr, s.pool.cfg)
+			c, err := tls.Dial("tcp", s.addr, s.tls)
 			if err != nil {
 				return
 			}
@@ -290,7 +285,7 @@ func stalledBodies(ctx context.Context, t *testing.T, s *server) string {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				c, err := tls.Dial("tcp", s.addr, s.pool.cfg)
+				c, err := tls.Dial("tcp", s.addr, s.tls)
 				if err != nil {
 					time.Sleep(50 * time.Millisecond)
 					continue

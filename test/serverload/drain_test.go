@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
 // Drain settings: short versions of the Deployment's (5s delay, 10s read timeout, 20s
@@ -80,7 +82,7 @@ func TestDrainDropsNothing(t *testing.T) {
 		t.Errorf("no response after SIGTERM asked the client to close its connection")
 	}
 	if code != 0 {
-		t.Errorf("exit %d after %s, want 0 within the %s grace period\n%s", code, took, drainGrace, tail(s.logs.String()))
+		t.Errorf("exit %d after %s, want 0 within the %s grace period\n%s", code, took, drainGrace, cluster.Tail(s.proc.Log, 30))
 	}
 }
 
@@ -121,6 +123,6 @@ func TestSlowUploaderDoesNotHoldUpShutdown(t *testing.T) {
 	pw.Close()
 	t.Logf("slow uploader: exit %d after %s; the uploader saw: %s", code, took.Round(time.Millisecond), <-answered)
 	if code != 0 {
-		t.Fatalf("exit %d after %s, want 0 within the %s grace period\n%s", code, took, drainGrace, tail(s.logs.String()))
+		t.Fatalf("exit %d after %s, want 0 within the %s grace period\n%s", code, took, drainGrace, cluster.Tail(s.proc.Log, 30))
 	}
 }

@@ -15,8 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
@@ -64,36 +63,11 @@ func run(m *testing.M) int {
 
 // server is one running webhook process.
 type server struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	addr   string
-	pool   *tlsPool
-	logs   *lockedBuffer
-	exited chan struct{}
-	err    error // the process's exit, once exited is closed
-	cg     *cgroup
-}
-
-type tlsPool struct{ cfg *tls.Config }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 8<<20 { // the attacks log one line per refusal; keep the tail bounded
-		l.b.Reset()
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	t    *testing.T
+	proc *cluster.Process
+	addr string
+	tls  *tls.Config // trusts the server's certificate
+	cg   *cgroup
 }
 
 // start runs the binary on a free loopback port, inside cg when it is not nil, with env added,
@@ -115,103 +89,62 @@ func start(t *testing.T, cg *cgroup, env []string, args ...string) *server {
 			t.Fatal(err)
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := cluster.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	argv := append([]string{"serve", "--listen=" + addr, "--tls-cert-file=" + filepath.Join(dir, "tls.crt"),
+	addr := net.JoinHostPort("127.0.0.1", ports[0])
+	argv := append([]string{binary, "serve", "--listen=" + addr, "--tls-cert-file=" + filepath.Join(dir, "tls.crt"),
 		"--tls-key-file=" + filepath.Join(dir, "tls.key"), "--profiles-file=" + filepath.Join(dir, "profiles.yaml"),
 		"--log-level=warn"}, args...)
-	var cmd *exec.Cmd
 	if cg != nil {
 		// The shell joins the cgroup, then becomes the server: every byte it uses is charged.
-		cmd = exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0" && exec "$@"`, cg.procsFile(), binary}, argv...)...)
-	} else {
-		cmd = exec.Command(binary, argv...)
+		argv = append([]string{"/bin/sh", "-c", `echo $$ > "$0" && exec "$@"`, cg.procsFile()}, argv...)
 	}
-	s := &server{t: t, cmd: cmd, addr: addr, logs: &lockedBuffer{}, exited: make(chan struct{}), cg: cg,
-		pool: &tlsPool{cfg: &tls.Config{RootCAs: ca.Pool, ServerName: serviceName}}}
-	cmd.Stdout, cmd.Stderr = s.logs, s.logs
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
+	proc, err := cluster.StartProcess(cluster.Command{Name: "ai-webhook", Argv: argv, Env: env, Log: filepath.Join(dir, "server.log")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { s.err = cmd.Wait(); close(s.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-s.exited
-		}
-	})
+	s := &server{t: t, proc: proc, addr: addr, cg: cg, tls: &tls.Config{RootCAs: ca.Pool, ServerName: serviceName}}
+	t.Cleanup(func() { proc.Stop(0) })
 	client := s.client()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := client.Get("https://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
-		}
-		select {
-		case <-s.exited:
-			t.Fatalf("server exited at start: %v\n%s", s.err, s.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v\n%s", err, s.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ready := func(ctx context.Context) error { return cluster.GetOK(ctx, client, "https://"+addr+"/readyz") }
+	if err := cluster.Wait(context.Background(), 20*time.Second, ready, proc); err != nil {
+		t.Fatalf("server not ready: %v\n%s", err, cluster.Tail(proc.Log, 30))
 	}
+	return s
 }
 
 // client is a fresh keep-alive client, as the API server's.
 func (s *server) client() *http.Client {
-	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: s.pool.cfg.Clone(),
+	return &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: s.tls.Clone(),
 		MaxIdleConnsPerHost: 25, IdleConnTimeout: 90 * time.Second}}
 }
 
 func (s *server) url() string { return "https://" + s.addr + "/mutate?timeout=10s" }
 
 // alive reports whether the process is still running.
-func (s *server) alive() bool {
-	select {
-	case <-s.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (s *server) alive() bool { return s.proc.Failure() == nil }
 
-// sigterm stops the server as the kubelet does and returns its exit code and how long it took.
+// sigterm stops the server as the kubelet does (SIGKILL at the end of the grace period) and
+// returns its exit code (-1 if killed) and how long it took.
 func (s *server) sigterm(within time.Duration) (int, time.Duration) {
 	s.t.Helper()
 	start := time.Now()
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(within):
-		_ = s.cmd.Process.Kill() // the kubelet's SIGKILL at the end of the grace period
-		<-s.exited
-		return -1, time.Since(start)
-	}
-	code := 0
+	s.proc.Stop(within)
+	took := time.Since(start)
 	var exit *exec.ExitError
-	if errors.As(s.err, &exit) {
-		code = exit.ExitCode()
-	} else if s.err != nil {
-		code = -2
+	if err := s.proc.Err(); errors.As(err, &exit) {
+		return exit.ExitCode(), took
+	} else if err != nil {
+		return -2, took
 	}
-	return code, time.Since(start)
+	return 0, took
 }
 
 // peakRSS is the process's high-water resident set (VmHWM), in bytes.
 func (s *server) peakRSS() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.PID()))
 	if err != nil {
 		return -1
 	}
