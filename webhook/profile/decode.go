@@ -93,7 +93,7 @@ func checkTypes(doc any, t reflect.Type, p *field.Path, errs *field.ErrorList) (
 		}
 		for i := range l {
 			ip := p.Index(i)
-			if name, _ := nameOf(l[i]); t.Elem() == profileType && name != "" {
+			if name := nameOf(l[i]); t.Elem() == profileType && name != "" {
 				ip = p.Key(name) // profiles are named by name, as in every other message
 			}
 			l[i], _ = checkTypes(l[i], t.Elem(), ip, errs) // a removed element stays as null
@@ -179,11 +179,9 @@ func checkQuantity(v any, p *field.Path, errs *field.ErrorList) any {
 	return v
 }
 
-func nameOf(v any) (string, bool) {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return "", false
-	}
-	s, ok := m["name"].(string)
-	return s, ok
+// nameOf is the name field of an object, "" when there is none or it is not text.
+func nameOf(v any) string {
+	m, _ := v.(map[string]any)
+	s, _ := m["name"].(string)
+	return s
 }

@@ -89,8 +89,7 @@ func decodeEach(doc any) field.ErrorList {
 			continue
 		}
 		fp := field.NewPath("profiles").Index(i)
-		name, named := nameOf(raw)
-		if named && name != "" {
+		if name := nameOf(raw); name != "" {
 			fp = field.NewPath("profiles").Key(name)
 			list[i] = map[string]any{"name": name}
 		} else {
