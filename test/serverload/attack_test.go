@@ -46,7 +46,7 @@ func TestHostileLoad(t *testing.T) {
 		t.Logf("server in memory cgroup %s limited to %d MiB", cg.dir, memoryLimit>>20)
 	}
 	s := start(t, cg, []string{"AI_WEBHOOK_MEMORY_LIMIT=" + strconv.Itoa(memoryLimit)})
-	base := s.peakRSS()
+	base := s.rss("VmHWM:")
 	t.Logf("RSS after start: %.1f MiB", float64(base)/(1<<20))
 
 	phases := []struct {
@@ -84,7 +84,7 @@ func TestHostileLoad(t *testing.T) {
 			t.Errorf("%d OOM kills in the server's cgroup", n)
 		}
 	}
-	t.Logf("VmHWM over the whole test: %.1f MiB", float64(s.peakRSS())/(1<<20))
+	t.Logf("VmHWM over the whole test: %.1f MiB", float64(s.rss("VmHWM:"))/(1<<20))
 	if code, took := s.sigterm(30 * time.Second); code != 0 {
 		t.Fatalf("after the attacks SIGTERM gave exit %d after %s\n%s", code, took, cluster.Tail(s.proc.Log, 30))
 	}
@@ -154,7 +154,7 @@ func sampleRSS(s *server) *rssSampler {
 	go func() {
 		defer close(r.done)
 		for {
-			if v := currentRSS(s.proc.PID()); v > r.peak.Load() {
+			if v := s.rss("VmRSS:"); v > r.peak.Load() {
 				r.peak.Store(v)
 			}
 			select {
@@ -168,20 +168,6 @@ func sampleRSS(s *server) *rssSampler {
 }
 
 func (r *rssSampler) stop() int64 { close(r.stopc); <-r.done; return r.peak.Load() }
-
-func currentRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
 
 // holdAll keeps conns open until ctx ends, then closes them.
 func holdAll(ctx context.Context, conns []net.Conn) {

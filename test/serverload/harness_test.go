@@ -142,14 +142,15 @@ func (s *server) sigterm(within time.Duration) (int, time.Duration) {
 	return 0, took
 }
 
-// peakRSS is the process's high-water resident set (VmHWM), in bytes.
-func (s *server) peakRSS() int64 {
+// rss is a resident-set figure of the process from /proc/PID/status, in bytes (field VmRSS:
+// now, VmHWM: its high-water mark); -1 when it cannot be read.
+func (s *server) rss(field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.PID()))
 	if err != nil {
 		return -1
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == field {
 			kb, _ := strconv.ParseInt(f[1], 10, 64)
 			return kb << 10
 		}
