@@ -19,14 +19,15 @@ const (
 
 // Limits that refuse or trim work, the label values of LimitRejections.
 const (
-	LimitConnections   = "connections"    // a connection over --max-connections was closed at once
-	LimitBodyBuffer    = "body_buffer"    // no room in --max-body-buffer-bytes within the queue wait
-	LimitConcurrent    = "concurrent"     // no turn among --max-concurrent-reviews within the queue wait
-	LimitJSONNodes     = "json_nodes"     // review over --max-json-nodes
-	LimitContainers    = "containers"     // Pod over --max-containers
-	LimitPatchOps      = "patch_ops"      // patch over --max-patch-ops
-	LimitResponseBytes = "response_bytes" // answer over --max-response-bytes
-	LimitWarnings      = "warnings"       // warnings trimmed to --max-warnings (the review still succeeds)
+	LimitConnections   = "connections"         // a connection over --max-connections was closed at once
+	LimitMetricsConns  = "metrics_connections" // a connection to --metrics-listen over its fixed cap was closed at once
+	LimitBodyBuffer    = "body_buffer"         // no room in --max-body-buffer-bytes within the queue wait
+	LimitConcurrent    = "concurrent"          // no turn among --max-concurrent-reviews within the queue wait
+	LimitJSONNodes     = "json_nodes"          // review over --max-json-nodes
+	LimitContainers    = "containers"          // Pod over --max-containers
+	LimitPatchOps      = "patch_ops"           // patch over --max-patch-ops
+	LimitResponseBytes = "response_bytes"      // answer over --max-response-bytes
+	LimitWarnings      = "warnings"            // warnings trimmed to --max-warnings (the review still succeeds)
 )
 
 // Metrics are the server's collectors.
@@ -44,6 +45,21 @@ type Metrics struct {
 	LimitRejections *prometheus.CounterVec
 	Connections     prometheus.Gauge
 	MissingObjects  *prometheus.CounterVec
+}
+
+// Ready registers ai_webhook_ready, read from ready at each scrape: 1 while the replica
+// would answer /readyz with 200. The "no ready replicas" alert sums it over the replicas
+// (a Pod whose process is up but not ready still answers scrapes).
+func (m *Metrics) Ready(ready func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ai_webhook_ready",
+		Help: "1 while this replica is ready to serve admissions (/readyz answers 200), else 0.",
+	}, func() float64 {
+		if ready() {
+			return 1
+		}
+		return 0
+	}))
 }
 
 // New registers the collectors, plus Go runtime and process metrics, in a new registry.

@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ai-webhook/ai-webhook/webhook/metrics"
 )
 
@@ -13,8 +15,17 @@ import (
 // and bufio buffers, a goroutine, its header while being read).
 type limitListener struct {
 	net.Listener
-	slots   chan struct{}
-	metrics *metrics.Metrics
+	slots chan struct{}
+	// open counts connections held (nil: not counted); rejected counts the ones closed at once.
+	open     prometheus.Gauge
+	rejected prometheus.Counter
+}
+
+// newLimitListener caps ln at max connections; over the cap counts in
+// ai_webhook_limit_rejections_total{limit}.
+func newLimitListener(ln net.Listener, max int, m *metrics.Metrics, limit string, open prometheus.Gauge) *limitListener {
+	return &limitListener{Listener: ln, slots: make(chan struct{}, max), open: open,
+		rejected: m.LimitRejections.WithLabelValues(limit)}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -25,12 +36,21 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		select {
 		case l.slots <- struct{}{}:
-			l.metrics.Connections.Inc()
-			return &limitConn{Conn: c, release: func() { <-l.slots; l.metrics.Connections.Dec() }}, nil
+			if l.open != nil {
+				l.open.Inc()
+			}
+			return &limitConn{Conn: c, release: l.release}, nil
 		default:
-			l.metrics.LimitRejections.WithLabelValues(metrics.LimitConnections).Inc()
+			l.rejected.Inc()
 			_ = c.Close()
 		}
+	}
+}
+
+func (l *limitListener) release() {
+	<-l.slots
+	if l.open != nil {
+		l.open.Dec()
 	}
 }
 

@@ -35,7 +35,10 @@ type Config struct {
 	// Limits bound the work of the admission handler.
 	Limits admission.Limits
 
-	Listen         string
+	Listen string
+	// MetricsListen is the plain-HTTP address that serves only /metrics ("" serves none; the
+	// TLS port serves /metrics either way). Prometheus scrapes it without the webhook's CA.
+	MetricsListen  string
 	CertFile       string
 	KeyFile        string
 	ProfilesFile   string
@@ -70,6 +73,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReloadInterval <= 0 {
 		errs = append(errs, errors.New("--reload-interval must be positive, e.g. 2s"))
+	}
+	if c.MetricsListen != "" && c.MetricsListen == c.Listen {
+		errs = append(errs, fmt.Errorf("--metrics-listen %s must differ from --listen", c.MetricsListen))
 	}
 	if c.ShutdownDelay < 0 {
 		errs = append(errs, errors.New("--shutdown-delay must be >= 0"))
@@ -147,7 +153,15 @@ type Server struct {
 	profiles *fileSource[profile.Set]
 	draining atomic.Bool
 	http     *http.Server
+	// metricsHTTP serves /metrics on MetricsListen (nil when it is ""); metricsLn, when a test
+	// sets it, is used instead of listening on MetricsListen.
+	metricsHTTP *http.Server
+	metricsLn   net.Listener
 }
+
+// metricsMaxConnections caps connections to the metrics port: a few Prometheus replicas
+// scrape it, each over one kept-alive connection.
+const metricsMaxConnections = 16
 
 // New loads the certificate and profiles; either failing to load is an error, so a
 // misconfigured Pod never becomes ready.
@@ -186,8 +200,27 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	mux.Handle("/mutate", h)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/readyz", s.readyz)
-	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	// At most a few scrapes gathered at once, each within the write timeout; more get 503.
+	metricsHandler := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry,
+		MaxRequestsInFlight: 4, Timeout: 5 * time.Second})
+	// Kept on the TLS port for scrape configurations that already use it (scheme https).
+	mux.Handle("/metrics", metricsHandler)
+	m.Ready(func() bool { return s.notReady() == "" })
 	t := cfg.Timeouts()
+	if cfg.MetricsListen != "" {
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("GET /metrics", metricsHandler)
+		s.metricsHTTP = &http.Server{
+			Addr:              cfg.MetricsListen,
+			Handler:           metricsMux,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ReadHeaderTimeout: t.ReadHeader,
+			ReadTimeout:       t.Read,
+			WriteTimeout:      t.Read,
+			IdleTimeout:       t.Idle,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
 	s.http = &http.Server{
 		Addr:      cfg.Listen,
 		Handler:   s.closeWhileDraining(mux),
@@ -260,16 +293,25 @@ func (d *drainWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if why := s.notReady(); why != "" {
+		http.Error(w, why, http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}
+
+// notReady says why the replica must not take reviews, or "" when it may: /readyz and the
+// ai_webhook_ready gauge both ask it.
+func (s *Server) notReady() string {
 	switch {
 	case s.draining.Load():
-		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return "draining"
 	case s.certs.current.Load() == nil || s.profiles.current.Load() == nil:
-		http.Error(w, "not loaded", http.StatusServiceUnavailable)
+		return "not loaded"
 	case s.cfg.Cluster != nil && !s.cfg.Cluster.Synced():
-		http.Error(w, "cluster facts not synced", http.StatusServiceUnavailable)
-	default:
-		_, _ = w.Write([]byte("ok"))
+		return "cluster facts not synced"
 	}
+	return ""
 }
 
 // Run serves on ln (or on cfg.Listen when ln is nil) until ctx ends, then drains: readiness
@@ -284,9 +326,24 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 	}
-	ln = &limitListener{Listener: ln, slots: make(chan struct{}, s.cfg.MaxConnections), metrics: s.metrics}
+	ln = newLimitListener(ln, s.cfg.MaxConnections, s.metrics, metrics.LimitConnections, s.metrics.Connections)
+	serveErr := make(chan error, 2)
+	if s.metricsHTTP != nil {
+		mln := s.metricsLn
+		if mln == nil {
+			var err error
+			if mln, err = net.Listen("tcp", s.cfg.MetricsListen); err != nil {
+				_ = ln.Close()
+				return fmt.Errorf("--metrics-listen: %w", err)
+			}
+		}
+		mln = newLimitListener(mln, metricsMaxConnections, s.metrics, metrics.LimitMetricsConns, nil)
+		s.log.Info("serving metrics", "address", mln.Addr().String())
+		// Closed after the admission server has drained, so the drain itself can be scraped.
+		defer s.metricsHTTP.Close()
+		go func() { serveErr <- s.metricsHTTP.Serve(mln) }()
+	}
 	s.log.Info("serving", "address", ln.Addr().String(), "domain", s.cfg.Domain)
-	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.http.ServeTLS(ln, "", "") }()
 	go s.watch(ctx)
 

@@ -80,6 +80,7 @@ func serve(args []string, stderr io.Writer) error {
 	var cfg server.Config
 	var level slog.Level
 	fs.StringVar(&cfg.Listen, "listen", ":8443", "address to serve TLS on")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "plain-HTTP address serving only /metrics for Prometheus, e.g. :9090 (empty: none; the TLS port serves /metrics either way)")
 	fs.StringVar(&cfg.CertFile, "tls-cert-file", "/etc/ai-webhook/tls/tls.crt", "serving certificate (PEM), reloaded when it changes")
 	fs.StringVar(&cfg.KeyFile, "tls-key-file", "/etc/ai-webhook/tls/tls.key", "serving key (PEM), reloaded when it changes")
 	fs.StringVar(&cfg.ProfilesFile, "profiles-file", "/etc/ai-webhook/profiles/profiles.yaml", "profile file, reloaded when it changes")
