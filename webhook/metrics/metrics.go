@@ -30,6 +30,12 @@ const (
 	LimitWarnings      = "warnings"            // warnings trimmed to --max-warnings (the review still succeeds)
 )
 
+// Sources reloaded from files, the label values of ReloadsTotal and LastReloadError.
+const (
+	SourceCertificate = "certificate"
+	SourceProfiles    = "profiles"
+)
+
 // Metrics are the server's collectors.
 type Metrics struct {
 	Registry        *prometheus.Registry
@@ -67,7 +73,7 @@ func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		Registry: reg,
 		RequestsTotal: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "ai_webhook_admission_requests_total",
@@ -119,4 +125,19 @@ func New() *Metrics {
 			Help: "Profile settings not applied because they name a cluster object that does not exist, by kind and name (--cluster-facts).",
 		}, []string{"kind", "name"}),
 	}
+	// Every known label value exists from the start at 0, so rate() and the alerts see the
+	// first increase and a dashboard panel has data before anything went wrong.
+	for _, r := range []string{ResultMutated, ResultUnchanged, ResultSkipped, ResultDenied, ResultError} {
+		m.RequestsTotal.WithLabelValues(r)
+	}
+	for _, l := range []string{LimitConnections, LimitMetricsConns, LimitBodyBuffer, LimitConcurrent, LimitJSONNodes,
+		LimitContainers, LimitPatchOps, LimitResponseBytes, LimitWarnings} {
+		m.LimitRejections.WithLabelValues(l)
+	}
+	for _, src := range []string{SourceCertificate, SourceProfiles} {
+		m.ReloadsTotal.WithLabelValues(src, "success")
+		m.ReloadsTotal.WithLabelValues(src, "error")
+		m.LastReloadError.WithLabelValues(src)
+	}
+	return m
 }

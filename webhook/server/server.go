@@ -172,11 +172,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	log = slog.New(capHandler{log.Handler()})
 	m := metrics.New()
 	s := &Server{cfg: cfg, log: log, metrics: m}
-	s.certs = &fileSource[tls.Certificate]{name: "certificate", paths: []string{cfg.CertFile, cfg.KeyFile},
+	s.certs = &fileSource[tls.Certificate]{name: metrics.SourceCertificate, paths: []string{cfg.CertFile, cfg.KeyFile},
 		parse: parseKeyPair, log: log, metrics: m, onLoad: func(c *tls.Certificate) {
 			m.CertNotAfter.Set(float64(c.Leaf.NotAfter.Unix()))
 		}}
-	s.profiles = &fileSource[profile.Set]{name: "profiles", paths: []string{cfg.ProfilesFile},
+	s.profiles = &fileSource[profile.Set]{name: metrics.SourceProfiles, paths: []string{cfg.ProfilesFile},
 		parse: func(c [][]byte) (*profile.Set, error) { return profile.Parse(c[0], cfg.Domain) }, log: log, metrics: m, onLoad: func(p *profile.Set) {
 			m.ProfilesLoaded.Set(float64(p.Len()))
 		}}
