@@ -1244,8 +1244,11 @@ func gpuHidingProblems(sent, stored *corev1.Pod, p *profile.Compiled) []string {
 }
 
 // asksForNvidiaGPU: a non-zero limit or request of nvidia.com/gpu, a variant of it
-// (gpu.shared) or a MIG slice.
+// (gpu.shared) or a MIG slice, or a DRA claim (the DRA profile's devices).
 func asksForNvidiaGPU(c corev1.Container) bool {
+	if len(c.Resources.Claims) > 0 {
+		return true
+	}
 	for _, l := range []corev1.ResourceList{c.Resources.Limits, c.Resources.Requests} {
 		for r, q := range l {
 			name := string(r)

@@ -11,7 +11,7 @@ func TestExamplesAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(set.Names(), ","); got != "llm-inference,llm-inference-oci-model,notebook,pytorch-training" {
+	if got := strings.Join(set.Names(), ","); got != "llm-inference,llm-inference-oci-model,notebook,pytorch-training,pytorch-training-dra" {
 		t.Fatalf("example profiles: %s", got)
 	}
 }

@@ -160,7 +160,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestEndpoints(t *testing.T) {
 	f := newFixture(t, 0)
 	f.start(t)
-	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ok", "/metrics": "ai_webhook_profiles_loaded 4"} {
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "ok", "/metrics": "ai_webhook_profiles_loaded 5"} {
 		code, body := f.get(t, path)
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("%s: %d %q, want 200 with %q", path, code, body, want)
@@ -221,8 +221,8 @@ func TestProfileReload(t *testing.T) {
 	eventually(t, "invalid profiles counted", func() bool {
 		return testutil.ToFloat64(m.ReloadsTotal.WithLabelValues("profiles", "error")) == 1
 	})
-	if n := f.srv.profiles.current.Load().Len(); n != 4 || testutil.ToFloat64(m.LastReloadError.WithLabelValues("profiles")) != 1 {
-		t.Fatalf("invalid file must keep the previous 4 profiles, have %d", n)
+	if n := f.srv.profiles.current.Load().Len(); n != 5 || testutil.ToFloat64(m.LastReloadError.WithLabelValues("profiles")) != 1 {
+		t.Fatalf("invalid file must keep the previous 5 profiles, have %d", n)
 	}
 	if code, _ := f.get(t, "/readyz"); code != 200 {
 		t.Fatal("a bad reload must not make a serving replica unready")
