@@ -47,6 +47,7 @@ type Metrics struct {
 	ReloadsTotal    *prometheus.CounterVec
 	ProfilesLoaded  prometheus.Gauge
 	CertNotAfter    prometheus.Gauge
+	CertExpired     prometheus.Gauge
 	LastReloadError *prometheus.GaugeVec
 	LimitRejections *prometheus.CounterVec
 	Connections     prometheus.Gauge
@@ -107,6 +108,10 @@ func New() *Metrics {
 		CertNotAfter: f.NewGauge(prometheus.GaugeOpts{
 			Name: "ai_webhook_certificate_expiry_timestamp_seconds",
 			Help: "NotAfter of the serving certificate in use, as a Unix time.",
+		}),
+		CertExpired: f.NewGauge(prometheus.GaugeOpts{
+			Name: "ai_webhook_serving_certificate_expired",
+			Help: "1 while the serving certificate in use is outside its validity period (the replica is then not ready).",
 		}),
 		LastReloadError: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ai_webhook_config_last_reload_failed",

@@ -152,7 +152,9 @@ type Server struct {
 	certs    *fileSource[tls.Certificate]
 	profiles *fileSource[profile.Set]
 	draining atomic.Bool
-	http     *http.Server
+	// certExpired says why the certificate in use is not valid now (certexpiry.go); nil while it is.
+	certExpired atomic.Pointer[string]
+	http        *http.Server
 	// metricsHTTP serves /metrics on MetricsListen (nil when it is ""); metricsLn, when a test
 	// sets it, is used instead of listening on MetricsListen.
 	metricsHTTP *http.Server
@@ -173,7 +175,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	m := metrics.New()
 	s := &Server{cfg: cfg, log: log, metrics: m}
 	s.certs = &fileSource[tls.Certificate]{name: metrics.SourceCertificate, paths: []string{cfg.CertFile, cfg.KeyFile},
-		parse: parseKeyPair, log: log, metrics: m, onLoad: func(c *tls.Certificate) {
+		parse: s.parseServingPair, log: log, metrics: m, onLoad: func(c *tls.Certificate) {
 			m.CertNotAfter.Set(float64(c.Leaf.NotAfter.Unix()))
 		}}
 	s.profiles = &fileSource[profile.Set]{name: metrics.SourceProfiles, paths: []string{cfg.ProfilesFile},
@@ -183,6 +185,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if _, err := s.certs.load(); err != nil {
 		return nil, err
 	}
+	s.checkCertificate(time.Now())
 	if _, err := s.profiles.load(); err != nil {
 		return nil, err
 	}
@@ -310,6 +313,8 @@ func (s *Server) notReady() string {
 		return "not loaded"
 	case s.cfg.Cluster != nil && !s.cfg.Cluster.Synced():
 		return "cluster facts not synced"
+	case s.certExpired.Load() != nil:
+		return *s.certExpired.Load()
 	}
 	return ""
 }
@@ -375,6 +380,7 @@ func (s *Server) watch(ctx context.Context) {
 		case <-t.C:
 			_, _ = s.certs.load()
 			_, _ = s.profiles.load()
+			s.checkCertificate(time.Now())
 		}
 	}
 }

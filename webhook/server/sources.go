@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"sync/atomic"
-	"time"
 
 	"github.com/ai-webhook/ai-webhook/webhook/metrics"
 )
@@ -89,7 +88,7 @@ func (s *fileSource[T]) failed(err error) error {
 }
 
 // parseKeyPair refuses a pair that does not match (a half-written rotation: new certificate,
-// old key) or a certificate outside its validity period, so the previous pair stays in use.
+// old key), so the previous pair stays in use. Validity is checked by parseServingPair.
 func parseKeyPair(contents [][]byte) (*tls.Certificate, error) {
 	cert, err := tls.X509KeyPair(contents[0], contents[1])
 	if err != nil {
@@ -99,9 +98,6 @@ func parseKeyPair(contents [][]byte) (*tls.Certificate, error) {
 		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
 			return nil, fmt.Errorf("certificate: %w", err)
 		}
-	}
-	if now := time.Now(); now.After(cert.Leaf.NotAfter) || now.Before(cert.Leaf.NotBefore) {
-		return nil, fmt.Errorf("certificate: valid from %s to %s, not now", cert.Leaf.NotBefore.Format(time.RFC3339), cert.Leaf.NotAfter.Format(time.RFC3339))
 	}
 	return &cert, nil
 }
