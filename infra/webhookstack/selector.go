@@ -1,71 +1,14 @@
 package webhookstack
 
 import (
-	"maps"
-	"slices"
-	"strings"
-
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ai-webhook/ai-webhook/webhook/profile"
+	"github.com/ai-webhook/ai-webhook/webhook/policy"
 )
 
-// excludedNamespaces are never sent to the webhook: the system namespaces, and the webhook's own
-// namespace so that a broken webhook can never block its own restart.
-func excludedNamespaces(own string) []string {
-	list := []string{metav1.NamespaceSystem, metav1.NamespacePublic, corev1.NamespaceNodeLease}
-	if !slices.Contains(list, own) {
-		list = append(list, own)
-	}
-	return list
-}
-
 // NamespaceSelectorFor builds the webhook's namespaceSelector for the configured mode (the
-// control-plane tests install it as the stack does). Every mode ends with the exclusion of
-// excludedNamespaces(own) by their kubernetes.io/metadata.name label, which the API server sets
-// on every namespace.
+// control-plane tests install it as the stack does). The selector itself is
+// policy.NamespaceSelector, shared with the bindings of compiled policies.
 func NamespaceSelectorFor(sel NamespaceSelector, domain, own string) metav1.LabelSelector {
-	var out metav1.LabelSelector
-	label := profile.KeysFor(domain).Inject // the namespace label of the optIn and optOut modes
-	switch sel.Mode {
-	case ModeOptIn:
-		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
-			Key:      label,
-			Operator: metav1.LabelSelectorOpIn,
-			Values:   labelSpellings(profile.OptInValues),
-		})
-	case ModeOptOut:
-		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
-			Key:      label,
-			Operator: metav1.LabelSelectorOpNotIn,
-			Values:   labelSpellings(profile.OptOutValues),
-		})
-	case ModeCustom:
-		out.MatchLabels = maps.Clone(sel.MatchLabels)
-		out.MatchExpressions = slices.Clone(sel.MatchExpressions)
-	case ModeAll:
-	}
-	out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
-		Key:      corev1.LabelMetadataName,
-		Operator: metav1.LabelSelectorOpNotIn,
-		Values:   excludedNamespaces(own),
-	})
-	return out
-}
-
-// labelSpellings lists each word lower case, Capitalised and UPPER case. A Pod's <domain>/inject
-// is read trimmed and in any case, but a label selector compares exactly: without these a
-// namespace labelled inject=False would be injected in optOut mode, silently. (Label values
-// cannot carry spaces, so trimming needs no spellings.)
-func labelSpellings(words []string) []string {
-	var out []string
-	for _, w := range words {
-		for _, s := range []string{w, strings.ToUpper(w[:1]) + w[1:], strings.ToUpper(w)} {
-			if !slices.Contains(out, s) {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
+	return policy.NamespaceSelector(sel.Mode, metav1.LabelSelector{MatchLabels: sel.MatchLabels, MatchExpressions: sel.MatchExpressions}, domain, own)
 }
