@@ -74,8 +74,8 @@ func (t *Target) Do(ctx context.Context) error {
 	return nil
 }
 
-// Run is the outcome of one load phase.
-type Run struct {
+// Phase is the outcome of one load phase.
+type Phase struct {
 	OK       int             // answered 200 with a patch
 	Failed   int             // errors (first kept in Err)
 	Dropped  int             // open loop: not sent because MaxInFlight requests were pending
@@ -86,7 +86,7 @@ type Run struct {
 }
 
 // Rate is OK requests per second.
-func (r *Run) Rate() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
+func (r *Phase) Rate() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
 
 type recorder struct {
 	mu     sync.Mutex
@@ -111,7 +111,7 @@ func (rec *recorder) add(d time.Duration, err error) {
 // ClosedLoop keeps concurrency requests in flight for dur (at most maxReq requests in all):
 // each worker sends its next request when its previous one is answered. The completed rate
 // is the server's saturated throughput when concurrency is high enough.
-func ClosedLoop(ctx context.Context, t *Target, concurrency int, dur time.Duration, maxReq int) Run {
+func ClosedLoop(ctx context.Context, t *Target, concurrency int, dur time.Duration, maxReq int) Phase {
 	rec := &recorder{lat: make([]time.Duration, 0, min(maxReq, 1<<20))}
 	var sent atomic.Int64
 	start := time.Now()
@@ -128,7 +128,7 @@ func ClosedLoop(ctx context.Context, t *Target, concurrency int, dur time.Durati
 	}
 	wg.Wait()
 	n := len(rec.lat) + rec.failed
-	return Run{Requests: n, OK: len(rec.lat), Failed: rec.failed, Err: rec.err, Lat: rec.lat, Elapsed: time.Since(start)}
+	return Phase{Requests: n, OK: len(rec.lat), Failed: rec.failed, Err: rec.err, Lat: rec.lat, Elapsed: time.Since(start)}
 }
 
 // OpenLoop sends requests at rate per second for dur, each at its intended time whether or
@@ -136,7 +136,7 @@ func ClosedLoop(ctx context.Context, t *Target, concurrency int, dur time.Durati
 // when the server (or this generator) falls behind, the wait counts against the server,
 // so coordinated omission cannot hide it. At most maxInFlight requests are pending; a
 // request due while that many are pending is dropped and counted.
-func OpenLoop(ctx context.Context, t *Target, rate int, dur time.Duration, maxInFlight int) Run {
+func OpenLoop(ctx context.Context, t *Target, rate int, dur time.Duration, maxInFlight int) Phase {
 	total := int(math.Round(float64(rate) * dur.Seconds()))
 	interval := time.Second / time.Duration(rate)
 	rec := &recorder{lat: make([]time.Duration, 0, total)}
@@ -161,7 +161,7 @@ func OpenLoop(ctx context.Context, t *Target, rate int, dur time.Duration, maxIn
 		})
 	}
 	wg.Wait()
-	return Run{Requests: total - dropped, OK: len(rec.lat), Failed: rec.failed, Err: rec.err,
+	return Phase{Requests: total - dropped, OK: len(rec.lat), Failed: rec.failed, Err: rec.err,
 		Dropped: dropped, Lat: rec.lat, Elapsed: time.Since(start)}
 }
 

@@ -205,6 +205,7 @@ func VerifyImpls(impls []Impl, shapes []Shape) error {
 type MicroRow struct {
 	Shape    Shape
 	Impl     string
+	Bytes    int // of the review
 	Result   testing.BenchmarkResult
 	CPUPerOp time.Duration
 }
@@ -234,7 +235,7 @@ func RunMicro(impls []Impl, shapes []Shape, progress func(string)) ([]MicroRow, 
 			if res.N == 0 {
 				return nil, fmt.Errorf("%s on %s: the benchmark failed", im.Name, sh.Key)
 			}
-			rows = append(rows, MicroRow{Shape: sh, Impl: im.Name, Result: res, CPUPerOp: cpu})
+			rows = append(rows, MicroRow{Shape: sh, Impl: im.Name, Bytes: len(body), Result: res, CPUPerOp: cpu})
 		}
 	}
 	return rows, nil

@@ -16,7 +16,6 @@ type OverloadConfig struct {
 	Concurrency int           // closed loop, to measure the saturated rate when B1 did not
 	MaxRequests int
 	MaxInFlight int           // pending requests beyond this are dropped by the generator and counted
-	LoadCPUs    []int         // as in B1
 	Settle      time.Duration // pause after each phase: the server works off what it queued
 }
 
@@ -54,13 +53,6 @@ func resetPeakRSS(pid int) bool {
 // closed loop where missing), so each is at least that far over its capacity, and records what
 // it accepted, how fast, and its memory.
 func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat map[string]float64, progress func(string)) (*OverloadResult, error) {
-	if len(cfg.LoadCPUs) > 0 {
-		undo, err := PinSelf(cfg.LoadCPUs)
-		if err != nil {
-			return nil, err
-		}
-		defer undo()
-	}
 	rates := map[string]float64{}
 	for _, s := range servers {
 		rates[s.Name] = sat[s.Name]
@@ -110,37 +102,4 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat
 		}
 	}
 	return res, nil
-}
-
-func (r *Report) markdownOverload(p printer) {
-	o := r.Overload
-	if !p.section("B5: overload", o != nil) {
-		return
-	}
-	c := o.Config
-	p("The B1 processes and load generator (confined as in B1), one server at a time: an open loop offers each server the same "+
-		"load, %v times the higher of the two saturated rates (B1's medians), for %s; the next column gives that load over the "+
-		"server's own saturated rate. Latency is measured from each request's intended send time and is shown for "+
-		"the accepted requests only (answered 200 with the patch); refused ones (ai-webhook answers 503 over "+
-		"`--max-concurrent-reviews` or `--max-body-buffer-bytes` after waiting up to 1 s, or closes connections over "+
-		"`--max-connections`), client timeouts (10 s) and connection errors count as failed; the generator drops, and counts, a "+
-		"request due while %d are pending. Peak RSS is VmHWM over the phase (reset before it through /proc/<pid>/clear_refs). "+
-		"Every new connection beyond the 25 kept alive costs a TLS handshake, as it would the API server.\n\n",
-		c.Multiples, c.Step, c.MaxInFlight)
-	p("| load | server | offered/s | offered / own saturated | sent/s | accepted/s | accepted / own saturated | p99 accepted | failed | dropped | server CPU (cores) | peak RSS |\n" +
-		"|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, f := range o.Rows {
-		rss := fmtMiB(f.PeakRSS)
-		if !f.RSSReset {
-			rss += " (since start)"
-		}
-		p("| %dx | %s | %d | %.1fx | %.0f | %.0f | %.2f | %s | %d | %d | %.2f | %s |\n", f.Multiple, f.Server, f.Offered,
-			float64(f.Offered)/f.SatRate, f.Sent, f.Accepted, f.Accepted/f.SatRate, fmtDur(f.Lat.P99), f.Failed, f.Dropped, f.ServerCPU, rss)
-	}
-	p("\n")
-	for _, f := range o.Rows {
-		if f.FirstErr != nil {
-			p("First failure of %s at %dx: `%.300v`\n\n", f.Server, f.Multiple, f.FirstErr)
-		}
-	}
 }

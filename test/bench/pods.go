@@ -121,23 +121,35 @@ type Shape struct {
 	Pod        *corev1.Pod // as admitted (see AsAdmitted)
 }
 
+// series is a growth series of B2: shapes by key, and their size.
+type series struct {
+	name string
+	keys []string
+	unit func(Shape) int
+}
+
+var (
+	envSeries       = series{"env vars per env var", []string{"typical", "env-250", "env-1000", "env-2500", "env-5000"}, func(s Shape) int { return s.EnvVars }}
+	containerSeries = series{"containers per container", []string{"typical", "containers-5", "containers-10", "containers-20"}, func(s Shape) int { return s.Containers }}
+)
+
 // Shapes are the Pods of B2: the four named by the issue first (main table), then the
-// points of the growth series (envs and containers) that show whether time grows linearly.
-func Shapes(example *corev1.Pod) (main, envSeries, containerSeries []Shape) {
+// other points of the growth series, which show whether time grows linearly.
+func Shapes(example *corev1.Pod) []Shape {
 	base := AsAdmitted(example)
 	mk := func(key, title string, pod *corev1.Pod) Shape {
 		return Shape{Key: key, Title: title, EnvVars: len(pod.Spec.Containers[0].Env), Containers: len(pod.Spec.Containers), Pod: pod}
 	}
-	typical := mk("typical", "typical GPU training Pod", base)
-	env1k := mk("env-1000", "1,000 env vars", WithEnv(base, 1000))
-	c20 := mk("containers-20", "20 containers", WithContainers(base, 20))
-	env5k := mk("env-5000", "5,000 env vars", WithEnv(base, 5000))
-	main = []Shape{typical, env1k, c20, env5k}
-	envSeries = []Shape{typical, mk("env-250", "250 env vars", WithEnv(base, 250)), env1k,
-		mk("env-2500", "2,500 env vars", WithEnv(base, 2500)), env5k}
-	containerSeries = []Shape{typical, mk("containers-5", "5 containers", WithContainers(base, 5)),
-		mk("containers-10", "10 containers", WithContainers(base, 10)), c20}
-	return main, envSeries, containerSeries
+	return []Shape{
+		mk("typical", "typical GPU training Pod", base),
+		mk("env-1000", "1,000 env vars", WithEnv(base, 1000)),
+		mk("containers-20", "20 containers", WithContainers(base, 20)),
+		mk("env-5000", "5,000 env vars", WithEnv(base, 5000)),
+		mk("env-250", "250 env vars", WithEnv(base, 250)),
+		mk("env-2500", "2,500 env vars", WithEnv(base, 2500)),
+		mk("containers-5", "5 containers", WithContainers(base, 5)),
+		mk("containers-10", "10 containers", WithContainers(base, 10)),
+	}
 }
 
 // ReviewBody is the AdmissionReview the API server sends for a CREATE of pod.
@@ -176,19 +188,4 @@ func ReviewBodies(pod *corev1.Pod, n int) ([][]byte, error) {
 		out[i] = b
 	}
 	return out, nil
-}
-
-// Dedupe lists the shapes of the lists once each, in order of first appearance.
-func Dedupe(lists ...[]Shape) []Shape {
-	seen := map[string]bool{}
-	var out []Shape
-	for _, l := range lists {
-		for _, s := range l {
-			if !seen[s.Key] {
-				seen[s.Key] = true
-				out = append(out, s)
-			}
-		}
-	}
-	return out
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,10 +28,6 @@ type Server struct {
 	Addr   string // 127.0.0.1:port
 }
 
-// EnvChild makes a benchmark binary (the test binary, benchrun) act as the server kind
-// it names instead, so a server can run as a process without a binary of its own.
-const EnvChild = "AI_WEBHOOK_BENCH_CHILD"
-
 // Kind of server: how to pass it the fixture.
 const (
 	Ours      = "ai-webhook"
@@ -43,10 +38,9 @@ const (
 	NoopPatch = "no-op with ai-webhook's patch"
 )
 
-// StartServer starts the server kind (Ours, Reference, Noop or NoopPatch) as cmd (its
-// program, environment and CPUs; the arguments are added) and waits until it answers a
-// review correctly.
-func StartServer(ctx context.Context, fx *Fixture, kind string, cmd cluster.Command) (*Server, error) {
+// StartServer starts the server kind (Ours, Reference, Noop or NoopPatch) as program
+// argv0 with env added to its environment, and waits until it answers a review correctly.
+func StartServer(ctx context.Context, fx *Fixture, kind, argv0 string, env []string) (*Server, error) {
 	ports, err := cluster.FreePorts(1)
 	if err != nil {
 		return nil, err
@@ -71,9 +65,8 @@ func StartServer(ctx context.Context, fx *Fixture, kind string, cmd cluster.Comm
 	default:
 		return nil, fmt.Errorf("unknown server kind %q", kind)
 	}
-	cmd.Name, cmd.Argv = kind, append(slices.Clip(cmd.Argv), args...)
-	cmd.Log = filepath.Join(fx.Dir, strings.ReplaceAll(kind, " ", "-")+".log")
-	proc, err := cluster.StartProcess(cmd)
+	proc, err := cluster.StartProcess(cluster.Command{Name: kind, Argv: append([]string{argv0}, args...), Env: env,
+		Log: filepath.Join(fx.Dir, strings.ReplaceAll(kind, " ", "-")+".log")})
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +84,7 @@ func StartServer(ctx context.Context, fx *Fixture, kind string, cmd cluster.Comm
 func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
 	var resp []byte
 	if err := cluster.Wait(ctx, 20*time.Second, func(ctx context.Context) (err error) {
-		resp, err = s.Post(ctx, fx.Bodies[0])
+		resp, err = s.do(ctx, http.MethodPost, s.Target.URL, fx.Bodies[0])
 		return err
 	}, s.Proc); err != nil {
 		return fmt.Errorf("%s: %w", s.Name, err)
@@ -106,11 +99,6 @@ func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
 		return fmt.Errorf("%s answered wrongly: %w", s.Name, err)
 	}
 	return nil
-}
-
-// Post sends one review and returns the body of a 200 answer.
-func (s *Server) Post(ctx context.Context, body []byte) ([]byte, error) {
-	return s.do(ctx, http.MethodPost, s.Target.URL, body)
 }
 
 // Count is how many reviews a no-op server answered (GET /count).

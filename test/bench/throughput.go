@@ -17,7 +17,6 @@ type ThroughputConfig struct {
 	Rates       []int         // open loop, requests per second
 	MaxRequests int           // cap per closed-loop phase
 	MaxInFlight int           // open loop: pending requests beyond this are dropped and counted
-	LoadCPUs    []int         // CPUs the load generator is confined to during B1; nil: not confined
 	Settle      time.Duration // pause before each phase (connections, GC of the previous one)
 }
 
@@ -89,7 +88,7 @@ type phaseAcc struct {
 	err       error
 }
 
-func (a *phaseAcc) add(r Run, server, client time.Duration) {
+func (a *phaseAcc) add(r Phase, server, client time.Duration) {
 	a.lat = append(a.lat, r.Lat...)
 	a.ok += r.OK
 	a.req += r.Requests
@@ -114,13 +113,6 @@ func (a *phaseAcc) cpuPerReq() time.Duration {
 // (the order flips every round, so drift in the machine's state favours neither), and each
 // runs a closed-loop saturation phase and then one open-loop phase per rate.
 func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server, progress func(string)) (*ThroughputResult, error) {
-	if len(cfg.LoadCPUs) > 0 {
-		undo, err := PinSelf(cfg.LoadCPUs)
-		if err != nil {
-			return nil, err
-		}
-		defer undo()
-	}
 	type acc struct {
 		sat  phaseAcc
 		open map[int]*phaseAcc
@@ -134,20 +126,20 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server,
 		}
 	}
 	// measure runs one phase of s into a, with the server's and this process's CPU time.
-	measure := func(s *Server, a *phaseAcc, f func() Run) (Run, error) {
+	measure := func(s *Server, a *phaseAcc, f func() Phase) (Phase, error) {
 		time.Sleep(cfg.Settle)
 		s0, err := ReadUsage(s.Proc.PID())
 		if err != nil {
-			return Run{}, err
+			return Phase{}, err
 		}
 		c0, err := ReadUsage(os.Getpid())
 		if err != nil {
-			return Run{}, err
+			return Phase{}, err
 		}
 		r := f()
 		s1, err := ReadUsage(s.Proc.PID())
 		if err != nil {
-			return Run{}, fmt.Errorf("%s: %w (%v)", s.Name, err, s.Proc.Failure())
+			return Phase{}, fmt.Errorf("%s: %w (%v)", s.Name, err, s.Proc.Failure())
 		}
 		c1, _ := ReadUsage(os.Getpid())
 		a.add(r, s1.CPU-s0.CPU, c1.CPU-c0.CPU)
@@ -168,14 +160,14 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server,
 			}
 			s, a := servers[i], accs[i]
 			progress(fmt.Sprintf("B1 round %d/%d %s: saturation, concurrency %d, %s", round+1, cfg.Rounds, s.Name, cfg.Concurrency, cfg.Step))
-			r, err := measure(s, &a.sat, func() Run { return ClosedLoop(ctx, s.Target, cfg.Concurrency, cfg.Step, cfg.MaxRequests) })
+			r, err := measure(s, &a.sat, func() Phase { return ClosedLoop(ctx, s.Target, cfg.Concurrency, cfg.Step, cfg.MaxRequests) })
 			if err != nil {
 				return nil, err
 			}
 			a.rps = append(a.rps, r.Rate())
 			for _, rate := range cfg.Rates {
 				progress(fmt.Sprintf("B1 round %d/%d %s: open loop %d/s, %s", round+1, cfg.Rounds, s.Name, rate, cfg.Step))
-				if _, err := measure(s, a.open[rate], func() Run { return OpenLoop(ctx, s.Target, rate, cfg.Step, cfg.MaxInFlight) }); err != nil {
+				if _, err := measure(s, a.open[rate], func() Phase { return OpenLoop(ctx, s.Target, rate, cfg.Step, cfg.MaxInFlight) }); err != nil {
 					return nil, err
 				}
 			}

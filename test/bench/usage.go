@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,11 +32,7 @@ func ReadUsage(pid int) (Usage, error) {
 		return u, err
 	}
 	// The command name (field 2) may hold spaces; fields after its closing ')' are plain.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return u, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(stat[i+1:]))
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
 	if len(f) < 13 {
 		return u, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 	}
@@ -61,42 +58,76 @@ func ReadUsage(pid int) (Usage, error) {
 	return u, nil
 }
 
-// PinSelf confines every thread of this process to cpus (nil: all online CPUs) and sets
-// GOMAXPROCS to match; it returns a function that undoes both.
+// PinSelf confines every thread of this process to cpus and sets GOMAXPROCS to match; it
+// returns a function that undoes both. No cpus: nothing changes.
 func PinSelf(cpus []int) (undo func(), err error) {
+	if len(cpus) == 0 {
+		return func() {}, nil
+	}
 	var old unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &old); err != nil {
 		return nil, err
 	}
-	var set unix.CPUSet
-	for _, c := range cpus {
-		set.Set(c)
-	}
-	if err := setAllThreads(&set); err != nil {
+	if err := pin(os.Getpid(), cpuSet(cpus)); err != nil {
 		return nil, err
 	}
 	prev := runtime.GOMAXPROCS(len(cpus))
 	return func() {
-		_ = setAllThreads(&old)
+		_ = pin(os.Getpid(), old)
 		runtime.GOMAXPROCS(prev)
 	}, nil
 }
 
-// setAllThreads applies set to each thread; threads created later inherit it from their
-// creator.
-func setAllThreads(set *unix.CPUSet) error {
-	tasks, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return err
+func cpuSet(cpus []int) unix.CPUSet {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
 	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
+	return set
+}
+
+// pin applies set to every thread of process pid; threads created later inherit it from
+// their creator. It lists the threads again until a pass finds none new, so a thread
+// created during a pass by a thread not yet pinned is caught too.
+func pin(pid int, set unix.CPUSet) error {
+	done := map[int]bool{}
+	for {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 		if err != nil {
-			continue
+			return err
 		}
-		if err := unix.SchedSetaffinity(tid, set); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("pin thread %d: %w", tid, err)
+		added := false
+		for _, t := range tasks {
+			tid, err := strconv.Atoi(t.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("pin thread %d: %w", tid, err)
+			}
+			done[tid], added = true, true
+		}
+		if !added {
+			return nil
 		}
 	}
-	return nil
+}
+
+// CPULayout picks, from the CPUs this process may use, the last for the servers (and
+// B2/B3) and the first for the load generator; nil when there is only one.
+func CPULayout() (server, load []int, err error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, nil, err
+	}
+	var cpus []int
+	for c := range 1024 {
+		if set.IsSet(c) {
+			cpus = append(cpus, c)
+		}
+	}
+	if len(cpus) < 2 {
+		return nil, nil, nil
+	}
+	return []int{slices.Max(cpus)}, []int{slices.Min(cpus)}, nil
 }

@@ -9,13 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Command says how to start a process.
@@ -24,9 +21,6 @@ type Command struct {
 	Argv []string // program and arguments
 	Env  []string // added to this process's environment
 	Log  string   // file receiving stdout and stderr (appended)
-	// CPUs confines the process to these CPUs from its first instruction (the
-	// affinity is inherited at fork), so its runtime sizes GOMAXPROCS to them.
-	CPUs []int
 }
 
 // Process is a child process (a control-plane component, a webhook server)
@@ -53,7 +47,7 @@ func StartProcess(c Command) (*Process, error) {
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), c.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := startPinned(cmd, c.CPUs); err != nil {
+	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.Name, err)
 	}
 	p := &Process{Name: c.Name, Log: c.Log, cmd: cmd, done: make(chan struct{})}
@@ -155,30 +149,4 @@ func Eventually(t testing.TB, timeout time.Duration, what string, check func() e
 	if err := Wait(context.Background(), timeout, func(context.Context) error { return check() }); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
-}
-
-// startPinned starts cmd with the CPU affinity cpus. The fork happens on the
-// calling OS thread, so that thread is locked and pinned for the duration of
-// Start.
-func startPinned(cmd *exec.Cmd, cpus []int) error {
-	if len(cpus) == 0 {
-		return cmd.Start()
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old, set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
-		return err
-	}
-	for _, c := range cpus {
-		set.Set(c)
-	}
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin to CPUs %v: %w", cpus, err)
-	}
-	err := cmd.Start()
-	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil && err == nil {
-		err = rerr
-	}
-	return err
 }

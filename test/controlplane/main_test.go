@@ -3,9 +3,7 @@ package controlplane
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
@@ -53,7 +51,7 @@ func runOutsideNetns() int {
 		return fatal(err)
 	}
 	defer os.RemoveAll(workDir)
-	bin, err := buildWebhook(root, workDir)
+	bin, err := repo.Build(root, workDir, repo.Webhook)
 	if err != nil {
 		return fatal(err)
 	}
@@ -83,18 +81,6 @@ func runInsideNetns(m *testing.M) int {
 		fx.cluster.Stop()
 	}
 	return code
-}
-
-// buildWebhook builds the real webhook binary, in workspace mode from the
-// repository root, as the Makefile and the image do.
-func buildWebhook(root, dir string) (string, error) {
-	bin := filepath.Join(dir, "ai-webhook")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ai-webhook/ai-webhook/webhook/cmd/ai-webhook")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build the webhook under test (%s in %s): %v\n%s", strings.Join(cmd.Args, " "), root, err, out)
-	}
-	return bin, nil
 }
 
 func fatal(err error) int {

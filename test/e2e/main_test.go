@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -94,11 +93,9 @@ func outside(m *testing.M) int {
 		return fatal(err)
 	}
 	defer os.RemoveAll(workDir)
-	for out, pkg := range map[string]string{"ai-webhook": "./webhook/cmd/ai-webhook", "deploy": "./infra/cmd/deploy"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(workDir, out), pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fatal(fmt.Errorf("go build %s: %v\n%s", pkg, err, b))
+	for _, pkg := range []string{repo.Webhook, "./infra/cmd/deploy"} {
+		if _, err := repo.Build(root, workDir, pkg); err != nil {
+			return fatal(err)
 		}
 	}
 	if err := prepareProject(root, filepath.Join(workDir, "project")); err != nil {

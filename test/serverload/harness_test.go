@@ -51,11 +51,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	binary = filepath.Join(dir, "ai-webhook")
-	cmd := exec.Command("go", "build", "-o", binary, "github.com/ai-webhook/ai-webhook/webhook/cmd/ai-webhook")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build the webhook under test: %v\n%s", err, out)
+	if binary, err = repo.Build(root, dir, repo.Webhook); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()
