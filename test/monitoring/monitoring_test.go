@@ -3,6 +3,7 @@ package monitoring
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"sigs.k8s.io/yaml"
 
 	imonitoring "github.com/ai-webhook/ai-webhook/infra/monitoring"
@@ -201,7 +203,7 @@ type dashboard struct {
 func ourMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := testpki.NewCA("monitoring-test", time.Hour)
+	ca, err := testpki.NewCA("monitoring-test", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +233,9 @@ func ourMetrics(t *testing.T) map[string]bool {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
+	// One real admission of the shipped example (it sets NCCL_DEBUG itself): the per-profile
+	// series of mutations and skipped settings exist only once a Pod was mutated.
+	admitExample(t, "https://"+cfg.Listen+"/mutate", ca)
 	var body []byte
 	cluster.Eventually(t, 10*time.Second, "the metrics port to answer", func() error {
 		resp, err := http.Get("http://" + cfg.MetricsListen + "/metrics")
@@ -241,7 +246,7 @@ func ourMetrics(t *testing.T) map[string]bool {
 		body, err = io.ReadAll(resp.Body)
 		return err
 	})
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.LegacyValidation)
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
 		t.Fatalf("parse /metrics: %v", err)
@@ -256,6 +261,49 @@ func ourMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	return names
+}
+
+// admitExample posts an AdmissionReview of webhook/examples/pods/pytorch-training.yaml to url
+// and checks that the Pod was patched.
+func admitExample(t *testing.T, url string, ca *testpki.CA) {
+	t.Helper()
+	root, err := repo.Root(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	podYAML, err := os.ReadFile(filepath.Join(root, "webhook", "examples", "pods", "pytorch-training.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod, err := yaml.YAMLToJSON(podYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	review, _ := json.Marshal(map[string]any{
+		"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+		"request": map[string]any{
+			"uid": "monitoring-test", "operation": "CREATE", "namespace": "ml-team",
+			"kind":     map[string]string{"group": "", "version": "v1", "kind": "Pod"},
+			"resource": map[string]string{"group": "", "version": "v1", "resource": "pods"},
+			"object":   json.RawMessage(pod),
+		},
+	})
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "ai-webhook.ai-webhook.svc"}}}
+	resp, err := client.Post(url, "application/json", bytes.NewReader(review))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Response struct {
+			Allowed bool   `json:"allowed"`
+			Patch   []byte `json:"patch"`
+		} `json:"response"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || !answer.Response.Allowed || len(answer.Response.Patch) == 0 {
+		t.Fatalf("the example Pod was not mutated: %s, %v, %+v", resp.Status, err, answer.Response)
+	}
 }
 
 // startPrometheus runs the real Prometheus server (no scrape targets) on loopback and returns
