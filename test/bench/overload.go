@@ -60,7 +60,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat
 			continue
 		}
 		progress(fmt.Sprintf("overload: saturated rate of %s, concurrency %d, %s", s.Name, cfg.Concurrency, cfg.Step))
-		r := ClosedLoop(ctx, s.Target, cfg.Concurrency, cfg.Step, cfg.MaxRequests)
+		r := ClosedLoop(ctx, s, cfg.Concurrency, cfg.Step, cfg.MaxRequests)
 		if r.OK == 0 {
 			return nil, fmt.Errorf("overload: %s answered nothing at saturation (%d failed, first: %v)", s.Name, r.Failed, r.Err)
 		}
@@ -76,25 +76,18 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat
 		for _, s := range servers {
 			progress(fmt.Sprintf("overload %dx %s: open loop %d/s, %s", m, s.Name, rate, cfg.Step))
 			reset := resetPeakRSS(s.Proc.PID())
-			u0, err := ReadUsage(s.Proc.PID())
+			r, err := s.measure(func() *Phase { return OpenLoop(ctx, s, rate, cfg.Step, cfg.MaxInFlight) })
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("overload %dx: %w", m, err)
 			}
-			r := OpenLoop(ctx, s.Target, rate, cfg.Step, cfg.MaxInFlight)
-			u1, err := ReadUsage(s.Proc.PID())
-			if err != nil {
-				return nil, fmt.Errorf("overload %dx: %s: %w (%v)", m, s.Name, err, s.Proc.Failure())
-			}
-			secs := r.Elapsed.Seconds()
 			res.Rows = append(res.Rows, OverloadFigures{
 				Server: s.Name, Multiple: m, SatRate: rates[s.Name], Offered: rate,
-				Sent: float64(r.Requests) / secs, Accepted: float64(r.OK) / secs,
+				Sent: float64(r.Requests) / r.Elapsed.Seconds(), Accepted: r.Rate(),
 				Failed: r.Failed, Dropped: r.Dropped, Lat: Summarise(r.Lat),
-				PeakRSS: u1.PeakRSS, RSSReset: reset, FirstErr: r.Err,
-				ServerCPU: (u1.CPU - u0.CPU).Seconds() / secs,
+				PeakRSS: r.PeakRSS, RSSReset: reset, FirstErr: r.Err, ServerCPU: r.cores(r.ServerCPU),
 			})
 			// Connections opened beyond the idle pool would otherwise linger into the next phase.
-			s.Target.Client.CloseIdleConnections()
+			s.Client.CloseIdleConnections()
 			time.Sleep(cfg.Settle)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

@@ -85,9 +85,9 @@ func RunPodCreates(ctx context.Context, fx *Fixture, root string, cfg PodCreateC
 		}
 		return s.Name
 	}
-	recs := map[*Server]*recorder{}
+	recs := map[*Server]*Phase{}
 	for _, c := range conds {
-		recs[c] = &recorder{}
+		recs[c] = &Phase{}
 	}
 	pod := fx.Example.DeepCopy()
 	pod.Namespace = podCreateNamespace
@@ -102,7 +102,7 @@ func RunPodCreates(ctx context.Context, fx *Fixture, root string, cfg PodCreateC
 				return res
 			}
 			current = cond
-			stamps := cond != nil && !cond.Target.AllowOnly
+			stamps := cond != nil && !cond.AllowOnly
 			for i := range cfg.Pods {
 				p := pod.DeepCopy()
 				p.Name = fmt.Sprintf("trainer-r%d-c%d-%d", round, ci, i)
@@ -112,13 +112,13 @@ func RunPodCreates(ctx context.Context, fx *Fixture, root string, cfg PodCreateC
 				if err == nil && (got.Annotations[Domain+"/injected"] != "") != stamps {
 					err = fmt.Errorf("pod %s: injected annotation %q under %q", p.Name, got.Annotations[Domain+"/injected"], name(cond))
 				}
-				recs[cond].add(d, err)
+				recs[cond].record(d, err)
 			}
 		}
 	}
 	for _, c := range conds {
 		r := recs[c]
-		res.Conds = append(res.Conds, PodCreateCondition{Name: name(c), Lat: Summarise(r.lat), Failed: r.failed, Err: r.err})
+		res.Conds = append(res.Conds, PodCreateCondition{Name: name(c), Lat: Summarise(r.Lat), Failed: r.Failed, Err: r.Err})
 	}
 	return res
 }
@@ -182,7 +182,7 @@ func waitCalled(ctx context.Context, client kubernetes.Interface, fx *Fixture, s
 
 func probe(ctx context.Context, client kubernetes.Interface, fx *Fixture, s *Server) (bool, error) {
 	var before int64
-	if s.Target.AllowOnly {
+	if s.AllowOnly {
 		n, err := s.Count(ctx)
 		if err != nil {
 			return false, err
@@ -195,7 +195,7 @@ func probe(ctx context.Context, client kubernetes.Interface, fx *Fixture, s *Ser
 	if err != nil {
 		return false, err
 	}
-	if !s.Target.AllowOnly {
+	if !s.AllowOnly {
 		return got.Annotations[Domain+"/injected"] != "", nil
 	}
 	after, err := s.Count(ctx)

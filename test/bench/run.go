@@ -136,7 +136,7 @@ func runMicro(fx *Fixture, cfg Config) ([]MicroRow, error) {
 	}
 	defer undo()
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	restore, err := SetBenchTime(cfg.BenchTime)
+	restore, err := setBenchTime(cfg.BenchTime)
 	if err != nil {
 		return nil, fmt.Errorf("benchtime: %w", err)
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -20,12 +23,16 @@ import (
 	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
-// Server is a webhook server under test, in its own process.
+// Server is a webhook server under test, in its own process, and the reviews to send it.
 type Server struct {
-	Name   string
-	Proc   *cluster.Process
-	Target *Target
-	Addr   string // 127.0.0.1:port
+	Name      string
+	Proc      *cluster.Process
+	Addr      string // 127.0.0.1:port
+	URL       string // of /mutate
+	Client    *http.Client
+	Bodies    [][]byte // reviews of the typical Pod, sent in turn
+	AllowOnly bool     // answers allowed without a patch (the no-op server)
+	next      atomic.Uint64
 }
 
 // Kind of server: how to pass it the fixture.
@@ -70,9 +77,14 @@ func StartServer(ctx context.Context, fx *Fixture, kind, argv0 string, env []str
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Name: kind, Proc: proc, Addr: addr, Target: &Target{
-		URL: "https://" + addr + "/mutate?timeout=10s", Client: NewClient(fx.CA.Pool), Bodies: fx.Bodies, AllowOnly: kind == Noop,
-	}}
+	s := &Server{Name: kind, Proc: proc, Addr: addr, URL: "https://" + addr + "/mutate?timeout=10s", Bodies: fx.Bodies, AllowOnly: kind == Noop,
+		// As the API server's webhook client: HTTP/1.1 only, kept-alive connections with up to 25
+		// idle per host, and the webhook's default 10 s timeout.
+		Client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{RootCAs: fx.CA.Pool, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}},
+			TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{}, // HTTP/2 off
+			MaxIdleConnsPerHost: 25, MaxIdleConns: 100, IdleConnTimeout: 90 * time.Second, DisableCompression: true,
+		}}}
 	if err := s.waitReady(ctx, fx); err != nil {
 		proc.Stop(time.Second)
 		return nil, err
@@ -82,55 +94,77 @@ func StartServer(ctx context.Context, fx *Fixture, kind, argv0 string, env []str
 
 // waitReady polls with a real review until the answer is correct (CheckResponse).
 func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
-	var resp []byte
-	if err := cluster.Wait(ctx, 20*time.Second, func(ctx context.Context) (err error) {
-		resp, err = s.do(ctx, http.MethodPost, s.Target.URL, fx.Bodies[0])
-		return err
-	}, s.Proc); err != nil {
-		return fmt.Errorf("%s: %w", s.Name, err)
-	}
-	var err error
-	if s.Target.AllowOnly {
-		_, _, err = checkAllowed(fx.Bodies[0], resp)
-	} else {
-		_, err = CheckResponse(fx.Typical, fx.Bodies[0], resp)
+	var wrong error
+	err := cluster.Wait(ctx, 20*time.Second, func(ctx context.Context) error {
+		return s.do(ctx, http.MethodPost, s.URL, fx.Bodies[0], func(resp []byte) error {
+			if s.AllowOnly {
+				_, _, wrong = checkAllowed(fx.Bodies[0], resp)
+			} else {
+				_, wrong = CheckResponse(fx.Typical, fx.Bodies[0], resp)
+			}
+			return nil
+		})
+	}, s.Proc)
+	if err == nil && wrong != nil {
+		err = fmt.Errorf("answered wrongly: %w", wrong)
 	}
 	if err != nil {
-		return fmt.Errorf("%s answered wrongly: %w", s.Name, err)
+		return fmt.Errorf("%s: %w", s.Name, err)
 	}
 	return nil
 }
 
-// Count is how many reviews a no-op server answered (GET /count).
-func (s *Server) Count(ctx context.Context) (int64, error) {
-	b, err := s.do(ctx, http.MethodGet, "https://"+s.Addr+"/count", nil)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(string(b), 10, 64)
+// Do sends the next review and checks the answer cheaply (allowed, with a patch unless
+// AllowOnly): the full check (CheckResponse) was done once, before measuring.
+func (s *Server) Do(ctx context.Context) error {
+	return s.do(ctx, http.MethodPost, s.URL, s.Bodies[s.next.Add(1)%uint64(len(s.Bodies))], func(b []byte) error {
+		if !bytes.Contains(b, []byte(`"allowed":true`)) || (!s.AllowOnly && !bytes.Contains(b, []byte(`"patch":"`))) {
+			return fmt.Errorf("response is not an allowed, patched review: %.200s", b)
+		}
+		return nil
+	})
 }
 
-func (s *Server) do(ctx context.Context, method, url string, body []byte) ([]byte, error) {
+// Count is how many reviews a no-op server answered (GET /count).
+func (s *Server) Count(ctx context.Context) (n int64, err error) {
+	err = s.do(ctx, http.MethodGet, "https://"+s.Addr+"/count", nil, func(b []byte) error {
+		n, err = strconv.ParseInt(string(b), 10, 64)
+		return err
+	})
+	return n, err
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// do sends a request and hands the body of a 200 answer to check (valid during the call:
+// the buffer is pooled, so the load generator allocates little).
+func (s *Server) do(ctx context.Context, method, url string, body []byte, check func([]byte) error) error {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := s.Target.Client.Do(req)
+	resp, err := s.Client.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("%s %s: HTTP %d: %.300s", method, url, resp.StatusCode, b)
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	_, err = io.Copy(buf, resp.Body)
+	resp.Body.Close()
+	switch {
+	case err != nil:
+		return err
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("%s %s: HTTP %d: %.300s", method, url, resp.StatusCode, buf.Bytes())
 	}
-	return b, err
+	return check(buf.Bytes())
 }
 
 // Stop ends the server.
 func (s *Server) Stop() {
-	s.Target.Client.CloseIdleConnections()
+	s.Client.CloseIdleConnections()
 	s.Proc.Stop(5 * time.Second)
 }
 

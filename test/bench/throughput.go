@@ -1,9 +1,9 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"time"
 )
@@ -76,78 +76,34 @@ type ThroughputResult struct {
 	Servers []*ServerFigures
 }
 
-// phase totals across rounds.
-type phaseAcc struct {
-	lat       []time.Duration
-	ok, req   int
-	failed    int
-	dropped   int
-	elapsed   time.Duration
-	serverCPU time.Duration
-	clientCPU time.Duration
-	err       error
-}
-
-func (a *phaseAcc) add(r Phase, server, client time.Duration) {
-	a.lat = append(a.lat, r.Lat...)
-	a.ok += r.OK
-	a.req += r.Requests
-	a.failed += r.Failed
-	a.dropped += r.Dropped
-	a.elapsed += r.Elapsed
-	a.serverCPU += server
-	a.clientCPU += client
-	if a.err == nil {
-		a.err = r.Err
-	}
-}
-
-func (a *phaseAcc) cpuPerReq() time.Duration {
-	if a.req == 0 {
-		return 0
-	}
-	return a.serverCPU / time.Duration(a.req)
-}
-
 // RunThroughput measures the servers in alternating rounds: in round r the servers take turns
 // (the order flips every round, so drift in the machine's state favours neither), and each
 // runs a closed-loop saturation phase and then one open-loop phase per rate.
 func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server, progress func(string)) (*ThroughputResult, error) {
 	type acc struct {
-		sat  phaseAcc
-		open map[int]*phaseAcc
+		sat  Phase
+		open map[int]*Phase
 		rps  []float64
 	}
 	accs := make([]*acc, len(servers))
 	for i := range accs {
-		accs[i] = &acc{open: map[int]*phaseAcc{}}
+		accs[i] = &acc{open: map[int]*Phase{}}
 		for _, r := range cfg.Rates {
-			accs[i].open[r] = &phaseAcc{}
+			accs[i].open[r] = &Phase{}
 		}
 	}
-	// measure runs one phase of s into a, with the server's and this process's CPU time.
-	measure := func(s *Server, a *phaseAcc, f func() Phase) (Phase, error) {
+	// phase runs one phase of s into a.
+	phase := func(s *Server, a *Phase, f func() *Phase) (*Phase, error) {
 		time.Sleep(cfg.Settle)
-		s0, err := ReadUsage(s.Proc.PID())
-		if err != nil {
-			return Phase{}, err
+		p, err := s.measure(f)
+		if err == nil {
+			a.add(p)
 		}
-		c0, err := ReadUsage(os.Getpid())
-		if err != nil {
-			return Phase{}, err
-		}
-		r := f()
-		s1, err := ReadUsage(s.Proc.PID())
-		if err != nil {
-			return Phase{}, fmt.Errorf("%s: %w (%v)", s.Name, err, s.Proc.Failure())
-		}
-		c1, _ := ReadUsage(os.Getpid())
-		a.add(r, s1.CPU-s0.CPU, c1.CPU-c0.CPU)
-		return r, nil
+		return p, err
 	}
 	for _, s := range servers {
 		progress(fmt.Sprintf("B1 warm-up %s (%s)", s.Name, cfg.Warmup))
-		r := ClosedLoop(ctx, s.Target, cfg.Concurrency, cfg.Warmup, cfg.MaxRequests)
+		r := ClosedLoop(ctx, s, cfg.Concurrency, cfg.Warmup, cfg.MaxRequests)
 		if r.Failed > 0 {
 			return nil, fmt.Errorf("%s failed during warm-up: %d errors, first: %v", s.Name, r.Failed, r.Err)
 		}
@@ -160,14 +116,14 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server,
 			}
 			s, a := servers[i], accs[i]
 			progress(fmt.Sprintf("B1 round %d/%d %s: saturation, concurrency %d, %s", round+1, cfg.Rounds, s.Name, cfg.Concurrency, cfg.Step))
-			r, err := measure(s, &a.sat, func() Phase { return ClosedLoop(ctx, s.Target, cfg.Concurrency, cfg.Step, cfg.MaxRequests) })
+			r, err := phase(s, &a.sat, func() *Phase { return ClosedLoop(ctx, s, cfg.Concurrency, cfg.Step, cfg.MaxRequests) })
 			if err != nil {
 				return nil, err
 			}
 			a.rps = append(a.rps, r.Rate())
 			for _, rate := range cfg.Rates {
 				progress(fmt.Sprintf("B1 round %d/%d %s: open loop %d/s, %s", round+1, cfg.Rounds, s.Name, rate, cfg.Step))
-				if _, err := measure(s, a.open[rate], func() Phase { return OpenLoop(ctx, s.Target, rate, cfg.Step, cfg.MaxInFlight) }); err != nil {
+				if _, err := phase(s, a.open[rate], func() *Phase { return OpenLoop(ctx, s, rate, cfg.Step, cfg.MaxInFlight) }); err != nil {
 					return nil, err
 				}
 			}
@@ -183,18 +139,15 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server,
 		if err != nil {
 			return nil, err
 		}
-		out := &ServerFigures{Name: s.Name, SatRPS: a.rps, SatLat: Summarise(a.sat.lat), SatCPUPerReq: a.sat.cpuPerReq(),
-			LoadgenCPU: a.sat.clientCPU.Seconds() / a.sat.elapsed.Seconds(),
-			ServerCPU:  a.sat.serverCPU.Seconds() / a.sat.elapsed.Seconds(),
-			PeakRSS:    u.PeakRSS, Failed: a.sat.failed, Err: a.sat.err}
+		out := &ServerFigures{Name: s.Name, SatRPS: a.rps, SatLat: Summarise(a.sat.Lat), SatCPUPerReq: a.sat.cpuPerReq(),
+			LoadgenCPU: a.sat.cores(a.sat.LoadCPU), ServerCPU: a.sat.cores(a.sat.ServerCPU),
+			PeakRSS: u.PeakRSS, Failed: a.sat.Failed, Err: a.sat.Err}
 		for _, rate := range cfg.Rates {
 			o := a.open[rate]
-			out.Open = append(out.Open, RateFigures{Rate: rate, Lat: Summarise(o.lat), Achieved: float64(o.ok) / o.elapsed.Seconds(),
-				Failed: o.failed, Dropped: o.dropped, CPUPerReq: o.cpuPerReq()})
-			out.Failed += o.failed
-			if out.Err == nil {
-				out.Err = o.err
-			}
+			out.Open = append(out.Open, RateFigures{Rate: rate, Lat: Summarise(o.Lat), Achieved: o.Rate(),
+				Failed: o.Failed, Dropped: o.Dropped, CPUPerReq: o.cpuPerReq()})
+			out.Failed += o.Failed
+			out.Err = cmp.Or(out.Err, o.Err)
 		}
 		res.Servers = append(res.Servers, out)
 	}
