@@ -19,7 +19,7 @@ func TestWorkloadProcessArgsUsePodIPAndLocalVolumes(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ai-webhook", Name: "ai-webhook-1", UID: "0123456789"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: "ai-webhook",
-			Args: []string{"serve", "--listen=:8443", "--tls-cert-file=/etc/ai-webhook/tls/tls.crt",
+			Args: []string{"serve", "--listen=:8443", "--metrics-listen=:9090", "--tls-cert-file=/etc/ai-webhook/tls/tls.crt",
 				"--profiles-file=/etc/ai-webhook/profiles/profiles.yaml", "--domain=ai.example.com"},
 			VolumeMounts: []corev1.VolumeMount{
 				{Name: "tls", MountPath: "/etc/ai-webhook/tls"},
@@ -31,7 +31,7 @@ func TestWorkloadProcessArgsUsePodIPAndLocalVolumes(t *testing.T) {
 	}
 	dir := "/state/ai-webhook/ai-webhook-1"
 	p := r.newPodProc(pod, dir)
-	want := []string{"serve", "--listen=10.250.0.130:8443",
+	want := []string{"serve", "--listen=10.250.0.130:8443", "--metrics-listen=10.250.0.130:9090",
 		"--tls-cert-file=" + filepath.Join(dir, "volumes/tls/tls.crt"),
 		"--profiles-file=" + filepath.Join(dir, "volumes/profiles/profiles.yaml"),
 		"--domain=ai.example.com"}

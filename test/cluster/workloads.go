@@ -355,13 +355,13 @@ func (r *runner) newPodProc(pod *corev1.Pod, dir string) *podProc {
 	}
 	for _, a := range c.Args {
 		switch name, value, isFlag := strings.Cut(a, "="); {
-		case isFlag && name == "--listen":
-			// The Pod's address: the EndpointSlice names it.
+		case isFlag && (name == "--listen" || name == "--metrics-listen" && value != ""):
+			// The Pod's address: the EndpointSlice names it (and Prometheus scrapes it).
 			_, port, err := net.SplitHostPort(value)
 			if err != nil {
 				port = value
 			}
-			a = "--listen=" + net.JoinHostPort(p.ip, port)
+			a = name + "=" + net.JoinHostPort(p.ip, port)
 		case isFlag && strings.HasPrefix(value, "/"):
 			a = name + "=" + local(value)
 		case strings.HasPrefix(a, "/"):
