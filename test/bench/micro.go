@@ -96,8 +96,9 @@ var mutateURL = &url.URL{Path: "/mutate", RawQuery: "timeout=10s"}
 
 // Answer runs h once on body and returns the status and response body.
 func Answer(h http.Handler, body []byte) (int, []byte) {
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, mutateURL.String(), bytes.NewReader(body)))
+	w, r := httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, mutateURL.String(), bytes.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(w, r)
 	return w.Code, w.Body.Bytes()
 }
 
