@@ -27,7 +27,7 @@ func TestBenchSmoke(t *testing.T) {
 	cfg := Config{Root: root, Dir: t.TempDir(), Progress: func(string) {}, BenchTime: "1x",
 		Throughput: &ThroughputConfig{Rounds: 1, Step: 60 * time.Millisecond, Warmup: 20 * time.Millisecond, Concurrency: 4,
 			Rates: []int{200}, MaxRequests: 1000, MaxInFlight: 100},
-		Overload: &OverloadConfig{Multiples: []int{2, 5}, Step: 60 * time.Millisecond, Concurrency: 4, MaxRequests: 1000, MaxInFlight: 100},
+		Overload: &OverloadConfig{Multiples: []int{2, 5}, Step: 60 * time.Millisecond, MaxInFlight: 100},
 	}
 	// -short is the one explicit opt-out: the caller asks to leave out the part that starts
 	// etcd and kube-apiserver, and the subtest's skip says so. Without it, missing binaries

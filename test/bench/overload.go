@@ -13,8 +13,6 @@ import (
 type OverloadConfig struct {
 	Multiples   []int         // of the saturated rate, e.g. 2 and 5
 	Step        time.Duration // length of each phase
-	Concurrency int           // closed loop, to measure the saturated rate when B1 did not
-	MaxRequests int
 	MaxInFlight int           // pending requests beyond this are dropped by the generator and counted
 	Settle      time.Duration // pause after each phase: the server works off what it queued
 }
@@ -49,26 +47,15 @@ func resetPeakRSS(pid int) bool {
 }
 
 // RunOverload offers each server, in turn, the same open-loop load: cfg.Multiples times the
-// highest saturated rate among them (sat, by server name: B1's median; measured here with a
-// closed loop where missing), so each is at least that far over its capacity, and records what
-// it accepted, how fast, and its memory.
+// highest saturated rate among them (sat: B1's medians by server name), so each is at least
+// that far over its capacity, and records what it accepted, how fast, and its memory.
 func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat map[string]float64, progress func(string)) (*OverloadResult, error) {
-	rates := map[string]float64{}
-	for _, s := range servers {
-		rates[s.Name] = sat[s.Name]
-		if rates[s.Name] > 0 {
-			continue
-		}
-		progress(fmt.Sprintf("overload: saturated rate of %s, concurrency %d, %s", s.Name, cfg.Concurrency, cfg.Step))
-		r := ClosedLoop(ctx, s, cfg.Concurrency, cfg.Step, cfg.MaxRequests)
-		if r.OK == 0 {
-			return nil, fmt.Errorf("overload: %s answered nothing at saturation (%d failed, first: %v)", s.Name, r.Failed, r.Err)
-		}
-		rates[s.Name] = r.Rate()
-	}
 	top := 0.0
-	for _, r := range rates {
-		top = max(top, r)
+	for _, s := range servers {
+		if sat[s.Name] <= 0 {
+			return nil, fmt.Errorf("no saturated rate of %s: B5 needs B1's", s.Name)
+		}
+		top = max(top, sat[s.Name])
 	}
 	res := &OverloadResult{Config: cfg}
 	for _, m := range cfg.Multiples {
@@ -81,7 +68,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat
 				return nil, fmt.Errorf("overload %dx: %w", m, err)
 			}
 			res.Rows = append(res.Rows, OverloadFigures{
-				Server: s.Name, Multiple: m, SatRate: rates[s.Name], Offered: rate,
+				Server: s.Name, Multiple: m, SatRate: sat[s.Name], Offered: rate,
 				Sent: float64(r.Requests) / r.Elapsed.Seconds(), Accepted: r.Rate(),
 				Failed: r.Failed, Dropped: r.Dropped, Lat: Summarise(r.Lat),
 				PeakRSS: r.PeakRSS, RSSReset: reset, FirstErr: r.Err, ServerCPU: r.cores(r.ServerCPU),

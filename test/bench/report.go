@@ -261,17 +261,17 @@ func (r *Report) markdownThroughput(p printer) {
 		p("| %s | %s | %s | %s | %s |\n", name, f(ours), f(ref), oursRef, n)
 	}
 	durs := func(name string, get func(*ServerFigures) []time.Duration) { // each figure formatted, and its ratio
-		join := func(s *ServerFigures, f func(i int, d time.Duration) string) string {
-			var parts []string
-			for i, d := range get(s) {
-				parts = append(parts, f(i, d))
-			}
-			return strings.Join(parts, " / ")
+		var ratios []string
+		for i, d := range get(ours) {
+			ratios = append(ratios, ratio(float64(d), float64(get(ref)[i])))
 		}
 		row(name, func(s *ServerFigures) string {
-			return join(s, func(_ int, d time.Duration) string { return fmtDur(d) })
-		},
-			join(ours, func(i int, d time.Duration) string { return ratio(float64(d), float64(get(ref)[i])) }))
+			var parts []string
+			for _, d := range get(s) {
+				parts = append(parts, fmtDur(d))
+			}
+			return strings.Join(parts, " / ")
+		}, strings.Join(ratios, " / "))
 	}
 	row(fmt.Sprintf("saturated req/s, median (min-max), concurrency %d", c.Concurrency), func(s *ServerFigures) string { return fmtRPS(s.SatRPS) },
 		ratio(ours.SatMedian(), ref.SatMedian()))

@@ -32,6 +32,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.ServerCPUs == nil {
 		rep.Notes = append(rep.Notes, "Servers and load generator were not confined to separate CPUs.")
 	}
+	if cfg.Overload != nil && cfg.Throughput == nil {
+		return nil, fmt.Errorf("B5 offers multiples of B1's saturated rates: run B1 (throughput) too")
+	}
 	fx, err := NewFixture(cfg.Root, cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -116,10 +119,8 @@ func (rep *Report) runLoad(ctx context.Context, cfg Config, servers []*Server) (
 	}
 	if cfg.Overload != nil {
 		sat := map[string]float64{}
-		if rep.Throughput != nil {
-			for _, s := range rep.Throughput.Servers {
-				sat[s.Name] = s.SatMedian()
-			}
+		for _, s := range rep.Throughput.Servers {
+			sat[s.Name] = s.SatMedian()
 		}
 		if rep.Overload, err = RunOverload(ctx, *cfg.Overload, servers[:2], sat, cfg.Progress); err != nil {
 			return fmt.Errorf("B5: %w", err)

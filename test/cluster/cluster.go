@@ -21,6 +21,7 @@ package cluster
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -40,6 +41,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/client-go/util/keyutil"
 
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 )
@@ -175,18 +177,24 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return c, err
 	}
 	etcdURL, peerURL := "http://127.0.0.1:"+ports[0], "http://127.0.0.1:"+ports[1]
-	pki, err := newPKI(filepath.Join(opts.StateDir, "pki"), opts.Address)
+	pki := func(name string) string { return filepath.Join(opts.StateDir, "pki", name) }
+	ca, admin, err := newPKI(pki(""), opts.Address)
 	if err != nil {
 		return c, err
 	}
 	server := "https://" + net.JoinHostPort(opts.Address, ports[2])
+	kubeconfig := clientcmdapi.NewConfig()
+	kubeconfig.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca.CertPEM}
+	kubeconfig.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: admin.CertPEM, ClientKeyData: admin.KeyPEM}
+	kubeconfig.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "admin"}
+	kubeconfig.CurrentContext = "local"
 	c.Kubeconfig = filepath.Join(opts.StateDir, "kubeconfig")
-	if err := writeKubeconfig(c.Kubeconfig, server, pki); err != nil {
+	if err := clientcmd.WriteToFile(*kubeconfig, c.Kubeconfig); err != nil {
 		return c, err
 	}
 	c.Config = &rest.Config{
 		Host:            server,
-		TLSClientConfig: rest.TLSClientConfig{CAData: pki.ca.CertPEM, CertData: pki.admin.CertPEM, KeyData: pki.admin.KeyPEM},
+		TLSClientConfig: rest.TLSClientConfig{CAData: ca.CertPEM, CertData: admin.CertPEM, KeyData: admin.KeyPEM},
 		QPS:             1000, Burst: 1000,
 		// The webhook warns when the Pod's own value wins; a warning per create is noise here.
 		WarningHandler: rest.NoWarnings{},
@@ -212,10 +220,10 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	apiArgs := []string{
 		"--etcd-servers=" + etcdURL,
 		"--advertise-address=" + opts.Address, "--bind-address=" + opts.Address, "--secure-port=" + ports[2],
-		"--tls-cert-file=" + pki.file("apiserver.crt"), "--tls-private-key-file=" + pki.file("apiserver.key"),
-		"--client-ca-file=" + pki.file("ca.crt"),
+		"--tls-cert-file=" + pki("apiserver.crt"), "--tls-private-key-file=" + pki("apiserver.key"),
+		"--client-ca-file=" + pki("ca.crt"),
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file=" + pki.file("sa.key"), "--service-account-signing-key-file=" + pki.file("sa.key"),
+		"--service-account-key-file=" + pki("sa.key"), "--service-account-signing-key-file=" + pki("sa.key"),
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--authorization-mode=Node,RBAC", "--allow-privileged=true",
 		// Dial Service-referenced webhooks at an address of the Service's
@@ -246,7 +254,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		kcm, err := c.Run("kube-controller-manager", append([]string{
 			"--kubeconfig=" + c.Kubeconfig,
 			"--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig,
-			"--service-account-private-key-file=" + pki.file("sa.key"), "--root-ca-file=" + pki.file("ca.crt"),
+			"--service-account-private-key-file=" + pki("sa.key"), "--root-ca-file=" + pki("ca.crt"),
 			"--use-service-account-credentials=false", "--leader-elect=false", "--controllers=*",
 			"--bind-address=127.0.0.1", "--secure-port=" + ports[3], "--profiling=false", "--v=1"}, opts.ControllerManagerFlags...)...)
 		if err != nil {
@@ -378,56 +386,30 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// pki is the cluster's own credentials: a CA, the API server's serving
-// certificate, an admin client certificate (system:masters) and the
-// service-account signing key, as files in dir.
-type pki struct {
-	dir   string
-	ca    *testpki.CA
-	admin *testpki.Leaf
-}
-
-func (p *pki) file(name string) string { return filepath.Join(p.dir, name) }
-
-func newPKI(dir, address string) (*pki, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
+// newPKI writes the cluster's own credentials to dir: a CA (ca.crt), the API server's
+// serving certificate (apiserver.crt, .key) and the service-account signing key (sa.key,
+// SEC 1, which kube-apiserver reads both as public and private key); it returns the CA and
+// an admin client certificate (system:masters).
+func newPKI(dir, address string) (*testpki.CA, *testpki.Leaf, error) {
 	ca, err := testpki.NewCA("cluster-ca", 10*365*24*time.Hour)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	server, err := ca.Serving("kube-apiserver", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+	server, err1 := ca.Serving("kube-apiserver", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 		"kubernetes.default.svc.cluster.local", address, "127.0.0.1", "10.96.0.1")
-	if err != nil {
-		return nil, err
+	admin, err2 := ca.Client("cluster-admin", "system:masters")
+	saKey, err3 := keyutil.MakeEllipticPrivateKeyPEM()
+	if err := errors.Join(err1, err2, err3, os.MkdirAll(dir, 0o700)); err != nil {
+		return nil, nil, err
 	}
-	admin, err := ca.Client("cluster-admin", "system:masters")
-	if err != nil {
-		return nil, err
-	}
-	saKey, err := testpki.ECKeyPEM()
-	if err != nil {
-		return nil, err
-	}
-	p := &pki{dir: dir, ca: ca, admin: admin}
 	for name, data := range map[string][]byte{
 		"ca.crt": ca.CertPEM, "apiserver.crt": server.CertPEM, "apiserver.key": server.KeyPEM, "sa.key": saKey,
 	} {
-		if err := os.WriteFile(p.file(name), data, 0o600); err != nil {
-			return nil, err
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			return nil, nil, err
 		}
 	}
-	return p, nil
-}
-
-func writeKubeconfig(path, server string, p *pki) error {
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.ca.CertPEM}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: p.admin.CertPEM, ClientKeyData: p.admin.KeyPEM}
-	cfg.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "admin"}
-	cfg.CurrentContext = "local"
-	return clientcmd.WriteToFile(*cfg, path)
+	return ca, admin, nil
 }
 
 func nodeReady(n *corev1.Node) bool {

@@ -485,50 +485,30 @@ func (p *podProc) supervise(ctx context.Context, proc *Process, restarts int) bo
 	}
 }
 
-// probe runs the container's HTTP readiness probe once (none, or of another
-// kind: ready).
+// probeClient is the kubelet's for HTTP probes: no certificate verification, no kept
+// connections.
+var probeClient = &http.Client{Transport: &http.Transport{
+	TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kubelet probe semantics
+	DisableKeepAlives: true,
+}}
+
+// probe runs the container's HTTP readiness probe once (none, or of another kind: ready).
+// The port is given by number or by the name of a container port.
 func (p *podProc) probe(ctx context.Context, probe *corev1.Probe) bool {
 	if probe == nil || probe.HTTPGet == nil {
 		return true
 	}
-	timeout := time.Second
-	if probe.TimeoutSeconds > 0 {
-		timeout = time.Duration(probe.TimeoutSeconds) * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(max(1, probe.TimeoutSeconds))*time.Second)
 	defer cancel()
 	g := probe.HTTPGet
-	host := cmp.Or(g.Host, p.ip)
-	scheme := cmp.Or(strings.ToLower(string(g.Scheme)), "http")
-	url := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(p.port(g.Port.IntValue(), g.Port.String()))) + g.Path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	// Like the kubelet: no certificate verification for probes.
-	client := &http.Client{Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // kubelet probe semantics
-		DisableKeepAlives: true,
-	}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return false
-	}
-	_ = resp.Body.Close()
-	return resp.StatusCode >= 200 && resp.StatusCode < 400
-}
-
-// port resolves a probe port given by number or by the container port's name.
-func (p *podProc) port(number int, name string) int {
-	if number > 0 {
-		return number
-	}
+	port := g.Port.IntValue()
 	for _, cp := range p.container.Ports {
-		if cp.Name == name {
-			return int(cp.ContainerPort)
+		if port == 0 && cp.Name == g.Port.String() {
+			port = int(cp.ContainerPort)
 		}
 	}
-	return 0
+	url := cmp.Or(strings.ToLower(string(g.Scheme)), "http") + "://" + net.JoinHostPort(cmp.Or(g.Host, p.ip), strconv.Itoa(port)) + g.Path
+	return GetOK(ctx, probeClient, url) == nil
 }
 
 // setReady patches the Pod's Ready and ContainersReady conditions and its

@@ -23,7 +23,6 @@ import (
 // CA is a self-signed certificate authority.
 type CA struct {
 	CertPEM []byte         // the CA certificate: a caBundle, --client-ca-file
-	KeyPEM  []byte         // its private key, PKCS #8
 	Pool    *x509.CertPool // holds only this CA, for clients
 	cert    *x509.Certificate
 	key     *ecdsa.PrivateKey
@@ -33,31 +32,31 @@ type CA struct {
 // validity. The certificates it issues have the same validity period.
 func NewCA(commonName string, validity time.Duration) (*CA, error) {
 	notBefore := time.Now().Add(-time.Hour)
-	tmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: commonName},
-		NotBefore:             notBefore,
-		NotAfter:              notBefore.Add(validity),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}
-	der, key, keyPEM, err := create(tmpl, nil, nil)
+	ca := &CA{cert: &x509.Certificate{
+		Subject:   pkix.Name{CommonName: commonName},
+		NotBefore: notBefore, NotAfter: notBefore.Add(validity),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}}
+	self, err := ca.issue(ca.cert) // self-signed: ca.key is nil until then
 	if err != nil {
 		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
+	ca.CertPEM, ca.key = self.CertPEM, self.key
+	if ca.cert, err = x509.ParseCertificate(self.der); err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &CA{CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: keyPEM, Pool: pool, cert: cert, key: key}, nil
+	ca.Pool = x509.NewCertPool()
+	ca.Pool.AddCert(ca.cert)
+	return ca, nil
 }
 
 // Leaf is a certificate the CA issued, with its key.
 type Leaf struct {
 	CertPEM, KeyPEM []byte
 	Serial          *big.Int
+	der             []byte
+	key             *ecdsa.PrivateKey
 }
 
 // Serving issues a server certificate for hosts: each is an IP address SAN if
@@ -86,56 +85,29 @@ func (ca *CA) Client(user string, groups ...string) (*Leaf, error) {
 	})
 }
 
+// issue makes a new P-256 key and the certificate tmpl (given a random serial and, for a
+// leaf, the CA's validity) for it, signed by the CA, or by itself before the CA has a key.
 func (ca *CA) issue(tmpl *x509.Certificate) (*Leaf, error) {
-	tmpl.NotBefore, tmpl.NotAfter = ca.cert.NotBefore, ca.cert.NotAfter
-	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-	der, _, keyPEM, err := create(tmpl, ca.cert, ca.key)
-	if err != nil {
-		return nil, err
-	}
-	return &Leaf{CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: keyPEM, Serial: tmpl.SerialNumber}, nil
-}
-
-// create makes a new P-256 key and the certificate tmpl (given a random serial) for it,
-// signed by parent's key; a nil parent makes it self-signed.
-func create(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (der []byte, key *ecdsa.PrivateKey, keyPEM []byte, err error) {
-	if key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		return nil, nil, nil, err
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	tmpl.SerialNumber = randomSerial()
-	if der, err = x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey); err != nil {
-		return nil, nil, nil, err
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	return der, key, pemBlock("PRIVATE KEY", pkcs8), err
-}
-
-// ECKeyPEM makes a bare ECDSA P-256 private key in SEC 1 PEM ("EC PRIVATE
-// KEY"), a form kube-apiserver reads as both --service-account-key-file and
-// --service-account-signing-key-file.
-func ECKeyPEM() ([]byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.MarshalECPrivateKey(key)
+	parent, parentKey := ca.cert, ca.key
+	if parentKey == nil {
+		parent, parentKey = tmpl, key
+	} else {
+		tmpl.NotBefore, tmpl.NotAfter = ca.cert.NotBefore, ca.cert.NotAfter
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	}
+	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		return nil, err
 	}
-	return pemBlock("EC PRIVATE KEY", der), nil
-}
-
-func randomSerial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return n
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	return &Leaf{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}),
+		Serial: tmpl.SerialNumber, der: der, key: key}, err
 }

@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,18 +23,9 @@ import (
 )
 
 var (
-	out          = flag.String("out", "", "rewrite this BENCHMARKS.md (the generated part); empty: only print")
-	rounds       = flag.Int("rounds", 3, "B1: alternating rounds")
-	step         = flag.Duration("step", 4*time.Second, "B1 and B5: length of each phase")
-	warmup       = flag.Duration("warmup", 2*time.Second, "B1: closed-loop warm-up per server")
-	concurrency  = flag.Int("concurrency", 25, "B1: closed-loop connections")
-	rateList     = flag.String("rates", "500,1000,2000", "B1: open-loop rates, requests/s")
-	benchtime    = flag.String("benchtime", "1s", "B2/B3: time per case (testing's -benchtime syntax)")
-	createRounds = flag.Int("create-rounds", 5, "Pod creates (B4): rounds")
-	createPods   = flag.Int("create-pods", 100, "Pod creates (B4): Pods per condition per round")
-	only         = flag.String("only", "throughput,cost,creates,overload", "parts to run: throughput (B1), admission cost (B2, with the B3 floor), Pod creates (B4), overload (B5: 2x and 5x the higher saturated rate)")
-	keep         = flag.Bool("keep", false, "keep the scratch directory (server logs)")
-	timeout      = flag.Duration("timeout", 20*time.Minute, "give up after this long")
+	out  = flag.String("out", "", "rewrite this BENCHMARKS.md (the generated part); empty: only print")
+	only = flag.String("only", "throughput,cost,creates,overload", "parts to run: throughput (B1), admission cost (B2, with the B3 floor), Pod creates (B4), overload (B5: 2x and 5x the higher saturated rate)")
+	keep = flag.Bool("keep", false, "keep the scratch directory (server logs)")
 )
 
 func main() {
@@ -50,7 +40,7 @@ func main() {
 func progress(msg string) { fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), msg) }
 
 func run() error {
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	root, err := repo.Root(".")
 	if err != nil {
@@ -73,27 +63,20 @@ func run() error {
 	for _, p := range strings.Split(*only, ",") {
 		parts[strings.TrimSpace(p)] = true
 	}
+	const step = 4 * time.Second // of each B1 and B5 phase
 	if parts["throughput"] {
-		cfg.Throughput = &bench.ThroughputConfig{Rounds: *rounds, Step: *step, Warmup: *warmup, Concurrency: *concurrency,
-			MaxRequests: 1 << 20, MaxInFlight: 2000, Settle: 200 * time.Millisecond}
-		for _, s := range strings.Split(*rateList, ",") {
-			r, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || r <= 0 {
-				return fmt.Errorf("-rates: %q is not a positive number", s)
-			}
-			cfg.Throughput.Rates = append(cfg.Throughput.Rates, r)
-		}
+		cfg.Throughput = &bench.ThroughputConfig{Rounds: 3, Step: step, Warmup: 2 * time.Second, Concurrency: 25,
+			Rates: []int{500, 1000, 2000}, MaxRequests: 1 << 20, MaxInFlight: 2000, Settle: 200 * time.Millisecond}
 	}
 	if parts["overload"] {
-		cfg.Overload = &bench.OverloadConfig{Multiples: []int{2, 5}, Step: *step, Concurrency: *concurrency, MaxRequests: 1 << 20,
-			MaxInFlight: 2000, Settle: 2 * time.Second}
+		cfg.Overload = &bench.OverloadConfig{Multiples: []int{2, 5}, Step: step, MaxInFlight: 2000, Settle: 2 * time.Second}
 	}
 	if parts["cost"] {
-		cfg.BenchTime = *benchtime
+		cfg.BenchTime = "1s" // per case
 	}
 	if parts["creates"] {
 		for _, noFsync := range []bool{false, true} {
-			cfg.PodCreates = append(cfg.PodCreates, bench.PodCreateConfig{Rounds: *createRounds, Pods: *createPods, NoFsync: noFsync})
+			cfg.PodCreates = append(cfg.PodCreates, bench.PodCreateConfig{Rounds: 5, Pods: 100, NoFsync: noFsync})
 		}
 	}
 	rep, err := bench.Run(ctx, cfg)
