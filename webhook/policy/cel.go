@@ -54,7 +54,11 @@ func list(e, name string) string { return or0(e, name, "[]") }
 func and(parts ...string) string {
 	var keep []string
 	for _, p := range parts {
-		if p != "" && p != "true" {
+		switch p {
+		case "false", "(false)":
+			return "false"
+		case "", "true", "(true)":
+		default:
 			keep = append(keep, p)
 		}
 	}
@@ -67,7 +71,11 @@ func and(parts ...string) string {
 func or(parts ...string) string {
 	var keep []string
 	for _, p := range parts {
-		if p != "" && p != "false" {
+		switch p {
+		case "true", "(true)":
+			return "true"
+		case "", "false", "(false)":
+		default:
 			keep = append(keep, p)
 		}
 	}
@@ -77,7 +85,15 @@ func or(parts ...string) string {
 	return "(" + strings.Join(keep, " || ") + ")"
 }
 
-func cond(c, then, els string) string { return "(" + c + " ? " + then + " : " + els + ")" }
+func cond(c, then, els string) string {
+	switch c {
+	case "true", "(true)":
+		return then
+	case "false", "(false)":
+		return els
+	}
+	return "(" + c + " ? " + then + " : " + els + ")"
+}
 
 // patch is one JSONPatch operation; value may be empty (remove).
 func patch(op, pathExpr, value string) string {

@@ -7,7 +7,6 @@ import (
 	"path"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -279,7 +278,14 @@ func (c *compiler) scalar(name, want, apiDefault string, drop []string) string {
 		return ""
 	}
 	have := or0("object.spec", name, `""`)
-	set := and(have+" != "+q(want), or(have+` == ""`, cond(q(apiDefault)+` != ""`, have+" == "+q(apiDefault), "false"), strconv.FormatBool(c.enforced(name, ""))))
+	set := have + " != " + q(want) // enforced: whatever the Pod has
+	if !c.enforced(name, "") {
+		unset := []string{have + ` == ""`} // the API server's default is no user choice
+		if apiDefault != "" {
+			unset = append(unset, have+" == "+q(apiDefault))
+		}
+		set = and(set, or(unset...))
+	}
 	ops := []string{"[" + patch("add", q("/spec/"+name), q(want)) + "]"}
 	for _, d := range drop {
 		present := "has(object.spec." + d + ")"

@@ -28,6 +28,8 @@ Usage:
                                 check a profile file; exit 1 with every problem listed
   ai-webhook audit    --kubeconfig K [--profiles-file F | --from-cluster] [--domain D] [--config C] [--webhook W] [-o table|json]
                                 list the running Pods today's profiles would change (no stamp, old hash), by workload
+  ai-webhook policy   [--profiles-file F] [--domain D] [--namespace-mode optIn|optOut|all|custom] [--failure-policy Ignore|Fail]
+                                print each profile as a MutatingAdmissionPolicy and binding (no server); refusals on stderr
 
 Run 'ai-webhook <command> -h' for the flags of a command.
 `
@@ -66,6 +68,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return validate(args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
+	case "policy":
+		return policyCmd(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
