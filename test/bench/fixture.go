@@ -58,22 +58,25 @@ func NewFixture(root, dir string) (*Fixture, error) {
 		return nil, err
 	}
 	fx.Typical = AsAdmitted(fx.Example)
-	if fx.Bodies, err = ReviewBodies(fx.Typical, 64); err != nil {
-		return nil, err
+	// Reviews that differ only in their UID, as consecutive API server calls do.
+	fx.Bodies = make([][]byte, 64)
+	for i := range fx.Bodies {
+		if fx.Bodies[i], err = ReviewBody(fx.Typical, fmt.Sprintf("0b6c4a52-3f7e-4d1a-9c55-%012d", i)); err != nil {
+			return nil, err
+		}
 	}
 	return fx, nil
 }
 
-// patchFile writes ai-webhook's patch for the typical Pod (from its handler, in-process).
-func (fx *Fixture) patchFile() (string, error) {
+// patch is ai-webhook's patch for the typical Pod (from its handler, in-process).
+func (fx *Fixture) patch() ([]byte, error) {
 	code, resp := Answer(Impls(fx.Profiles)[0].Handler, fx.Bodies[0])
 	if code != http.StatusOK {
-		return "", fmt.Errorf("ai-webhook handler: HTTP %d: %s", code, resp)
+		return nil, fmt.Errorf("ai-webhook handler: HTTP %d: %s", code, resp)
 	}
 	_, r, err := checkAllowed(fx.Bodies[0], resp)
 	if err != nil || len(r.Patch) == 0 {
-		return "", fmt.Errorf("ai-webhook handler returned no patch (%v): %.300s", err, resp)
+		return nil, fmt.Errorf("ai-webhook handler returned no patch (%v): %.300s", err, resp)
 	}
-	file := filepath.Join(fx.Dir, "ai-webhook-patch.json")
-	return file, os.WriteFile(file, r.Patch, 0o600)
+	return r.Patch, nil
 }

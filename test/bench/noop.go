@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/signal"
 	"path/filepath"
 	"sync/atomic"
@@ -25,25 +23,21 @@ import (
 // (TLS, net/http, the kernel's loopback, scheduling), what every webhook pays before it
 // does any work. GET /count tells how many reviews it answered.
 //
-// With --patch-file it answers every review with that JSON patch instead (B4 uses it to
+// With --patch it answers every review with that JSON patch instead (B4 uses it to
 // tell the API server's cost of applying ai-webhook's patch from the cost of computing it).
 //
-//	--listen=127.0.0.1:PORT --cert-dir=DIR (tls.crt, tls.key) [--patch-file=PATH]
+//	--listen=127.0.0.1:PORT --cert-dir=DIR (tls.crt, tls.key) [--patch=BASE64]
 func NoopMain(args []string) error {
 	fs := flag.NewFlagSet("noop", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:9443", "host:port to serve TLS on")
 	certDir := fs.String("cert-dir", "", "directory with tls.crt and tls.key")
-	patchFile := fs.String("patch-file", "", "answer with this JSON patch")
+	patch64 := fs.String("patch", "", "answer with this JSON patch, base64-encoded")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var patch string
-	if *patchFile != "" {
-		b, err := os.ReadFile(*patchFile)
-		if err != nil {
-			return err
-		}
-		patch = `,"patchType":"JSONPatch","patch":"` + base64.StdEncoding.EncodeToString(bytes.TrimSpace(b)) + `"`
+	if *patch64 != "" {
+		patch = `,"patchType":"JSONPatch","patch":"` + *patch64 + `"`
 	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(*certDir, "tls.crt"), filepath.Join(*certDir, "tls.key"))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"time"
 )
 
@@ -38,12 +37,6 @@ type OverloadFigures struct {
 type OverloadResult struct {
 	Config OverloadConfig
 	Rows   []OverloadFigures // by multiple, then server
-}
-
-// resetPeakRSS resets the kernel's VmHWM of pid (writing 5 to clear_refs), so a phase's
-// peak is its own.
-func resetPeakRSS(pid int) bool {
-	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
 }
 
 // RunOverload offers each server, in turn, the same open-loop load: cfg.Multiples times the

@@ -175,17 +175,3 @@ func ReviewBody(pod *corev1.Pod, uid string) ([]byte, error) {
 	}
 	return json.Marshal(&review)
 }
-
-// ReviewBodies are n reviews of pod that differ only in their UID, as consecutive API
-// server calls do.
-func ReviewBodies(pod *corev1.Pod, n int) ([][]byte, error) {
-	out := make([][]byte, n)
-	for i := range out {
-		b, err := ReviewBody(pod, fmt.Sprintf("0b6c4a52-3f7e-4d1a-9c55-%012d", i))
-		if err != nil {
-			return nil, err
-		}
-		out[i] = b
-	}
-	return out, nil
-}

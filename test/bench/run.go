@@ -29,9 +29,6 @@ type Config struct {
 // no-op server as this program re-executed (Child).
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Machine: thisMachine(), Date: time.Now(), LoadStart: loadAvg(), ServerCPUs: cfg.ServerCPUs, LoadCPUs: cfg.LoadCPUs}
-	if cfg.ServerCPUs == nil {
-		rep.Notes = append(rep.Notes, "Servers and load generator were not confined to separate CPUs.")
-	}
 	if cfg.Overload != nil && cfg.Throughput == nil {
 		return nil, fmt.Errorf("B5 offers multiples of B1's saturated rates: run B1 (throughput) too")
 	}

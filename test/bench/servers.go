@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,11 +65,11 @@ func StartServer(ctx context.Context, fx *Fixture, kind, argv0 string, env []str
 	case Noop:
 		args = []string{"--listen=" + addr, "--cert-dir=" + fx.CertDir}
 	case NoopPatch:
-		file, err := fx.patchFile()
+		patch, err := fx.patch()
 		if err != nil {
 			return nil, err
 		}
-		args = []string{"--listen=" + addr, "--cert-dir=" + fx.CertDir, "--patch-file=" + file}
+		args = []string{"--listen=" + addr, "--cert-dir=" + fx.CertDir, "--patch=" + base64.StdEncoding.EncodeToString(patch)}
 	default:
 		return nil, fmt.Errorf("unknown server kind %q", kind)
 	}

@@ -1,22 +1,16 @@
 package bench
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/prometheus/procfs"
 	"golang.org/x/sys/unix"
 )
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on every
-// Linux architecture Go supports.
-const clockTicks = 100
 
 // Usage is what /proc reports about a process.
 type Usage struct {
@@ -26,36 +20,19 @@ type Usage struct {
 
 // ReadUsage reads /proc/<pid>/stat and /proc/<pid>/status.
 func ReadUsage(pid int) (Usage, error) {
-	var u Usage
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return u, err
+		return Usage{}, err
 	}
-	// The command name (field 2) may hold spaces; fields after its closing ')' are plain.
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	if len(f) < 13 {
-		return u, fmt.Errorf("/proc/%d/stat: too few fields", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if err := errors.Join(err1, err2); err != nil {
-		return u, err
-	}
-	u.CPU = time.Duration(utime+stime) * time.Second / clockTicks
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return u, err
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return u, fmt.Errorf("/proc/%d/status VmHWM: %w", pid, err)
-			}
-			u.PeakRSS = kb << 10
-		}
-	}
-	return u, nil
+	stat, err1 := p.Stat()
+	status, err2 := p.NewStatus()
+	return Usage{CPU: time.Duration(stat.CPUTime() * float64(time.Second)), PeakRSS: int64(status.VmHWM)}, errors.Join(err1, err2)
+}
+
+// resetPeakRSS resets the kernel's VmHWM of pid (writing 5 to clear_refs), so a phase's
+// peak is its own.
+func resetPeakRSS(pid int) bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
 }
 
 // PinSelf confines every thread of this process to cpus and sets GOMAXPROCS to match; it
@@ -92,20 +69,19 @@ func cpuSet(cpus []int) unix.CPUSet {
 func pin(pid int, set unix.CPUSet) error {
 	done := map[int]bool{}
 	for {
-		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		threads, err := procfs.AllThreads(pid)
 		if err != nil {
 			return err
 		}
 		added := false
-		for _, t := range tasks {
-			tid, err := strconv.Atoi(t.Name())
-			if err != nil || done[tid] {
+		for _, t := range threads {
+			if done[t.PID] {
 				continue
 			}
-			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
-				return fmt.Errorf("pin thread %d: %w", tid, err)
+			if err := unix.SchedSetaffinity(t.PID, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("pin thread %d: %w", t.PID, err)
 			}
-			done[tid], added = true, true
+			done[t.PID], added = true, true
 		}
 		if !added {
 			return nil

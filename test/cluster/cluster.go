@@ -120,28 +120,24 @@ type Cluster struct {
 	runner *runner
 }
 
-// Binaries names what opts needs in BinDir.
-func (o Options) Binaries() []string {
-	bins := []string{"etcd", "kube-apiserver"}
+// CheckBinaries reports missing executables (what opts needs in BinDir, and
+// extra there) with the command that builds them.
+func (o Options) CheckBinaries(extra ...string) error {
+	bins := append([]string{"etcd", "kube-apiserver"}, extra...)
 	if o.ControllerManager {
 		bins = append(bins, "kube-controller-manager")
 	}
 	if len(o.Nodes) > 0 {
 		bins = append(bins, "kwok")
 	}
-	return bins
-}
-
-// CheckBinaries reports missing executables with the command that builds them.
-func (o Options) CheckBinaries() error {
 	var missing []string
-	for _, name := range o.Binaries() {
+	for _, name := range bins {
 		if _, err := os.Stat(filepath.Join(o.BinDir, name)); err != nil {
 			missing = append(missing, filepath.Join(o.BinDir, name))
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s: run `make tools` at the repository root to build the control plane from Go modules",
+		return fmt.Errorf("missing %s: run `make tools` at the repository root to build them from Go modules",
 			strings.Join(missing, ", "))
 	}
 	if _, err := os.Stat(o.WebhookBinary); o.WebhookBinary != "" && err != nil {

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 )
 
 // runner stands in for kube-scheduler and, for the workload Pods (the
@@ -60,10 +62,11 @@ type runner struct {
 	configMaps corelisters.ConfigMapLister
 	next       int // the node the next Pod is bound to, round robin
 
-	mu    sync.Mutex
-	procs map[types.UID]*podProc
-	logs  []string
-	exits []WorkloadExit
+	running sync.WaitGroup // the podProcs' run
+	mu      sync.Mutex
+	procs   map[types.UID]*podProc
+	logs    []string
+	exits   []WorkloadExit
 }
 
 // WorkloadExit is how a workload Pod's process ended after its Pod was
@@ -120,7 +123,7 @@ func (r *runner) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			r.stopAll()
+			r.running.Wait() // each stops its process
 			return
 		case <-poke:
 		case <-tick.C:
@@ -180,12 +183,8 @@ func (r *runner) sync(ctx context.Context) {
 		seen[pod.UID] = true
 		p := r.procs[pod.UID]
 		if pod.DeletionTimestamp != nil {
-			grace := 30 * time.Second
-			if pod.DeletionGracePeriodSeconds != nil {
-				grace = time.Duration(*pod.DeletionGracePeriodSeconds) * time.Second
-			}
 			if p != nil {
-				p.terminate(grace)
+				p.terminate(time.Duration(ptr.Deref(pod.DeletionGracePeriodSeconds, 30)) * time.Second)
 			} else {
 				go r.deletePod(ctx, pod.Namespace, pod.Name, pod.UID)
 			}
@@ -203,7 +202,7 @@ func (r *runner) sync(ctx context.Context) {
 			p = r.newPodProc(pod, podDir)
 			r.procs[pod.UID] = p
 			r.logs = append(r.logs, p.logPath)
-			go p.run(ctx)
+			r.running.Go(func() { p.run(ctx) })
 		}
 	}
 	for uid, p := range r.procs {
@@ -219,18 +218,6 @@ func (r *runner) forget(uid types.UID) {
 	delete(r.procs, uid)
 }
 
-func (r *runner) stopAll() {
-	r.mu.Lock()
-	procs := make([]*podProc, 0, len(r.procs))
-	for _, p := range r.procs {
-		procs = append(procs, p)
-	}
-	r.mu.Unlock()
-	for _, p := range procs {
-		<-p.finished
-	}
-}
-
 func (r *runner) logFiles() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -242,10 +229,8 @@ func (r *runner) logFiles() []string {
 func (r *runner) deletePod(ctx context.Context, ns, name string, uid types.UID) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	zero := int64(0)
 	err := r.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{
-		GracePeriodSeconds: &zero,
-		Preconditions:      &metav1.Preconditions{UID: &uid},
+		GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &uid},
 	})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		r.opts.Logf("delete pod %s/%s: %v", ns, name, err)
@@ -269,12 +254,12 @@ func (r *runner) writeVolumes(pod *corev1.Pod, dir string) error {
 			if err != nil {
 				return err
 			}
-			data := map[string][]byte{}
+			data := maps.Clone(cm.BinaryData)
+			if data == nil {
+				data = map[string][]byte{}
+			}
 			for k, s := range cm.Data {
 				data[k] = []byte(s)
-			}
-			for k, b := range cm.BinaryData {
-				data[k] = b
 			}
 			files = keyToPath(data, v.ConfigMap.Items)
 		}
@@ -303,13 +288,10 @@ func (r *runner) writeVolumes(pod *corev1.Pod, dir string) error {
 }
 
 func keyToPath(data map[string][]byte, items []corev1.KeyToPath) map[string][]byte {
-	files := map[string][]byte{}
 	if len(items) == 0 {
-		for k, v := range data {
-			files[k] = v
-		}
-		return files
+		return maps.Clone(data)
 	}
+	files := map[string][]byte{}
 	for _, it := range items {
 		if v, ok := data[it.Key]; ok {
 			files[it.Path] = v
@@ -331,7 +313,6 @@ type podProc struct {
 
 	termOnce sync.Once
 	termCh   chan time.Duration
-	finished chan struct{}
 }
 
 func (r *runner) newPodProc(pod *corev1.Pod, dir string) *podProc {
@@ -339,9 +320,8 @@ func (r *runner) newPodProc(pod *corev1.Pod, dir string) *podProc {
 	p := &podProc{
 		r: r, ns: pod.Namespace, name: pod.Name, uid: pod.UID, ip: pod.Status.PodIP,
 		container: c, all: pod.Spec.Containers,
-		logPath:  filepath.Join(dir, c.Name+".log"),
-		termCh:   make(chan time.Duration, 1),
-		finished: make(chan struct{}),
+		logPath: filepath.Join(dir, c.Name+".log"),
+		termCh:  make(chan time.Duration, 1),
 	}
 	mounts := slices.Clone(c.VolumeMounts)
 	slices.SortFunc(mounts, func(a, b corev1.VolumeMount) int { return len(b.MountPath) - len(a.MountPath) })
@@ -408,7 +388,6 @@ func (p *podProc) terminate(grace time.Duration) {
 }
 
 func (p *podProc) run(ctx context.Context) {
-	defer close(p.finished)
 	for restarts := 0; ; restarts++ {
 		proc, err := StartProcess(Command{Name: p.name, Argv: append([]string{p.r.opts.WebhookBinary}, p.args...), Env: p.env, Log: p.logPath})
 		if err == nil {

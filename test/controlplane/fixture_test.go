@@ -183,10 +183,8 @@ func (f *fixture) metrics(ctx context.Context) ([]byte, error) {
 // (it records files opened while tests run): its result cache then notices a
 // change to the webhook, which TestMain builds in a subprocess it cannot see.
 func trackInputs(root string) error {
-	for _, name := range (cluster.Options{}).Binaries() {
-		if _, err := os.Stat(filepath.Join(root, "bin", name)); err != nil {
-			return err
-		}
+	if err := (cluster.Options{BinDir: filepath.Join(root, "bin")}).CheckBinaries(); err != nil {
+		return err
 	}
 	for _, f := range []string{"go.work", "go.work.sum"} {
 		if fh, err := os.Open(filepath.Join(root, f)); err == nil {
