@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -29,6 +30,23 @@ import (
 // the in-cluster ServiceAccount (the Deployment mounts its token for exactly this). A
 // non-empty userAgent names the caller to the API server.
 func Client(kubeconfig, userAgent string) (kubernetes.Interface, error) {
+	c, err := restConfig(kubeconfig, userAgent)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(c)
+}
+
+// MetadataClient is Client for metadata-only reads (PartialObjectMetadata: no spec or status).
+func MetadataClient(kubeconfig, userAgent string) (metadata.Interface, error) {
+	c, err := restConfig(kubeconfig, userAgent)
+	if err != nil {
+		return nil, err
+	}
+	return metadata.NewForConfig(c)
+}
+
+func restConfig(kubeconfig, userAgent string) (*rest.Config, error) {
 	var c *rest.Config
 	var err error
 	if kubeconfig != "" {
@@ -41,7 +59,7 @@ func Client(kubeconfig, userAgent string) (kubernetes.Interface, error) {
 	if userAgent != "" {
 		c.UserAgent = userAgent
 	}
-	return kubernetes.NewForConfig(c)
+	return c, nil
 }
 
 // Watcher keeps the names of the cluster's RuntimeClasses, PriorityClasses and

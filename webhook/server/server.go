@@ -295,6 +295,9 @@ func (d *drainWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 // Metrics exposes the collectors (tests read them).
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
+// Profiles is the profile set in use (nil until the file first loads).
+func (s *Server) Profiles() *profile.Set { return s.profiles.current.Load() }
+
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if why := s.notReady(); why != "" {
 		http.Error(w, why, http.StatusServiceUnavailable)

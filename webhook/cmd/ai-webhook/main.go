@@ -93,7 +93,8 @@ func serve(args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 5*time.Second, "after SIGTERM, keep serving this long with /readyz failing")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long in-flight requests may take to finish (at least the longest request life, see README)")
 	clusterFacts := fs.String("cluster-facts", clusterFactsOff, "on: watch RuntimeClasses and PriorityClasses and leave out a class the cluster lacks (/readyz waits for the first list); off: decide without the cluster")
-	kubeconfig := fs.String("kubeconfig", "", "with --cluster-facts on: the cluster to read (default: the in-cluster ServiceAccount)")
+	kubeconfig := fs.String("kubeconfig", "", "with --cluster-facts or --pods-out-of-date-metric on: the cluster to read (default: the in-cluster ServiceAccount)")
+	podsMetric := fs.String("pods-out-of-date-metric", clusterFactsOff, "on: watch every Pod's metadata (list, watch pods) and export ai_webhook_pods_out_of_date{profile}; off: not")
 	cfg.AddLimitFlags(fs)
 	fs.TextVar(&level, "log-level", slog.LevelInfo, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -104,6 +105,9 @@ func serve(args []string, stderr io.Writer) error {
 	}
 	if *clusterFacts != clusterFactsOff && *clusterFacts != clusterFactsOn {
 		return usageError{fmt.Errorf("--cluster-facts must be on or off, got %q", *clusterFacts)}
+	}
+	if *podsMetric != clusterFactsOff && *podsMetric != clusterFactsOn {
+		return usageError{fmt.Errorf("--pods-out-of-date-metric must be on or off, got %q", *podsMetric)}
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := server.SetMemoryLimit(os.Getenv, log); err != nil {
@@ -121,6 +125,11 @@ func serve(args []string, stderr io.Writer) error {
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
+	}
+	if *podsMetric == clusterFactsOn {
+		if err := watchPodDrift(ctx, *kubeconfig, cfg.Domain, srv); err != nil {
+			return err
+		}
 	}
 	return srv.Run(ctx, nil)
 }

@@ -98,6 +98,7 @@ func TestCommandErrors(t *testing.T) {
 		{"inject refuses profiles with the webhook's own keys", []string{"inject", "-f", unknown, "--profiles-file", reserved, "--domain", "gpu.corp.example"}, "reserved for the webhook itself", 1},
 		{"serve refuses invalid profiles at start", []string{"serve", "--profiles-file", bad, "--tls-cert-file", bad, "--tls-key-file", bad}, "certificate", 1},
 		{"serve flag validation", []string{"serve", "--reload-interval", "0s"}, "--reload-interval must be positive", 2},
+		{"serve: pods metric on or off", []string{"serve", "--pods-out-of-date-metric", "yes"}, `--pods-out-of-date-metric must be on or off, got "yes"`, 2},
 		{"serve refuses the metrics port on the admission port", []string{"serve", "--listen", ":8443", "--metrics-listen", ":8443"}, "--metrics-listen :8443 must differ from --listen", 2},
 		{"audit: unknown output", []string{"audit", "-o", "yaml"}, "-o must be table or json", 2},
 		{"audit: invalid profiles", []string{"audit", "--profiles-file", bad}, "profiles[gpu].container.limits[nvidia.com/gpu]", 1},
