@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ai-webhook/ai-webhook/test/internal/review"
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
@@ -61,7 +62,7 @@ func NewFixture(root, dir string) (*Fixture, error) {
 	// Reviews that differ only in their UID, as consecutive API server calls do.
 	fx.Bodies = make([][]byte, 64)
 	for i := range fx.Bodies {
-		if fx.Bodies[i], err = ReviewBody(fx.Typical, fmt.Sprintf("0b6c4a52-3f7e-4d1a-9c55-%012d", i)); err != nil {
+		if fx.Bodies[i], err = review.Body(fx.Typical, fmt.Sprintf("0b6c4a52-3f7e-4d1a-9c55-%012d", i)); err != nil {
 			return nil, err
 		}
 	}
@@ -74,7 +75,7 @@ func (fx *Fixture) patch() ([]byte, error) {
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("ai-webhook handler: HTTP %d: %s", code, resp)
 	}
-	_, r, err := checkAllowed(fx.Bodies[0], resp)
+	_, r, err := review.Allowed(fx.Bodies[0], resp)
 	if err != nil || len(r.Patch) == 0 {
 		return nil, fmt.Errorf("ai-webhook handler returned no patch (%v): %.300s", err, resp)
 	}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	"github.com/ai-webhook/ai-webhook/test/bench/reference"
+	"github.com/ai-webhook/ai-webhook/test/internal/review"
 	"github.com/ai-webhook/ai-webhook/webhook/admission"
 	"github.com/ai-webhook/ai-webhook/webhook/metrics"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
@@ -159,7 +160,7 @@ func setBenchTime(v string) (restore func(), err error) {
 // the patches apply, and ai-webhook's and the reference's patched Pods are the same Pod.
 func VerifyImpls(impls []Impl, shapes []Shape) error {
 	for _, sh := range shapes {
-		body, err := ReviewBody(sh.Pod, "7f1c0e5a-0000-4000-8000-"+fmt.Sprintf("%012d", sh.EnvVars*100+sh.Containers))
+		body, err := review.Body(sh.Pod, "7f1c0e5a-0000-4000-8000-"+fmt.Sprintf("%012d", sh.EnvVars*100+sh.Containers))
 		if err != nil {
 			return err
 		}
@@ -171,9 +172,9 @@ func VerifyImpls(impls []Impl, shapes []Shape) error {
 			}
 			var pod *corev1.Pod
 			if im.Name == Floor { // answers without mutating: check only the envelope
-				_, _, err = checkAllowed(body, resp)
+				_, _, err = review.Allowed(body, resp)
 			} else {
-				pod, err = CheckResponse(sh.Pod, body, resp)
+				pod, err = review.Patched(body, resp)
 			}
 			if err != nil {
 				return fmt.Errorf("%s on %s: %w", im.Name, sh.Key, err)
@@ -215,7 +216,7 @@ func (r MicroRow) WallNsPerOp() float64 {
 func RunMicro(impls []Impl, shapes []Shape, progress func(string)) ([]MicroRow, error) {
 	var rows []MicroRow
 	for _, sh := range shapes {
-		body, err := ReviewBody(sh.Pod, "7f1c0e5a-0000-4000-8000-000000000001")
+		body, err := review.Body(sh.Pod, "7f1c0e5a-0000-4000-8000-000000000001")
 		if err != nil {
 			return nil, err
 		}

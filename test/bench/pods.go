@@ -1,18 +1,13 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -150,28 +145,4 @@ func Shapes(example *corev1.Pod) []Shape {
 		mk("containers-5", "5 containers", WithContainers(base, 5)),
 		mk("containers-10", "10 containers", WithContainers(base, 10)),
 	}
-}
-
-// ReviewBody is the AdmissionReview the API server sends for a CREATE of pod.
-func ReviewBody(pod *corev1.Pod, uid string) ([]byte, error) {
-	raw, err := json.Marshal(pod)
-	if err != nil {
-		return nil, err
-	}
-	gvk := metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
-	gvr := metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
-	review := admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{
-			UID: types.UID(uid), Kind: gvk, Resource: gvr, RequestKind: &gvk, RequestResource: &gvr,
-			Name: pod.Name, Namespace: pod.Namespace, Operation: admissionv1.Create,
-			UserInfo: authenticationv1.UserInfo{Username: "system:serviceaccount:kubeflow:training-operator",
-				UID: "5d3c2a7e-6c3b-4e61-9d2f-0a4c1f1b2e3d", Groups: []string{"system:serviceaccounts",
-					"system:serviceaccounts:kubeflow", "system:authenticated"}},
-			Object:  runtime.RawExtension{Raw: raw},
-			DryRun:  ptr.To(false),
-			Options: runtime.RawExtension{Raw: []byte(`{"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1","fieldManager":"training-operator"}`)},
-		},
-	}
-	return json.Marshal(&review)
 }

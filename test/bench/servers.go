@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,11 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
-	admissionv1 "k8s.io/api/admission/v1"
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/internal/review"
 )
 
 // Server is a webhook server under test, in its own process, and the reviews to send it.
@@ -93,15 +89,15 @@ func StartServer(ctx context.Context, fx *Fixture, kind, argv0 string, env []str
 	return s, nil
 }
 
-// waitReady polls with a real review until the answer is correct (CheckResponse).
+// waitReady polls with a real review until the answer is correct (review.Patched).
 func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
 	var wrong error
 	err := cluster.Wait(ctx, 20*time.Second, func(ctx context.Context) error {
 		return s.do(ctx, http.MethodPost, s.URL, fx.Bodies[0], func(resp []byte) error {
 			if s.AllowOnly {
-				_, _, wrong = checkAllowed(fx.Bodies[0], resp)
+				_, _, wrong = review.Allowed(fx.Bodies[0], resp)
 			} else {
-				_, wrong = CheckResponse(fx.Typical, fx.Bodies[0], resp)
+				_, wrong = review.Patched(fx.Bodies[0], resp)
 			}
 			return nil
 		})
@@ -116,7 +112,7 @@ func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
 }
 
 // Do sends the next review and checks the answer cheaply (allowed, with a patch unless
-// AllowOnly): the full check (CheckResponse) was done once, before measuring.
+// AllowOnly): the full check (review.Patched) was done once, before measuring.
 func (s *Server) Do(ctx context.Context) error {
 	return s.do(ctx, http.MethodPost, s.URL, s.Bodies[s.next.Add(1)%uint64(len(s.Bodies))], func(b []byte) error {
 		if !bytes.Contains(b, []byte(`"allowed":true`)) || (!s.AllowOnly && !bytes.Contains(b, []byte(`"patch":"`))) {
@@ -167,60 +163,4 @@ func (s *Server) do(ctx context.Context, method, url string, body []byte, check 
 func (s *Server) Stop() {
 	s.Client.CloseIdleConnections()
 	s.Proc.Stop(5 * time.Second)
-}
-
-// checkAllowed verifies an answer to reqBody is an allowed AdmissionReview v1 with the
-// request's UID, and returns the request and the response.
-func checkAllowed(reqBody, respBody []byte) (*admissionv1.AdmissionRequest, *admissionv1.AdmissionResponse, error) {
-	var req, resp admissionv1.AdmissionReview
-	if err := json.Unmarshal(reqBody, &req); err != nil {
-		return nil, nil, fmt.Errorf("request: %w", err)
-	}
-	if err := json.Unmarshal(respBody, &resp); err != nil {
-		return nil, nil, fmt.Errorf("response: %w: %.300s", err, respBody)
-	}
-	r := resp.Response
-	switch {
-	case resp.APIVersion != "admission.k8s.io/v1" || resp.Kind != "AdmissionReview":
-		return nil, nil, fmt.Errorf("response is %q %q, want admission.k8s.io/v1 AdmissionReview", resp.APIVersion, resp.Kind)
-	case r == nil:
-		return nil, nil, fmt.Errorf("review has no response: %.300s", respBody)
-	case r.UID != req.Request.UID:
-		return nil, nil, fmt.Errorf("response uid %q, want %q", r.UID, req.Request.UID)
-	case !r.Allowed:
-		return nil, nil, fmt.Errorf("not allowed: %+v", r.Result)
-	}
-	return req.Request, r, nil
-}
-
-// CheckResponse verifies an answer to reqBody fully: allowed (checkAllowed), with a JSON
-// Patch that applies to the Pod and yields a Pod the profile was applied to (the stamp
-// annotation is there). It returns the patched Pod.
-func CheckResponse(pod *corev1.Pod, reqBody, respBody []byte) (*corev1.Pod, error) {
-	req, r, err := checkAllowed(reqBody, respBody)
-	if err != nil {
-		return nil, err
-	}
-	if r.PatchType == nil || *r.PatchType != admissionv1.PatchTypeJSONPatch || len(r.Patch) == 0 {
-		return nil, fmt.Errorf("no JSON patch in the response")
-	}
-	patch, err := jsonpatch.DecodePatch(r.Patch)
-	if err != nil {
-		return nil, fmt.Errorf("patch does not decode: %w", err)
-	}
-	patched, err := patch.Apply(req.Object.Raw)
-	if err != nil {
-		return nil, fmt.Errorf("patch does not apply: %w", err)
-	}
-	out := &corev1.Pod{}
-	if err := json.Unmarshal(patched, out); err != nil {
-		return nil, fmt.Errorf("patched Pod does not decode: %w", err)
-	}
-	if out.Annotations[Domain+"/injected"] == "" {
-		return nil, fmt.Errorf("patched Pod has no %s/injected annotation", Domain)
-	}
-	if len(out.Spec.Containers) != len(pod.Spec.Containers) {
-		return nil, fmt.Errorf("patched Pod has %d containers, want %d", len(out.Spec.Containers), len(pod.Spec.Containers))
-	}
-	return out, nil
 }

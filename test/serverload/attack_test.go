@@ -46,7 +46,7 @@ func TestHostileLoad(t *testing.T) {
 		t.Logf("server in memory cgroup %s limited to %d MiB", cg.dir, memoryLimit>>20)
 	}
 	s := start(t, cg, []string{"AI_WEBHOOK_MEMORY_LIMIT=" + strconv.Itoa(memoryLimit)})
-	base := s.rss("VmHWM:")
+	_, base := s.rss()
 	t.Logf("RSS after start: %.1f MiB", float64(base)/(1<<20))
 
 	phases := []struct {
@@ -84,7 +84,8 @@ func TestHostileLoad(t *testing.T) {
 			t.Errorf("%d OOM kills in the server's cgroup", n)
 		}
 	}
-	t.Logf("VmHWM over the whole test: %.1f MiB", float64(s.rss("VmHWM:"))/(1<<20))
+	_, peak := s.rss()
+	t.Logf("VmHWM over the whole test: %.1f MiB", float64(peak)/(1<<20))
 	if code, took := s.sigterm(30 * time.Second); code != 0 {
 		t.Fatalf("after the attacks SIGTERM gave exit %d after %s\n%s", code, took, cluster.Tail(s.proc.Log, 30))
 	}
@@ -154,7 +155,7 @@ func sampleRSS(s *server) *rssSampler {
 	go func() {
 		defer close(r.done)
 		for {
-			if v := s.rss("VmRSS:"); v > r.peak.Load() {
+			if v, _ := s.rss(); v > r.peak.Load() {
 				r.peak.Store(v)
 			}
 			select {

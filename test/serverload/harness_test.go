@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,19 +12,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
+	"github.com/prometheus/procfs"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
+	reviews "github.com/ai-webhook/ai-webhook/test/internal/review"
 	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
@@ -139,34 +135,22 @@ func (s *server) sigterm(within time.Duration) (int, time.Duration) {
 	return 0, took
 }
 
-// rss is a resident-set figure of the process from /proc/PID/status, in bytes (field VmRSS:
-// now, VmHWM: its high-water mark); -1 when it cannot be read.
-func (s *server) rss(field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.proc.PID()))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[0] == field {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
+// rss is the process's resident set now and its high-water mark (VmRSS, VmHWM), in
+// bytes; -1 when they cannot be read.
+func (s *server) rss() (now, peak int64) {
+	if p, err := procfs.NewProc(s.proc.PID()); err == nil {
+		if st, err := p.NewStatus(); err == nil {
+			return int64(st.VmRSS), int64(st.VmHWM)
 		}
 	}
-	return -1
+	return -1, -1
 }
 
-// review is an AdmissionReview of pod with a fresh UID.
+// review is an AdmissionReview of pod, in namespace ml, with the given UID.
 func review(t testing.TB, uid string, pod *corev1.Pod) []byte {
-	raw, err := json.Marshal(pod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(admissionv1.AdmissionReview{
-		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{UID: types.UID(uid), Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
-			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Namespace: "ml", Operation: admissionv1.Create,
-			Object: runtime.RawExtension{Raw: raw}},
-	})
+	inML := *pod
+	inML.Namespace = "ml"
+	b, err := reviews.Body(&inML, uid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,9 +178,11 @@ func admit(ctx context.Context, client *http.Client, url, uid string, body []byt
 	if err != nil {
 		return resp.Close, err
 	}
-	var out admissionv1.AdmissionReview
-	if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil || out.Response == nil || string(out.Response.UID) != uid || out.Response.Patch == nil {
+	if resp.StatusCode != 200 {
 		return resp.Close, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+	}
+	if _, r, err := reviews.Allowed(body, b); err != nil || r.Patch == nil {
+		return resp.Close, fmt.Errorf("no patch (%v): %.200s", err, b)
 	}
 	return resp.Close, nil
 }
