@@ -36,21 +36,12 @@ func NewFixture(root, dir string) (*Fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	serving, err := ca.Serving("127.0.0.1", "127.0.0.1", "localhost")
-	if err != nil {
-		return nil, err
-	}
 	fx := &Fixture{Dir: dir, CA: ca, CertDir: filepath.Join(dir, "tls"), ProfilesFile: filepath.Join(dir, "profiles.yaml")}
-	if err := os.MkdirAll(fx.CertDir, 0o755); err != nil {
+	if _, _, err := ca.ServingFiles(fx.CertDir, "127.0.0.1", "127.0.0.1", "localhost"); err != nil {
 		return nil, err
 	}
-	for name, data := range map[string][]byte{
-		filepath.Join(fx.CertDir, "tls.crt"): serving.CertPEM, filepath.Join(fx.CertDir, "tls.key"): serving.KeyPEM,
-		fx.ProfilesFile: profile.Examples,
-	} {
-		if err := os.WriteFile(name, data, 0o600); err != nil {
-			return nil, err
-		}
+	if err := os.WriteFile(fx.ProfilesFile, profile.Examples, 0o600); err != nil {
+		return nil, err
 	}
 	if fx.Profiles, err = profile.Parse(profile.Examples, Domain); err != nil {
 		return nil, err

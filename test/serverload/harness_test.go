@@ -72,24 +72,21 @@ func start(t *testing.T, cg *cgroup, env []string, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := ca.Serving(serviceName, serviceName)
+	cert, key, err := ca.ServingFiles(dir, serviceName, serviceName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{"tls.crt": leaf.CertPEM, "tls.key": leaf.KeyPEM, "profiles.yaml": profile.Examples}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	profiles := filepath.Join(dir, "profiles.yaml")
+	if err := os.WriteFile(profiles, profile.Examples, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	ports, err := cluster.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", ports[0])
-	argv := append([]string{binary, "serve", "--listen=" + addr, "--tls-cert-file=" + filepath.Join(dir, "tls.crt"),
-		"--tls-key-file=" + filepath.Join(dir, "tls.key"), "--profiles-file=" + filepath.Join(dir, "profiles.yaml"),
-		"--log-level=warn"}, args...)
+	argv := append([]string{binary, "serve", "--listen=" + addr, "--tls-cert-file=" + cert, "--tls-key-file=" + key,
+		"--profiles-file=" + profiles, "--log-level=warn"}, args...)
 	if cg != nil {
 		// The shell joins the cgroup, then becomes the server: every byte it uses is charged.
 		argv = append([]string{"/bin/sh", "-c", `echo $$ > "$0" && exec "$@"`, cg.procsFile()}, argv...)

@@ -17,6 +17,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -74,6 +76,24 @@ func (ca *CA) Serving(commonName string, hosts ...string) (*Leaf, error) {
 		}
 	}
 	return ca.issue(tmpl)
+}
+
+// ServingFiles issues a serving certificate (Serving) and writes it to dir, made if
+// missing, as tls.crt and tls.key: the keys of a kubernetes.io/tls Secret, and the files
+// ai-webhook serve reads. It returns their paths.
+func (ca *CA) ServingFiles(dir, commonName string, hosts ...string) (cert, key string, err error) {
+	leaf, err := ca.Serving(commonName, hosts...)
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	cert, key = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(cert, leaf.CertPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return cert, key, os.WriteFile(key, leaf.KeyPEM, 0o600)
 }
 
 // Client issues a client certificate; the API server takes CN as the user
