@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -67,6 +68,12 @@ type Config struct {
 	// RuntimeClasses and PriorityClasses through a read-only ClusterRole (rbac.go) and leaves out
 	// a class the cluster lacks.
 	ClusterFacts bool
+	// ResourceClaimTemplates (resourceClaimTemplates): the DRA profiles' templates the stack
+	// creates, and where (claims.go).
+	ResourceClaimTemplates ClaimTemplates
+	// PodsOutOfDateMetric (podsOutOfDateMetric) runs the server with --pods-out-of-date-metric
+	// on: it watches every Pod's metadata (rbac.go) for ai_webhook_pods_out_of_date.
+	PodsOutOfDateMetric bool
 
 	WebhookConfigName string                                       // webhookConfigName
 	WebhookName       string                                       // webhookName
@@ -83,6 +90,42 @@ type Config struct {
 	// EarlyRenewalHours (earlyRenewalHours): a `pulumi up` this many hours (or fewer) before the
 	// serving certificate expires issues a new one. Nothing renews in the background.
 	EarlyRenewalHours int
+	// Certificates (certificates) chooses who issues the serving certificate (certs.go).
+	Certificates Certificates
+
+	// The knobs of real clusters (knobs.go; README, "Running it in production").
+
+	// Name (name) is the instance: it names the Deployment, Service, ServiceAccount and
+	// PodDisruptionBudget, is the app.kubernetes.io/instance label the selectors use, and names
+	// the MutatingWebhookConfiguration unless webhookConfigName is set.
+	Name        string
+	Port        int  // port: the container's webhook port (the Service's stays 443)
+	HostNetwork bool // hostNetwork (dnsPolicy ClusterFirstWithHostNet)
+
+	NodeSelector map[string]string   // nodeSelector
+	Tolerations  []corev1.Toleration // tolerations
+	// Affinity (affinity) and TopologySpreadConstraints (topologySpreadConstraints) spread the
+	// replicas over nodes by default; a Pod (anti-)affinity term or spread constraint without a
+	// labelSelector gets the instance's (podSpread).
+	Affinity                  corev1.Affinity
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint
+	ImagePullSecrets          []string          // imagePullSecrets (Secret names)
+	PodLabels                 map[string]string // podLabels
+	PodAnnotations            map[string]string // podAnnotations
+	// PodSecurityContext (podSecurityContext) and ContainerSecurityContext
+	// (containerSecurityContext) are the hardened defaults with the fields given in config.
+	PodSecurityContext       corev1.PodSecurityContext
+	ContainerSecurityContext corev1.SecurityContext
+	PDB                      PDB             // podDisruptionBudget
+	Autoscaling              Autoscaling     // autoscaling
+	ExtraArgs                []string        // extraArgs: more server flags
+	ExtraEnv                 []corev1.EnvVar // extraEnv
+	NetworkPolicy            NetworkPolicy   // networkPolicy
+
+	// MetricsPort (metricsPort) is the server's plain-HTTP /metrics port (--metrics-listen); 0:
+	// none. Monitoring (monitoring) adds a PodMonitor and a PrometheusRule (monitoring.go).
+	MetricsPort int
+	Monitoring  Monitoring
 }
 
 // NamespaceSelector chooses the namespaces whose Pods are sent to the webhook. Whatever the mode,
@@ -115,8 +158,8 @@ func defaultConfig() Config {
 		},
 		LogLevel:          "info",
 		Domain:            profile.DefaultDomain,
-		WebhookConfigName: "ai-mutating-webhook",
-		WebhookName:       profile.DefaultDomain,
+		WebhookConfigName: "", // derived from name (derive)
+		WebhookName:       "", // the domain (derive)
 		FailurePolicy:     admissionregistrationv1.Ignore,
 		TimeoutSeconds:    10,
 		NamespaceSelector: NamespaceSelector{Mode: ModeOptIn},
@@ -130,8 +173,59 @@ func defaultConfig() Config {
 			},
 		}},
 		CAValidityHours:   87600, // 10 years
-		CertValidityHours: 2160,  // 90 days
-		EarlyRenewalHours: 720,   // renew on any `pulumi up` in the last 30 days
+		CertValidityHours: 8760,  // 1 year
+		EarlyRenewalHours: 5880,  // renew on any `pulumi up` once the certificate is 4 months old (certs.go)
+		Certificates:      Certificates{Mode: CertModePulumi},
+
+		Name:         defaultName,
+		Port:         8443,
+		NodeSelector: map[string]string{},
+		Tolerations:  []corev1.Toleration{},
+		// Preferred, not required: a one-node dev cluster still runs every replica.
+		Affinity: corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+				Weight: 100, PodAffinityTerm: corev1.PodAffinityTerm{TopologyKey: corev1.LabelHostname},
+			}},
+		}},
+		TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
+			MaxSkew: 1, TopologyKey: corev1.LabelHostname, WhenUnsatisfiable: corev1.ScheduleAnyway,
+		}},
+		ImagePullSecrets: []string{},
+		PodLabels:        map[string]string{},
+		PodAnnotations:   map[string]string{},
+		ExtraArgs:        []string{},
+		ExtraEnv:         []corev1.EnvVar{},
+		PodSecurityContext: corev1.PodSecurityContext{
+			RunAsNonRoot:   new(true),
+			RunAsUser:      new(int64(nonRootID)),
+			RunAsGroup:     new(int64(nonRootID)),
+			FSGroup:        new(int64(nonRootID)), // group owner of the mounted key (mode 0440)
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		ContainerSecurityContext: corev1.SecurityContext{
+			RunAsNonRoot:             new(true),
+			RunAsUser:                new(int64(nonRootID)),
+			RunAsGroup:               new(int64(nonRootID)),
+			ReadOnlyRootFilesystem:   new(true),
+			AllowPrivilegeEscalation: new(false),
+			Privileged:               new(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		// maxUnavailable (not minAvailable) so a drain is never blocked, even with one replica.
+		PDB:         PDB{MaxUnavailable: new(intstr.FromInt32(1))},
+		Autoscaling: Autoscaling{MinReplicas: 2, MaxReplicas: 5, TargetCPU: 80},
+		NetworkPolicy: NetworkPolicy{
+			APIServerCIDRs: []string{},
+			// prometheus-operator's Prometheus Pods carry this label, in whatever namespace.
+			PrometheusPods: metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": "prometheus"}},
+		},
+		MetricsPort: 9090,
+		Monitoring:  Monitoring{Labels: map[string]string{}},
+
+		ResourceClaimTemplates: ClaimTemplates{
+			Namespaces: []string{}, DeviceClassName: "gpu.nvidia.com", Count: 1, Templates: map[string]ClaimTemplate{},
+		},
 	}
 }
 
@@ -144,10 +238,43 @@ func LoadConfig(ctx *pulumi.Context) (Config, error) {
 	if len(r.errs) > 0 {
 		return Config{}, &ConfigError{Problems: r.errs}
 	}
+	cfg.derive()
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// defaultName is the default instance name; legacyWebhookConfigName is the name the
+// MutatingWebhookConfiguration of that instance has always had.
+const (
+	defaultName             = "ai-webhook"
+	legacyWebhookConfigName = "ai-mutating-webhook"
+)
+
+// derive fills the keys whose default follows other keys: the configuration's name follows the
+// instance (it is cluster-scoped, so two instances must not share it; the default instance keeps
+// its old name so an existing stack is not replaced), the webhook's name the domain (the API
+// server's admission metrics carry it as their name label).
+func (c *Config) derive() {
+	if c.WebhookConfigName == "" {
+		c.WebhookConfigName = c.Name
+		if c.Name == defaultName {
+			c.WebhookConfigName = legacyWebhookConfigName
+		}
+	}
+	if c.WebhookName == "" {
+		c.WebhookName = c.derivedWebhookName()
+	}
+}
+
+// derivedWebhookName is the domain, or <name>.<domain> when the domain has fewer than the three
+// segments the API server wants.
+func (c *Config) derivedWebhookName() string {
+	if strings.Count(c.Domain, ".") < 2 {
+		return c.Name + "." + c.Domain
+	}
+	return c.Domain
 }
 
 // configReader reads keys with the Pulumi SDK's typed config functions, collecting a problem per
@@ -172,6 +299,8 @@ func (r *configReader) readInto(cfg *Config) {
 	readString(r, "domain", &cfg.Domain)
 	readString(r, "profiles", &cfg.Profiles)
 	r.boolean("clusterFacts", &cfg.ClusterFacts)
+	readOver[claimTemplatesValue](r, "resourceClaimTemplates", "object", &cfg.ResourceClaimTemplates)
+	r.boolean("podsOutOfDateMetric", &cfg.PodsOutOfDateMetric)
 
 	readString(r, "webhookConfigName", &cfg.WebhookConfigName)
 	readString(r, "webhookName", &cfg.WebhookName)
@@ -184,6 +313,27 @@ func (r *configReader) readInto(cfg *Config) {
 	r.integer("caValidityHours", &cfg.CAValidityHours)
 	r.integer("certValidityHours", &cfg.CertValidityHours)
 	r.integer("earlyRenewalHours", &cfg.EarlyRenewalHours)
+	readOver[certificatesValue](r, "certificates", "object", &cfg.Certificates)
+
+	readString(r, "name", &cfg.Name)
+	r.integer("port", &cfg.Port)
+	r.boolean("hostNetwork", &cfg.HostNetwork)
+	readOver[stringMapValue](r, "nodeSelector", "object", &cfg.NodeSelector)
+	readOver[tolerationsValue](r, "tolerations", "array", &cfg.Tolerations)
+	readOver[affinityValue](r, "affinity", "object", &cfg.Affinity)
+	readOver[spreadValue](r, "topologySpreadConstraints", "array", &cfg.TopologySpreadConstraints)
+	readOver[stringsValue](r, "imagePullSecrets", "array", &cfg.ImagePullSecrets)
+	readOver[stringMapValue](r, "podLabels", "object", &cfg.PodLabels)
+	readOver[stringMapValue](r, "podAnnotations", "object", &cfg.PodAnnotations)
+	readOver[podSecurityValue](r, "podSecurityContext", "object", &cfg.PodSecurityContext)
+	readOver[containerSecurityValue](r, "containerSecurityContext", "object", &cfg.ContainerSecurityContext)
+	readOver[pdbValue](r, "podDisruptionBudget", "object", &cfg.PDB)
+	readOver[autoscalingValue](r, "autoscaling", "object", &cfg.Autoscaling)
+	readOver[stringsValue](r, "extraArgs", "array", &cfg.ExtraArgs)
+	readOver[envValue](r, "extraEnv", "array", &cfg.ExtraEnv)
+	readOver[networkPolicyValue](r, "networkPolicy", "object", &cfg.NetworkPolicy)
+	r.integer("metricsPort", &cfg.MetricsPort)
+	readOver[monitoringValue](r, "monitoring", "object", &cfg.Monitoring)
 }
 
 // set records key and reports whether err says it holds a value.
@@ -426,6 +576,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Resources.validate()...)
+	errs = append(errs, c.validateMonitoring()...)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -437,12 +588,16 @@ func (c *Config) Validate() error {
 	if _, err := profile.Parse(c.profilesYAML(), c.Domain); err != nil {
 		bad("profiles", "is not a valid profile file: %v", err)
 	}
+	errs = append(errs, c.validateClaimTemplates()...)
 
 	if msgs := validation.IsDNS1123Subdomain(c.WebhookConfigName); len(msgs) > 0 {
 		bad("webhookConfigName", "must be a valid object name, got %q: %s", c.WebhookConfigName, strings.Join(msgs, "; "))
 	}
 	// The API server wants a fully qualified webhook name of at least three segments.
-	if msgs := validation.IsDNS1123Subdomain(c.WebhookName); len(msgs) > 0 || strings.Count(c.WebhookName, ".") < 2 {
+	// A name derived from a domain refused above is not reported twice.
+	domainOK := len(validation.IsDNS1123Subdomain(c.Domain)) == 0
+	if msgs := validation.IsDNS1123Subdomain(c.WebhookName); (len(msgs) > 0 || strings.Count(c.WebhookName, ".") < 2) &&
+		(domainOK || c.WebhookName != c.derivedWebhookName()) {
 		bad("webhookName", "must be a fully qualified name of at least three segments such as ai.example.com, got %q", c.WebhookName)
 	}
 	switch c.FailurePolicy {
@@ -482,6 +637,8 @@ func (c *Config) Validate() error {
 	if c.EarlyRenewalHours < 0 || c.EarlyRenewalHours >= c.CertValidityHours {
 		bad("earlyRenewalHours", "must be at least 0 and less than certValidityHours (%d), got %d", c.CertValidityHours, c.EarlyRenewalHours)
 	}
+	errs = append(errs, c.Certificates.validate()...)
+	errs = append(errs, c.validateKnobs()...)
 	if len(errs) > 0 {
 		return &ConfigError{Problems: errs}
 	}

@@ -53,7 +53,7 @@ func TestInvalidConfigFailsNamingTheKey(t *testing.T) {
 		{"bad quantity", map[string]string{"resources": `{"limits":{"memory":"lots"}}`}, `ai-webhook:resources.limits.memory must be a quantity such as 100m or 128Mi, got "lots"`},
 		{"request over limit", map[string]string{"resources": `{"requests":{"memory":"1Gi"}}`}, `ai-webhook:resources.requests.memory (1Gi) must not exceed resources.limits.memory (256Mi)`},
 		{"cert outlives CA", map[string]string{"certValidityHours": "100000"}, `ai-webhook:certValidityHours must be between 1 and caValidityHours (87600), got 100000`},
-		{"renewal window too wide", map[string]string{"earlyRenewalHours": "2160"}, `ai-webhook:earlyRenewalHours must be at least 0 and less than certValidityHours (2160), got 2160`},
+		{"renewal window too wide", map[string]string{"earlyRenewalHours": "8760"}, `ai-webhook:earlyRenewalHours must be at least 0 and less than certValidityHours (8760), got 8760`},
 		{"profiles not YAML", map[string]string{"profiles": "profiles: ["}, `ai-webhook:profiles is not a valid profile file: profiles:`},
 		{"profiles with an unknown field", map[string]string{"profiles": "profiles:\n- name: x\n  colour: blue\n"}, `ai-webhook:profiles is not a valid profile file`},
 	}

@@ -34,6 +34,7 @@ const (
 	typeDeployment        = "kubernetes:apps/v1:Deployment"
 	typePDB               = "kubernetes:policy/v1:PodDisruptionBudget"
 	typeMWC               = "kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration"
+	typeStackReference    = "pulumi:pulumi:StackReference"
 )
 
 // testImage satisfies the one required key.
@@ -53,6 +54,9 @@ type registered struct {
 type mocks struct {
 	mu        sync.Mutex
 	resources []registered
+	// previous are the stack's outputs of its last update, as the program's reference to its own
+	// stack reads them (certs_trust.go); none for a stack never updated.
+	previous map[string]string
 }
 
 func (m *mocks) Call(pulumi.MockCallArgs) (resource.PropertyMap, error) {
@@ -71,6 +75,14 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	}
 
 	switch args.TypeToken {
+	case typeStackReference:
+		outs["outputs"] = resource.NewProperty(resource.NewPropertyMapFromMap(func() map[string]any {
+			out := map[string]any{}
+			for k, v := range m.previous {
+				out[k] = v
+			}
+			return out
+		}()))
 	case typePrivateKey:
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -148,7 +160,7 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	m.resources = append(m.resources, registered{
 		Type:         args.TypeToken,
 		Name:         args.Name,
-		Parent:       args.RegisterRPC.GetParent(),
+		Parent:       args.RegisterRPC.GetParent() + args.ReadRPC.GetParent(), // one is nil: a read or a registration
 		Inputs:       in,
 		State:        plain(resource.NewProperty(outs)).(map[string]any),
 		Dependencies: args.RegisterRPC.GetDependencies(),
@@ -190,11 +202,17 @@ type result struct {
 // config sets it) and returns what was registered and exported.
 func run(t *testing.T, config map[string]string) (*result, error) {
 	t.Helper()
+	return runWith(t, &mocks{}, config)
+}
+
+// runWith is run with the given mocks (e.g. with previous outputs).
+func runWith(t *testing.T, m *mocks, config map[string]string) (*result, error) {
+	t.Helper()
 	cfg := map[string]string{ConfigNamespace + ":image": testImage}
 	for k, v := range config {
 		cfg[ConfigNamespace+":"+k] = v
 	}
-	res := &result{mocks: &mocks{}, outputs: map[string]internals.UnsafeAwaitOutputResult{}}
+	res := &result{mocks: m, outputs: map[string]internals.UnsafeAwaitOutputResult{}}
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		if err := Program(ctx); err != nil {
 			return err

@@ -5,6 +5,7 @@
 package webhookstack
 
 import (
+	padmissionv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/admissionregistration/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -65,7 +66,11 @@ func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
-	certs, err := newCertificates(ctx, name, cfg, child)
+	prev, err := readPrevious(ctx, name, child)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := newCertificates(ctx, name, cfg, namespace, prev, child)
 	if err != nil {
 		return nil, err
 	}
@@ -73,14 +78,38 @@ func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
+	// Rolling in place, the webhook configuration (its caBundle) is updated before the Pods
+	// roll; otherwise it waits for them (previous.inPlace).
+	var mwc *padmissionv1.MutatingWebhookConfiguration
+	workOpts := []pulumi.ResourceOption{child, pulumi.DependsOn(readers)}
+	if prev.inPlace(cfg) {
+		if mwc, err = newMutatingWebhook(ctx, name, cfg, namespace, certs, pulumi.String(cfg.Name), nil, child); err != nil {
+			return nil, err
+		}
+		workOpts = append(workOpts, pulumi.DependsOn([]pulumi.Resource{mwc}))
+	}
 	// The server's first list must not meet a 403: the binding exists before the Deployment.
-	work, err := newWorkload(ctx, name, cfg, namespace, certs, child, pulumi.DependsOn(readers))
+	work, err := newWorkload(ctx, name, cfg, namespace, certs, workOpts...)
 	if err != nil {
 		return nil, err
 	}
-	mwc, err := newMutatingWebhook(ctx, name, cfg, namespace, certs, work, child)
-	if err != nil {
+	if err := newAutoscaler(ctx, name, cfg, namespace, work, child); err != nil {
 		return nil, err
+	}
+	if err := newNetworkPolicy(ctx, name, cfg, cfg.MetricsPort, namespace, child); err != nil {
+		return nil, err
+	}
+	if err := newClaimTemplates(ctx, name, cfg, child); err != nil {
+		return nil, err
+	}
+	if err := newMonitoring(ctx, name, cfg, namespace, child); err != nil {
+		return nil, err
+	}
+	if mwc == nil {
+		after := []pulumi.Resource{work.deployment, work.service}
+		if mwc, err = newMutatingWebhook(ctx, name, cfg, namespace, certs, work.service.Metadata.Name().Elem(), after, child); err != nil {
+			return nil, err
+		}
 	}
 
 	stack.MutatingWebhookName = mwc.Metadata.Name().Elem()

@@ -48,8 +48,8 @@ func TestEveryResourceIsCreatedWithItsKeyFields(t *testing.T) {
 		}},
 		{typeLocallySignedCert, 1, func(t *testing.T, in map[string]any) {
 			want(t, "allowedUses", strs(in, "allowedUses"), []string{"server_auth", "digital_signature", "key_encipherment"})
-			want(t, "validityPeriodHours", num(in, "validityPeriodHours"), 2160)
-			want(t, "earlyRenewalHours", num(in, "earlyRenewalHours"), 720)
+			want(t, "validityPeriodHours", num(in, "validityPeriodHours"), 8760)
+			want(t, "earlyRenewalHours", num(in, "earlyRenewalHours"), 5880)
 		}},
 		{typeSecret, 1, func(t *testing.T, in map[string]any) {
 			want(t, "type", str(in, "type"), string(corev1.SecretTypeTLS))
@@ -77,6 +77,7 @@ func TestEveryResourceIsCreatedWithItsKeyFields(t *testing.T) {
 			want(t, "targetPort", str(in, "spec.ports.0.targetPort"), "https")
 			want(t, "selector", get(in, "spec.selector"), map[string]any{
 				"app.kubernetes.io/name": "ai-webhook", "app.kubernetes.io/component": "admission-webhook",
+				"app.kubernetes.io/instance": "ai-webhook",
 			})
 		}},
 		{typePDB, 1, func(t *testing.T, in map[string]any) {
@@ -426,7 +427,7 @@ func TestDeploymentIsHardenedAndSpread(t *testing.T) {
 		"serve", "--listen=:8443",
 		"--tls-cert-file=/etc/ai-webhook/tls/tls.crt", "--tls-key-file=/etc/ai-webhook/tls/tls.key",
 		"--profiles-file=/etc/ai-webhook/profiles/profiles.yaml",
-		"--domain=ai.example.com", "--shutdown-delay=5s", "--log-level=info",
+		"--domain=ai.example.com", "--shutdown-delay=5s", "--log-level=info", "--metrics-listen=:9090",
 	})
 	want(t, "containerPort", num(c, "ports.0.containerPort"), 8443)
 	for _, p := range []struct{ probe, path string }{{"readinessProbe", "/readyz"}, {"livenessProbe", "/healthz"}} {

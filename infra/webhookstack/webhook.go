@@ -22,20 +22,21 @@ var notMirrorPod = admissionregistrationv1.MatchCondition{
 		corev1.MirrorPodAnnotationKey),
 }
 
-// newMutatingWebhook registers the MutatingWebhookConfiguration. Pulumi awaits a Deployment's
-// ready replicas and a Service's endpoints but not a webhook configuration, so it depends on both
-// explicitly: the API server never calls a webhook that is not serving yet.
-func newMutatingWebhook(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.StringOutput, certs *certificates, work *workload, opts ...pulumi.ResourceOption) (*padmissionv1.MutatingWebhookConfiguration, error) {
+// newMutatingWebhook registers the MutatingWebhookConfiguration, after the resources in after.
+// Pulumi awaits a Deployment's ready replicas and a Service's endpoints but not a webhook
+// configuration: on a first install (or a move) it comes after both, so the API server never
+// calls a webhook that is not serving yet (see previous.inPlace for the other order).
+func newMutatingWebhook(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.StringOutput, certs *certificates, service pulumi.StringInput, after []pulumi.Resource, opts ...pulumi.ResourceOption) (*padmissionv1.MutatingWebhookConfiguration, error) {
 	webhook := &padmissionv1.MutatingWebhookArgs{
 		Name: pulumi.String(cfg.WebhookName),
 		ClientConfig: &padmissionv1.WebhookClientConfigArgs{
 			Service: &padmissionv1.ServiceReferenceArgs{
 				Namespace: namespace,
-				Name:      work.service.Metadata.Name().Elem(),
+				Name:      service,
 				Path:      pulumi.String(mutatePath),
 				Port:      pulumi.Int(servicePort),
 			},
-			CaBundle: base64Of(certs.caCertPEM),
+			CaBundle: certs.caBundle, // nil in certManager mode: the CA injector fills it
 		},
 		Rules:                   rulesArgs(cfg.Rules),
 		FailurePolicy:           pulumi.String(string(cfg.FailurePolicy)),
@@ -50,9 +51,13 @@ func newMutatingWebhook(ctx *pulumi.Context, name string, cfg Config, namespace 
 	if len(cfg.ObjectSelector.MatchLabels) > 0 || len(cfg.ObjectSelector.MatchExpressions) > 0 {
 		webhook.ObjectSelector = labelSelectorArgs(cfg.ObjectSelector)
 	}
-	opts = append(opts, pulumi.DependsOn([]pulumi.Resource{work.deployment, work.service}))
+	opts = append(opts, pulumi.DependsOn(after))
+	meta := &pmetav1.ObjectMetaArgs{Name: pulumi.String(cfg.WebhookConfigName), Labels: commonLabels(cfg.Name)}
+	if len(certs.webhookAnnotations) > 0 {
+		meta.Annotations = certs.webhookAnnotations
+	}
 	return padmissionv1.NewMutatingWebhookConfiguration(ctx, name, &padmissionv1.MutatingWebhookConfigurationArgs{
-		Metadata: &pmetav1.ObjectMetaArgs{Name: pulumi.String(cfg.WebhookConfigName), Labels: commonLabels()},
+		Metadata: meta,
 		Webhooks: padmissionv1.MutatingWebhookArray{webhook},
 	}, opts...)
 }

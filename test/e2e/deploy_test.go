@@ -69,7 +69,13 @@ type summary struct {
 // deploy runs the deploy command, as users do, on the e2e stack.
 func deploy(t *testing.T, args ...string) summary {
 	t.Helper()
-	args = append([]string{"--stack", stackName, "--cwd", env.workDir + "/project", "--json"}, args...)
+	return deployStack(t, stackName, args...)
+}
+
+// deployStack runs the deploy command on the named stack of the same project.
+func deployStack(t *testing.T, stack string, args ...string) summary {
+	t.Helper()
+	args = append([]string{"--stack", stack, "--cwd", env.workDir + "/project", "--json"}, args...)
 	cmd := exec.Command(env.deployBin, args...)
 	cmd.Env = append(cmd.Environ(), "KUBECONFIG="+env.cluster.Kubeconfig)
 	var stdout, stderr bytes.Buffer
