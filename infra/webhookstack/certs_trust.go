@@ -1,0 +1,114 @@
+package webhookstack
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// previous is what the stack's last update left in its outputs, read through a reference to the
+// stack itself (a StackReference reads the last completed update, in preview and up alike). It
+// is the program's memory between updates: which CA the webhook configuration trusted, when the
+// serving certificate expires, and where the webhook ran.
+type previous struct {
+	deployed                       bool
+	caCertPEM                      string
+	servingCertExpiry              time.Time
+	namespace, service, configName string
+}
+
+// readPrevious reads the stack's own last outputs. A stack never updated has none.
+func readPrevious(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) (previous, error) {
+	self := fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
+	ref, err := pulumi.NewStackReference(ctx, name+"-previous", &pulumi.StackReferenceArgs{Name: pulumi.String(self)}, opts...)
+	if err != nil {
+		return previous{}, err
+	}
+	text := func(output string) (string, error) {
+		d, err := ref.GetOutputDetails(output)
+		if err != nil || d == nil || d.Value == nil {
+			return "", err
+		}
+		s, _ := d.Value.(string)
+		return s, nil
+	}
+	var p previous
+	for output, into := range map[string]*string{
+		OutputCACertPEM: &p.caCertPEM, OutputNamespace: &p.namespace, OutputServiceName: &p.service,
+		OutputMutatingWebhookName: &p.configName,
+	} {
+		if *into, err = text(output); err != nil {
+			return previous{}, fmt.Errorf("read the stack's previous output %s: %w", output, err)
+		}
+	}
+	p.deployed = p.configName != ""
+	expiry, err := text(OutputServingCertExpiry)
+	if err != nil {
+		return previous{}, fmt.Errorf("read the stack's previous output %s: %w", OutputServingCertExpiry, err)
+	}
+	if expiry != "" {
+		// A value that does not parse is no reason to stop a deployment: no warning then.
+		p.servingCertExpiry, _ = time.Parse(time.RFC3339, expiry)
+	}
+	return p, nil
+}
+
+// inPlace says whether this update rolls the Pods behind the same Service and webhook
+// configuration as the last one. Then the configuration is updated before the Deployment, so a
+// new CA is in caBundle before any Pod serves a certificate it signed. Otherwise (first install,
+// another namespace or Service) the configuration waits for the Deployment, so the API server
+// never calls a webhook that is not serving yet.
+func (p previous) inPlace(cfg Config) bool {
+	return p.deployed && p.namespace == cfg.Namespace && p.service == cfg.Name && p.configName == cfg.WebhookConfigName
+}
+
+// trustedBundle is the caBundle: the current CA, and the CA of the last update while it differs.
+// A CA replaced in this update (pulumi-tls, or a new certificates.caBundle) is trusted beside the
+// old one during the roll, when old and new Pods serve side by side; the next update, run once
+// every Pod serves the new chain (`pulumi up` returns only then), drops the old CA.
+func trustedBundle(current pulumi.StringOutput, previousCA string) pulumi.StringOutput {
+	return current.ApplyT(func(ca string) string {
+		if strings.TrimSpace(previousCA) == "" || strings.TrimSpace(previousCA) == strings.TrimSpace(ca) {
+			return ca
+		}
+		return strings.TrimRight(ca, "\n") + "\n" + strings.TrimLeft(previousCA, "\n")
+	}).(pulumi.StringOutput)
+}
+
+// warnRenewal prints a warning on every preview and up once the serving certificate the last
+// update issued is inside its renewal window (this update then replaces it and rolls the Pods),
+// and an error-level message once it has expired: the API server then fails every call to the
+// webhook until this update has rolled the Pods.
+func warnRenewal(ctx *pulumi.Context, cfg Config, prev previous) {
+	if msg := renewalMessage(cfg, prev.servingCertExpiry, time.Now()); msg != "" {
+		_ = ctx.Log.Warn(msg, nil)
+	}
+}
+
+// renewalMessage is warnRenewal's text, "" outside the window.
+func renewalMessage(cfg Config, notAfter, now time.Time) string {
+	if notAfter.IsZero() {
+		return ""
+	}
+	left := notAfter.Sub(now)
+	when := notAfter.UTC().Format(time.RFC3339)
+	switch {
+	case left <= 0:
+		return fmt.Sprintf("the webhook's serving certificate EXPIRED at %s: the API server cannot call the webhook "+
+			"(failurePolicy %s: Pods are %s) until this update replaces it and rolls the Pods",
+			when, cfg.FailurePolicy, map[bool]string{true: "refused", false: "admitted without their profile"}[cfg.FailurePolicy == "Fail"])
+	case left <= time.Duration(cfg.EarlyRenewalHours)*time.Hour:
+		return fmt.Sprintf("the webhook's serving certificate expires at %s (in %s), inside earlyRenewalHours (%dh): "+
+			"`pulumi up` replaces it and rolls the Pods; if no up runs before then, admissions fail", when, roundDays(left), cfg.EarlyRenewalHours)
+	}
+	return ""
+}
+
+func roundDays(d time.Duration) string {
+	if d < 48*time.Hour {
+		return d.Round(time.Minute).String()
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}

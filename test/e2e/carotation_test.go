@@ -1,0 +1,124 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/pem"
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The CA's key: replacing it replaces the CA, the serving certificate and its Secret.
+const caKeyURN = "urn:pulumi:" + stackName + "::ai-webhook::ai-webhook:index:WebhookStack$" +
+	"tls:index/privateKey:PrivateKey::ai-webhook-ca"
+
+// TestCAReplacementRefusesNoPod: with failurePolicy Fail and two replicas, Pods are created back
+// to back while `pulumi up --replace` gives the stack a new CA (new key, new CA certificate, new
+// serving certificate, the Deployment rolled), and while the next `pulumi up` drops the old CA.
+// caBundle must trust the old and the new CA while old and new Pods serve side by side: zero
+// refused creates, every Pod mutated.
+func TestCAReplacementRefusesNoPod(t *testing.T) {
+	kube := env.cluster.Client
+	first := deploy(t, "up", "--config", "failurePolicy=Fail")
+	t.Cleanup(func() {
+		// The dev stack's settings again, for whatever runs next in this cluster.
+		deploy(t, "destroy", "--config", "failurePolicy=Ignore")
+	})
+	before := currentStack(t, kube)
+	oldCA, _ := first.Outputs["ca_cert_pem"].(string)
+	if oldCA == "" || oldCA != string(before.secret.Data["ca.crt"]) {
+		t.Fatalf("output ca_cert_pem %q is not the Secret's CA", oldCA)
+	}
+	if got := bundleOf(t, kube); len(got) != 1 || !bytes.Equal(got[0], certsOf(t, oldCA)[0]) {
+		t.Fatalf("after the install caBundle holds %d certificates, want the CA alone", len(got))
+	}
+
+	ns := "e2e-carotation"
+	createNamespace(t, kube, ns, map[string]string{injectLabel: "enabled"})
+	waitMutating(t, kube, ns)
+
+	steady := &phaseCounts{name: "steady"}
+	load := startPodLoad(kube, ns, steady)
+	defer load.end() // when a check below stops the test early
+	time.Sleep(5 * time.Second)
+
+	replacing := &phaseCounts{name: "up --replace the CA (Pods roll)"}
+	load.next(replacing)
+	oldPods := webhookPods(t, kube)
+	s := deploy(t, "up", "--replace", caKeyURN)
+	for _, step := range []string{"update " + mwcType, "update kubernetes:apps/v1:Deployment"} {
+		if !slices.Contains(stepsOf(s), step) {
+			t.Errorf("steps %v lack %q", stepsOf(s), step)
+		}
+	}
+	waitReplaced(t, kube, oldPods)
+	after := currentStack(t, kube)
+	newCA, _ := s.Outputs["ca_cert_pem"].(string)
+	if newCA == oldCA || newCA != string(after.secret.Data["ca.crt"]) {
+		t.Fatal("the CA was not replaced, or output ca_cert_pem is not the new Secret's CA")
+	}
+	// Until the next up, the configuration trusts both: an old Pod could still be serving.
+	if got := bundleOf(t, kube); len(got) != 2 || !bytes.Equal(got[0], certsOf(t, newCA)[0]) || !bytes.Equal(got[1], certsOf(t, oldCA)[0]) {
+		t.Errorf("during the CA change caBundle holds %d certificates, want the new CA and the old one", len(got))
+	}
+	checkServedCertificates(t, kube, after)
+
+	dropping := &phaseCounts{name: "next up drops the old CA"}
+	load.next(dropping)
+	s = deploy(t, "up")
+	if got := stepsOf(s); !slices.Equal(got, []string{"update " + mwcType}) {
+		t.Errorf("steps %v, want only the webhook configuration updated", got)
+	}
+	if got := bundleOf(t, kube); len(got) != 1 || !bytes.Equal(got[0], certsOf(t, newCA)[0]) {
+		t.Errorf("after the next up caBundle holds %d certificates, want the new CA alone", len(got))
+	}
+
+	settled := &phaseCounts{name: "after"}
+	load.next(settled)
+	time.Sleep(3 * time.Second)
+	load.end()
+	for _, ph := range []*phaseCounts{steady, replacing, dropping, settled} {
+		t.Logf("%-36s created %5d  refused %d  unmutated %d", ph.name, ph.created.Load(), ph.refused.Load(), ph.unmutated.Load())
+		if ph.created.Load() == 0 {
+			t.Errorf("%s: no Pod was created", ph.name)
+		}
+		if n := ph.refused.Load(); n > 0 {
+			t.Errorf("%s: %d creates refused; first: %v", ph.name, n, ph.firstRefused.Load())
+		}
+		if n := ph.unmutated.Load(); n > 0 {
+			t.Errorf("%s: %d Pods not mutated; first: %v", ph.name, n, ph.firstUnmutated.Load())
+		}
+	}
+}
+
+// bundleOf returns the DER of each certificate in the webhook configuration's caBundle.
+func bundleOf(t *testing.T, kube kubernetes.Interface) [][]byte {
+	t.Helper()
+	mwc, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(context.Background(), webhookConfig, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certsOf(t, string(mwc.Webhooks[0].ClientConfig.CABundle))
+}
+
+// certsOf returns the DER of each certificate of a PEM text.
+func certsOf(t *testing.T, text string) [][]byte {
+	t.Helper()
+	var out [][]byte
+	rest := []byte(text)
+	for {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		out = append(out, block.Bytes)
+	}
+	if len(out) == 0 {
+		t.Fatalf("no certificate in %q", text)
+	}
+	return out
+}
