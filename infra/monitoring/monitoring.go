@@ -27,9 +27,6 @@ var (
 	Dashboard []byte
 )
 
-// Alerts returns the shipped rule file as it is (default namespace and webhook name).
-func Alerts() []byte { return append([]byte(nil), alertsYAML...) }
-
 // RuleGroups is the content of a rule file, which is also a PrometheusRule's spec.
 type RuleGroups struct {
 	Groups []RuleGroup `json:"groups"`
