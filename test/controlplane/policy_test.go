@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/diff"
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/webhook/audit"
 	"github.com/ai-webhook/ai-webhook/webhook/inject"
 	"github.com/ai-webhook/ai-webhook/webhook/policy"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
@@ -35,7 +36,8 @@ const (
 // namespace served by the compiled MutatingAdmissionPolicies. The stored Pods must be equal
 // field by field once names, UIDs, timestamps and the namespace are dropped. Pods the webhook
 // refuses (an unknown or disagreeing profile, an unreadable opt-out) are admitted untouched by
-// the policies, which cannot refuse; opted-out Pods are left alone by both.
+// the policies, which cannot refuse; opted-out Pods are left alone by both. The decision code
+// behind --explain and audit finds nothing left to do on a Pod a policy mutated.
 func TestPolicyBackendStoresTheSamePodsAsTheWebhook(t *testing.T) {
 	requireControlPlane(t)
 	start := time.Now()
@@ -75,6 +77,7 @@ func TestPolicyBackendStoresTheSamePodsAsTheWebhook(t *testing.T) {
 	keys := profile.KeysFor(domain)
 	counts := map[string]int{}
 	var diffs []string
+	var policyServed []corev1.Pod
 	for i, j := range jobs {
 		mode := "alone"
 		if j.sidecar {
@@ -106,6 +109,13 @@ func TestPolicyBackendStoresTheSamePodsAsTheWebhook(t *testing.T) {
 			diffs = append(diffs, fmt.Sprintf("%s: stored Pods differ (-webhook +policy):\n%s\n      features: %s", where, d, j.shape.describe()))
 			continue
 		}
+		if res.Profile != nil {
+			policyServed = append(policyServed, *pol[i].pod)
+			// What --explain and audit decide on a Pod the policy admitted: nothing left to do.
+			if again, err := inject.Mutate(pol[i].pod.DeepCopy(), set, keys); err != nil || len(again.Patch) > 0 {
+				diffs = append(diffs, fmt.Sprintf("%s: the injector would still change the policy's Pod: %v %v", where, err, again.Patch))
+			}
+		}
 		switch {
 		case res.Profile == nil:
 			counts["equal, untouched: "+res.Reason]++
@@ -114,6 +124,9 @@ func TestPolicyBackendStoresTheSamePodsAsTheWebhook(t *testing.T) {
 		default:
 			counts["equal, mutated"]++
 		}
+	}
+	if rep := audit.Run(audit.Input{Set: set, Keys: keys, Pods: policyServed}); len(rep.Groups) > 0 {
+		diffs = append(diffs, fmt.Sprintf("audit lists %d workloads of the %d Pods the policies mutated, first: %+v", len(rep.Groups), len(policyServed), rep.Groups[0]))
 	}
 	if len(diffs) > 0 {
 		var all []string
