@@ -1,6 +1,7 @@
 package webhookstack
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	resourcev1 "k8s.io/api/resource/v1"
@@ -23,14 +24,31 @@ func ClusterReaderRules() []rbacv1.PolicyRule {
 	}
 }
 
-// newClusterReader creates the ClusterRole of ClusterReaderRules and binds it to the server's
-// ServiceAccount. With clusterFacts off it creates nothing and the Pods get no token.
+// PodWatchRules are what the server's ai_webhook_pods_out_of_date needs (podsOutOfDateMetric):
+// list and watch Pods. It reads their metadata only, which RBAC cannot narrow a list to.
+func PodWatchRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{{APIGroups: []string{corev1.GroupName}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}}}
+}
+
+// readsCluster reports whether the server reads the Kubernetes API (and gets a token).
+func (c Config) readsCluster() bool { return c.ClusterFacts || c.PodsOutOfDateMetric }
+
+// newClusterReader creates the ClusterRole of ClusterReaderRules (clusterFacts) and
+// PodWatchRules (podsOutOfDateMetric) and binds it to the server's ServiceAccount. With both
+// off it creates nothing and the Pods get no token.
 func newClusterReader(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.StringOutput, opts ...pulumi.ResourceOption) ([]pulumi.Resource, error) {
-	if !cfg.ClusterFacts {
+	if !cfg.readsCluster() {
 		return nil, nil
 	}
+	var want []rbacv1.PolicyRule
+	if cfg.ClusterFacts {
+		want = append(want, ClusterReaderRules()...)
+	}
+	if cfg.PodsOutOfDateMetric {
+		want = append(want, PodWatchRules()...)
+	}
 	rules := prbacv1.PolicyRuleArray{}
-	for _, r := range ClusterReaderRules() {
+	for _, r := range want {
 		rules = append(rules, &prbacv1.PolicyRuleArgs{
 			ApiGroups: pulumi.ToStringArray(r.APIGroups),
 			Resources: pulumi.ToStringArray(r.Resources),
@@ -40,14 +58,14 @@ func newClusterReader(ctx *pulumi.Context, name string, cfg Config, namespace pu
 	// Cluster-scoped names are auto-named (a suffix) so two installations in different
 	// namespaces do not collide.
 	role, err := prbacv1.NewClusterRole(ctx, name+"-cluster-reader", &prbacv1.ClusterRoleArgs{
-		Metadata: &pmetav1.ObjectMetaArgs{Labels: commonLabels()},
+		Metadata: &pmetav1.ObjectMetaArgs{Labels: commonLabels(cfg.Name)},
 		Rules:    rules,
 	}, opts...)
 	if err != nil {
 		return nil, err
 	}
 	binding, err := prbacv1.NewClusterRoleBinding(ctx, name+"-cluster-reader", &prbacv1.ClusterRoleBindingArgs{
-		Metadata: &pmetav1.ObjectMetaArgs{Labels: commonLabels()},
+		Metadata: &pmetav1.ObjectMetaArgs{Labels: commonLabels(cfg.Name)},
 		RoleRef: &prbacv1.RoleRefArgs{
 			ApiGroup: pulumi.String(rbacv1.GroupName),
 			Kind:     pulumi.String("ClusterRole"),
@@ -55,7 +73,7 @@ func newClusterReader(ctx *pulumi.Context, name string, cfg Config, namespace pu
 		},
 		Subjects: prbacv1.SubjectArray{&prbacv1.SubjectArgs{
 			Kind:      pulumi.String(rbacv1.ServiceAccountKind),
-			Name:      pulumi.String(appName),
+			Name:      pulumi.String(cfg.Name), // the ServiceAccount
 			Namespace: namespace,
 		}},
 	}, opts...)

@@ -52,3 +52,36 @@ func TestClusterFactsOnReadsExactlyTheClassesAndNothingElse(t *testing.T) {
 		t.Errorf("the Deployment does not wait for the binding; dependencies: %v", deployment.Dependencies)
 	}
 }
+
+func TestPodsOutOfDateMetricMayListAndWatchPodsOnly(t *testing.T) {
+	t.Parallel()
+	podRule := map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": []any{"list", "watch"}}
+	for _, tc := range []struct {
+		name      string
+		config    map[string]string
+		wantRules int // ClusterReaderRules first when clusterFacts is on
+	}{
+		{"metric alone", map[string]string{"podsOutOfDateMetric": "true"}, 1},
+		{"metric and cluster facts", map[string]string{"podsOutOfDateMetric": "true", "clusterFacts": "true"}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			res := mustRun(t, tc.config)
+			rules, _ := get(res.one(t, typeClusterRole).Inputs, "rules").([]any)
+			if len(rules) != tc.wantRules {
+				t.Fatalf("rules %v, want %d", rules, tc.wantRules)
+			}
+			want(t, "last rule", rules[len(rules)-1], podRule)
+			res.one(t, typeClusterRoleBinding)
+			pod := get(res.one(t, typeDeployment).Inputs, "spec.template.spec")
+			want(t, "automountServiceAccountToken", get(pod, "automountServiceAccountToken"), true)
+			args := strs(get(pod, "containers.0"), "args")
+			if !slices.Contains(args, "--pods-out-of-date-metric=on") {
+				t.Errorf("args %v lack --pods-out-of-date-metric=on", args)
+			}
+			if facts := tc.config["clusterFacts"] == "true"; slices.Contains(args, "--cluster-facts=on") != facts {
+				t.Errorf("args %v: --cluster-facts=on present, want %v", args, facts)
+			}
+		})
+	}
+}

@@ -5,10 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +87,7 @@ func TestGPUClaimsAndDriftAudit(t *testing.T) {
 	// kubeconfig that impersonates its ServiceAccount: the API server authorizes every list and
 	// watch against the ClusterRole the stack binds to it, as it would the mounted token.
 	kubeconfig := serviceAccountKubeconfig(t, webhookSAUser)
-	deploy(t, "up", "--config", "clusterFacts=true",
+	deploy(t, "up", "--config", "clusterFacts=true", "--config", "podsOutOfDateMetric=true",
 		"--config", "resourceClaimTemplates.namespaces[0]="+gpuNamespace,
 		"--config", "extraArgs[0]=--kubeconfig="+kubeconfig)
 	waitAvailable(t, kube)
@@ -244,7 +250,86 @@ func TestGPUClaimsAndDriftAudit(t *testing.T) {
 				t.Errorf("current Pod %s listed: %+v", name, got)
 			}
 		}
+
+		// The servers' ai_webhook_pods_out_of_date (podsOutOfDateMetric: a metadata-only watch
+		// of every Pod through the ServiceAccount's ClusterRole) counts the same Pods, in every
+		// namespace: at least this test's three pytorch-training Pods, no DRA Pod, and exactly
+		// what the same decision makes of a list of every Pod.
+		set, err := profile.Parse([]byte(changed), profile.DefaultDomain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cluster.Eventually(t, time.Minute, "every replica's ai_webhook_pods_out_of_date to match the cluster's Pods", func() error {
+			want, err := outOfDateByList(ctx, kube, set)
+			if err != nil {
+				return err
+			}
+			if want["pytorch-training"] < 3 || want[draProfile] != 0 {
+				return fmt.Errorf("the cluster's Pods: %v, want at least 3 pytorch-training Pods out of date and no %s Pod", want, draProfile)
+			}
+			return scrapedOutOfDate(ctx, kube, want)
+		})
 	}))
+}
+
+// outOfDateByList decides every Pod of the cluster from its labels and annotations, as the
+// server's metric does, from one list.
+func outOfDateByList(ctx context.Context, kube kubernetes.Interface, set *profile.Set) (map[string]float64, error) {
+	pods, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, n := range set.Names() {
+		out[n] = 0
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		if name, stale := audit.MetaOf(p.Labels, p.Annotations, profile.KeysFor(domain)).OutOfDate(set, profile.KeysFor(domain)); stale {
+			out[name]++
+		}
+	}
+	return out, nil
+}
+
+var outOfDateLine = regexp.MustCompile(`(?m)^ai_webhook_pods_out_of_date\{profile="([^"]+)"\} (\S+)$`)
+
+// scrapedOutOfDate reads ai_webhook_pods_out_of_date from every webhook Pod's metrics port and
+// compares it with want.
+func scrapedOutOfDate(ctx context.Context, kube kubernetes.Interface, want map[string]float64) error {
+	pods, err := kube.CoreV1().Pods(webhookNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + appName})
+	if err != nil {
+		return err
+	}
+	if len(pods.Items) == 0 {
+		return fmt.Errorf("no webhook Pod")
+	}
+	for _, p := range pods.Items {
+		resp, err := http.Get("http://" + net.JoinHostPort(p.Status.PodIP, defaultMetricsPort) + "/metrics")
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		got := map[string]float64{}
+		for _, m := range outOfDateLine.FindAllStringSubmatch(string(body), -1) {
+			v, err := strconv.ParseFloat(m[2], 64)
+			if err != nil {
+				return err
+			}
+			got[m[1]] = v
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("webhook Pod %s: ai_webhook_pods_out_of_date %v, the cluster's Pods %v", p.Name, got, want)
+		}
+	}
+	fmt.Printf("ai_webhook_pods_out_of_date of %d replicas: %v\n", len(pods.Items), want)
+	return nil
 }
 
 // serviceAccountKubeconfig writes a copy of the cluster's admin kubeconfig that impersonates
