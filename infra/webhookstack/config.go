@@ -64,6 +64,8 @@ type Config struct {
 	Domain string
 	// Profiles (profiles) is a profile file (YAML). Empty means the shipped examples (profile.Examples).
 	Profiles string
+	// Backend (backend) applies the profiles: webhook, policy or auto (backend.go).
+	Backend string
 	// ClusterFacts (clusterFacts) runs the server with --cluster-facts on: it watches
 	// RuntimeClasses and PriorityClasses through a read-only ClusterRole (rbac.go) and leaves out
 	// a class the cluster lacks.
@@ -158,6 +160,7 @@ func defaultConfig() Config {
 		},
 		LogLevel:          "info",
 		Domain:            profile.DefaultDomain,
+		Backend:           BackendWebhook,
 		WebhookConfigName: "", // derived from name (derive)
 		WebhookName:       "", // the domain (derive)
 		FailurePolicy:     admissionregistrationv1.Ignore,
@@ -298,6 +301,7 @@ func (r *configReader) readInto(cfg *Config) {
 	readString(r, "logLevel", &cfg.LogLevel)
 	readString(r, "domain", &cfg.Domain)
 	readString(r, "profiles", &cfg.Profiles)
+	readString(r, "backend", &cfg.Backend)
 	r.boolean("clusterFacts", &cfg.ClusterFacts)
 	readOver[claimTemplatesValue](r, "resourceClaimTemplates", "object", &cfg.ResourceClaimTemplates)
 	r.boolean("podsOutOfDateMetric", &cfg.PodsOutOfDateMetric)
@@ -554,7 +558,7 @@ func (c *Config) Validate() error {
 	}
 	root := func(key string) *field.Path { return field.NewPath(ConfigNamespace + ":" + key) }
 
-	if c.Image == "" {
+	if c.Image == "" && c.Backend != BackendPolicy { // policy: no server to run
 		bad("image", `is required: set it with "pulumi config set image REGISTRY/ai-webhook:TAG"`)
 	} else if strings.ContainsAny(c.Image, " \t\n") {
 		bad("image", "must not contain whitespace, got %q", c.Image)
@@ -589,6 +593,7 @@ func (c *Config) Validate() error {
 		bad("profiles", "is not a valid profile file: %v", err)
 	}
 	errs = append(errs, c.validateClaimTemplates()...)
+	errs = append(errs, c.validateBackend()...)
 
 	if msgs := validation.IsDNS1123Subdomain(c.WebhookConfigName); len(msgs) > 0 {
 		bad("webhookConfigName", "must be a valid object name, got %q: %s", c.WebhookConfigName, strings.Join(msgs, "; "))

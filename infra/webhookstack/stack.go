@@ -61,6 +61,9 @@ func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulum
 		return nil, err
 	}
 	child := pulumi.Parent(stack)
+	if cfg.Backend == BackendPolicy { // no server: only policies and bindings (backend.go)
+		return newPolicyStack(ctx, name, cfg, stack, child)
+	}
 
 	namespace, err := newNamespace(ctx, name, cfg, child)
 	if err != nil {
@@ -78,12 +81,18 @@ func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
+	var policies []pulumi.Resource // backend auto: the webhook skips their Pods only once they exist
+	if cfg.Backend == BackendAuto {
+		if policies, _, err = newPolicies(ctx, name, cfg, child); err != nil {
+			return nil, err
+		}
+	}
 	// Rolling in place, the webhook configuration (its caBundle) is updated before the Pods
 	// roll; otherwise it waits for them (previous.inPlace).
 	var mwc *padmissionv1.MutatingWebhookConfiguration
 	workOpts := []pulumi.ResourceOption{child, pulumi.DependsOn(readers)}
 	if prev.inPlace(cfg) {
-		if mwc, err = newMutatingWebhook(ctx, name, cfg, namespace, certs, pulumi.String(cfg.Name), nil, child); err != nil {
+		if mwc, err = newMutatingWebhook(ctx, name, cfg, namespace, certs, pulumi.String(cfg.Name), policies, child); err != nil {
 			return nil, err
 		}
 		workOpts = append(workOpts, pulumi.DependsOn([]pulumi.Resource{mwc}))
@@ -106,7 +115,7 @@ func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulum
 		return nil, err
 	}
 	if mwc == nil {
-		after := []pulumi.Resource{work.deployment, work.service}
+		after := append([]pulumi.Resource{work.deployment, work.service}, policies...)
 		if mwc, err = newMutatingWebhook(ctx, name, cfg, namespace, certs, work.service.Metadata.Name().Elem(), after, child); err != nil {
 			return nil, err
 		}

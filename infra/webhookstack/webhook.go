@@ -42,7 +42,7 @@ func newMutatingWebhook(ctx *pulumi.Context, name string, cfg Config, namespace 
 		FailurePolicy:           pulumi.String(string(cfg.FailurePolicy)),
 		MatchPolicy:             pulumi.String(string(admissionregistrationv1.Equivalent)),
 		NamespaceSelector:       labelSelectorArgs(NamespaceSelectorFor(cfg.NamespaceSelector, cfg.Domain, cfg.Namespace)),
-		MatchConditions:         padmissionv1.MatchConditionArray{matchConditionArgs(notMirrorPod)},
+		MatchConditions:         matchConditionArray(WebhookMatchConditions(cfg)),
 		SideEffects:             pulumi.String(string(admissionregistrationv1.SideEffectClassNone)),
 		TimeoutSeconds:          pulumi.Int(cfg.TimeoutSeconds),
 		AdmissionReviewVersions: pulumi.StringArray{pulumi.String(admissionregistrationv1.SchemeGroupVersion.Version)},
