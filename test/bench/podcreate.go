@@ -78,7 +78,7 @@ func RunPodCreates(ctx context.Context, fx *Fixture, root string, cfg PodCreateC
 		res.Err = err
 		return res
 	}
-	conds := append([]*Server{nil}, servers...) // nil: no webhook registered
+	conds := append([]*Server{nil, policyCondition}, servers...) // nil: no webhook registered
 	name := func(s *Server) string {
 		if s == nil {
 			return NoWebhook
@@ -129,6 +129,15 @@ func RunPodCreates(ctx context.Context, fx *Fixture, root string, cfg PodCreateC
 // effect, so an answer can only come from the configuration meant.
 func switchTo(ctx context.Context, client kubernetes.Interface, fx *Fixture, from, to *Server) error {
 	api := client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	if from == policyCondition { // podcreate_policy.go
+		if err := setPolicies(ctx, client, fx, false); err != nil {
+			return err
+		}
+		from = nil
+	}
+	if to == policyCondition {
+		return setPolicies(ctx, client, fx, true)
+	}
 	if from != nil {
 		if err := api.Delete(ctx, podCreateWebhookName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
