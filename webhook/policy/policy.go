@@ -12,6 +12,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,6 +53,10 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("profile %s needs the webhook: %s", e.Profile, strings.Join(e.Settings, "; "))
 }
 
+// maxPolicyBytes keeps a policy under etcd's default request limit (1.5 MiB) with room for its
+// metadata; the shipped profiles compile to about 110 KiB each.
+const maxPolicyBytes = 1 << 20
+
 // Name is the policy's and the binding's name for a profile.
 func Name(profileName string) string { return "ai-profile-" + profileName }
 
@@ -87,6 +92,10 @@ func Compile(p *profile.Compiled, o Options) (*Compiled, error) {
 			FailurePolicy:      &fp,
 			ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
 		},
+	}
+	if b, err := json.Marshal(pol); err != nil || len(b) > maxPolicyBytes {
+		return nil, &RefusedError{Profile: p.Name, Settings: []string{fmt.Sprintf(
+			"the policy would take %d bytes, over the %d an object may take in etcd: too many settings for CEL", len(b), maxPolicyBytes)}}
 	}
 	sel := o.NamespaceSelector
 	bind := &admissionregistrationv1.MutatingAdmissionPolicyBinding{

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -255,3 +256,18 @@ func TestNamespaceSelectorFollowsTheModeAndExcludesSystemNamespaces(t *testing.T
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// A profile whose CEL would not fit in an object the API server stores is refused, not
+// truncated: here 600 env vars.
+func TestAPolicyTooLargeToStoreIsRefused(t *testing.T) {
+	var env []string
+	for i := range 600 {
+		env = append(env, fmt.Sprintf("{name: V%d, value: x}", i))
+	}
+	set := parse(t, "profiles:\n- {name: p, container: {env: ["+strings.Join(env, ", ")+"]}}\n")
+	p, _ := set.Get("p")
+	_, err := Compile(p, opts())
+	if err == nil || !strings.Contains(err.Error(), "over the 1048576 an object may take") {
+		t.Fatalf("got %v, want a refusal for size", err)
+	}
+}
