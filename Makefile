@@ -10,6 +10,7 @@ PKGS := ./webhook/... ./infra/... ./test/... ./tools/localcluster/...
 include tools/k8s/tools.mk
 include tools/pulumi/tools.mk
 include tools/prometheus/tools.mk
+include tools/certmanager/tools.mk
 include tools/localcluster/localcluster.mk
 
 .DEFAULT_GOAL := help
@@ -22,7 +23,7 @@ build: ## Build the webhook binary into bin/ and compile everything
 	$(GO) build -o $(BIN)/ai-webhook ./webhook/cmd/ai-webhook
 	$(GO) build $(PKGS)
 
-tools: $(K8S_TOOLS) $(PULUMI_TOOLS) $(PROMETHEUS_TOOLS) ## Build the control plane, Pulumi and Prometheus binaries the tests use (once)
+tools: $(K8S_TOOLS) $(PULUMI_TOOLS) $(PROMETHEUS_TOOLS) $(CERT_MANAGER_TOOLS) ## Build the control plane, Pulumi, Prometheus and cert-manager binaries the tests use (once)
 
 test: lint tools pulumi-tools-test ## Every test: unit, fuzz seeds, control plane, pulumi up end to end
 	$(GO) test -count=1 -timeout 40m $(PKGS)

@@ -1,17 +1,18 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -21,27 +22,18 @@ import (
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 )
 
-// certManagerModule is the cert-manager release whose CRDs (deploy/crds/ of the module) the
-// test installs: the objects the stack renders in certManager mode must be accepted by them.
-const certManagerModule = "github.com/cert-manager/cert-manager@v1.21.2"
-
-// certManagerCRDs returns the CRD files of certManagerModule from the Go module cache (it is
-// downloaded there by `go mod download`; the test runs without network).
+// certManagerCRDs returns cert-manager's CRD files (deploy/crds of the
+// github.com/cert-manager/cert-manager module that tools/certmanager pins), which `make tools`
+// copies into bin/cert-manager-crds.
 func certManagerCRDs(t *testing.T) []string {
 	t.Helper()
-	cmd := exec.Command("go", "mod", "download", "-json", certManagerModule)
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
-	out, err := cmd.Output()
-	var mod struct{ Dir, Error string }
-	_ = json.Unmarshal(out, &mod)
-	if err != nil || mod.Dir == "" {
-		t.Fatalf("%s is not in the Go module cache (%v %s): run `go mod download %s`", certManagerModule, err, mod.Error, certManagerModule)
-	}
-	files, err := filepath.Glob(filepath.Join(mod.Dir, "deploy", "crds", "*.yaml"))
+	dir := filepath.Join(os.Getenv(envRepoRoot), "bin", "cert-manager-crds")
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRDs under %s/deploy/crds (%v)", mod.Dir, err)
+		t.Fatalf("no cert-manager CRDs in %s (%v): run `make tools` (or `make certmanager-tools`)", dir, err)
 	}
 	return files
 }
@@ -113,19 +105,7 @@ func TestCertManagerObjectsAreAcceptedAndWired(t *testing.T) {
 		CAValidityHours: 87600, CertValidityHours: 2160, EarlyRenewalHours: 720,
 		Certificates: webhookstack.Certificates{Mode: webhookstack.CertModeCertManager},
 	}
-	stored := map[string]*unstructured.Unstructured{} // kind/name
-	for _, obj := range webhookstack.CertManagerObjects(cfg) {
-		u := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": obj.APIVersion(), "kind": obj.Kind,
-			"metadata": map[string]any{"name": obj.Name, "namespace": ns},
-			"spec":     obj.Spec,
-		}}
-		got, err := dyn.Resource(certManagerResource(obj.Kind)).Namespace(ns).Create(ctx, u, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
-		if err != nil {
-			t.Fatalf("the API server refused %s %s: %v", obj.Kind, obj.Name, err)
-		}
-		stored[obj.Kind+"/"+obj.Name] = got
-	}
+	stored := createCertManagerObjects(t, dyn, cfg)
 
 	// Strict validation is on: a field the CRD does not know is refused.
 	typo := &unstructured.Unstructured{Object: map[string]any{
@@ -182,6 +162,26 @@ func TestCertManagerObjectsAreAcceptedAndWired(t *testing.T) {
 	}
 }
 
+// createCertManagerObjects creates the cert-manager objects the stack renders for cfg, with
+// strict field validation, and returns them as stored, by kind/name.
+func createCertManagerObjects(t *testing.T, dyn dynamic.Interface, cfg webhookstack.Config) map[string]*unstructured.Unstructured {
+	t.Helper()
+	stored := map[string]*unstructured.Unstructured{}
+	for _, obj := range webhookstack.CertManagerObjects(cfg) {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": obj.APIVersion(), "kind": obj.Kind,
+			"metadata": map[string]any{"name": obj.Name, "namespace": cfg.Namespace},
+			"spec":     obj.Spec,
+		}}
+		got, err := dyn.Resource(certManagerResource(obj.Kind)).Namespace(cfg.Namespace).Create(context.Background(), u, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
+		if err != nil {
+			t.Fatalf("the API server refused %s %s: %v", obj.Kind, obj.Name, err)
+		}
+		stored[obj.Kind+"/"+obj.Name] = got
+	}
+	return stored
+}
+
 func webhookServerNameIn(service, ns string) string { return service + "." + ns + ".svc" }
 
 func keys[V any](m map[string]V) []string {
@@ -191,4 +191,124 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// cert-manager's real CA injector (bin/cainjector: the reconcilers of the cert-manager module,
+// tools/certmanager) fills the caBundle of a webhook configuration carrying the stack's
+// inject-ca-from annotation from the serving Certificate's Secret, and follows that Secret when
+// a renewal brings another CA. cert-manager's controller does not run (README, "Certificates"):
+// the test writes the Secret as the controller does after issuing (with its
+// cert-manager.io/certificate-name annotation, which the injector requires).
+func TestCertManagerCAInjectorFillsTheStacksCABundle(t *testing.T) {
+	requireControlPlane(t)
+	ctx := context.Background()
+	bin := filepath.Join(os.Getenv(envRepoRoot), "bin", "cainjector")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%v: run `make tools` (or `make certmanager-tools`)", err)
+	}
+	dyn, err := dynamic.NewForConfig(fx.cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCertManagerCRDs(t, dyn)
+	ns := newNamespace(t, nil)
+	cfg := webhookstack.Config{
+		Name: "ai-webhook", Namespace: ns,
+		CAValidityHours: 87600, CertValidityHours: 8760, EarlyRenewalHours: 5880,
+		Certificates: webhookstack.Certificates{Mode: webhookstack.CertModeCertManager},
+	}
+	createCertManagerObjects(t, dyn, cfg)
+
+	// The configuration as the stack makes it in certManager mode: the annotation, no caBundle.
+	// It selects no namespace, so it never takes part in another test's admissions.
+	none := admissionregistrationv1.SideEffectClassNone
+	ignore := admissionregistrationv1.Ignore
+	mwc, err := fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "cainjector-test-", Annotations: map[string]string{
+			webhookstack.InjectCAFromAnnotation: webhookstack.InjectCAFrom(cfg),
+		}},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:                    "cainjector.test.example.com",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: ns, Name: cfg.Name}},
+			SideEffects:             &none,
+			FailurePolicy:           &ignore,
+			AdmissionReviewVersions: []string{"v1"},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"cainjector-test": "no-namespace-has-this"}},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
+	})
+
+	injector, err := fx.cluster.Run(bin, "--kubeconfig="+fx.cluster.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { injector.Stop(5 * time.Second) })
+
+	bundle := func() (string, error) {
+		got, err := fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mwc.Name, metav1.GetOptions{})
+		if err != nil {
+			return "", err
+		}
+		return string(got.Webhooks[0].ClientConfig.CABundle), injector.Failure()
+	}
+	// Nothing to inject before the Secret exists.
+	time.Sleep(2 * time.Second)
+	if got, err := bundle(); err != nil || got != "" {
+		t.Fatalf("caBundle before the Secret exists: %q (%v), want none", got, err)
+	}
+
+	secrets := fx.client.CoreV1().Secrets(ns)
+	issue := func(name string) []byte {
+		t.Helper()
+		ca, err := testpki.NewCA(name, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := ca.Serving(webhookServerNameIn(cfg.Name, ns), webhookstack.ServiceDNSNames(cfg.Name, ns)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: webhookstack.ServingSecretName(cfg), Annotations: map[string]string{
+				"cert-manager.io/certificate-name": webhookstack.ServingCertificateName(cfg),
+			}},
+			Type: corev1.SecretTypeTLS,
+			Data: map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM, "ca.crt": ca.CertPEM},
+		}
+		if _, err := secrets.Get(ctx, secret.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			_, err = secrets.Create(ctx, secret, metav1.CreateOptions{})
+		} else if err == nil {
+			_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ca.CertPEM
+	}
+	// The first issuance: caBundle is its CA. A renewal under another CA: the injector adds the
+	// new CA and keeps the old one until it expires (cert-manager's CAInjectorMerging, GA and on
+	// by default), so Pods still serving the old Secret's certificate stay trusted while the
+	// kubelet and the server's hot reload catch up.
+	first := issue("first-ca")
+	waitBundle := func(what string, want []byte) {
+		t.Helper()
+		cluster.Eventually(t, 30*time.Second, "the CA injector to make caBundle "+what, func() error {
+			got, err := bundle()
+			if err != nil {
+				return err
+			}
+			if got != string(want) {
+				return fmt.Errorf("caBundle %q", got)
+			}
+			return nil
+		})
+	}
+	waitBundle("the first CA", first)
+	second := issue("renewed-under-a-new-ca")
+	waitBundle("the first and the new CA", append(bytes.Clone(first), second...))
 }
