@@ -42,13 +42,13 @@ func TestBenchSmoke(t *testing.T) {
 
 	t.Run("throughput", func(t *testing.T) {
 		for _, s := range rep.Throughput.Servers {
-			if s.Failed > 0 {
-				t.Errorf("%s: %d requests failed, first: %v", s.Name, s.Failed, s.Err)
+			if failed, _, first := s.Failures(); failed > 0 {
+				t.Errorf("%s: %d requests failed, first: %v", s.Name, failed, first)
 			}
-			if len(s.SatRPS) != 1 || s.SatLat.N == 0 {
+			if len(s.SatRPS) != 1 || len(s.Sat.Lat) == 0 {
 				t.Errorf("%s: no saturation figures: %+v", s.Name, s)
 			}
-			if o := s.OpenAt(200); o == nil || o.Lat.N == 0 {
+			if o := s.OpenAt(200); o == nil || len(o.Lat) == 0 {
 				t.Errorf("%s: no open-loop figures at 200/s", s.Name)
 			}
 			if s.PeakRSS <= 0 {
@@ -62,14 +62,14 @@ func TestBenchSmoke(t *testing.T) {
 			t.Fatalf("%d overload rows, want 2 servers x 2 multiples", len(rep.Overload.Rows))
 		}
 		for _, f := range rep.Overload.Rows {
-			if f.Offered <= 0 || f.Accepted <= 0 || f.Lat.N == 0 || f.PeakRSS <= 0 {
+			if f.Offered <= 0 || f.Rate() <= 0 || len(f.Lat) == 0 || f.PeakRSS <= 0 {
 				t.Errorf("%s at %dx: nothing measured: %+v", f.Server, f.Multiple, f)
 			}
 		}
 	})
 
 	t.Run("admission cost", func(t *testing.T) {
-		// Run checked every answer before timing (VerifyImpls).
+		// RunMicro checked every answer before timing it (verify).
 		for _, s := range []series{envSeries, containerSeries} {
 			for _, key := range s.keys {
 				for _, impl := range []string{Ours, Reference, Floor} {

@@ -47,6 +47,12 @@ func (p *Phase) add(q *Phase) {
 // Rate is OK requests per second.
 func (p *Phase) Rate() float64 { return float64(p.OK) / p.Elapsed.Seconds() }
 
+// Sent is requests sent per second.
+func (p *Phase) Sent() float64 { return float64(p.Requests) / p.Elapsed.Seconds() }
+
+// Percentiles summarises the latencies of the OK requests.
+func (p *Phase) Percentiles() Latencies { return Summarise(p.Lat) }
+
 // cores is d over the phase's time: how many CPUs' worth it took.
 func (p *Phase) cores(d time.Duration) float64 { return d.Seconds() / p.Elapsed.Seconds() }
 

@@ -156,37 +156,26 @@ func setBenchTime(v string) (restore func(), err error) {
 	return func() { _ = f.Value.Set(prev) }, nil
 }
 
-// VerifyImpls answers every shape with every implementation once and checks the answers:
-// the patches apply, and ai-webhook's and the reference's patched Pods are the same Pod.
-func VerifyImpls(impls []Impl, shapes []Shape) error {
-	for _, sh := range shapes {
-		body, err := review.Body(sh.Pod, "7f1c0e5a-0000-4000-8000-"+fmt.Sprintf("%012d", sh.EnvVars*100+sh.Containers))
+// verify answers body with every implementation once and checks the answers: the patches
+// apply, and ai-webhook's and the reference's patched Pods are the same Pod.
+func verify(impls []Impl, sh Shape, body []byte) error {
+	var patched []*corev1.Pod
+	for _, im := range impls {
+		code, resp := Answer(im.Handler, body)
+		if code != http.StatusOK {
+			return fmt.Errorf("%s on %s: HTTP %d: %.300s", im.Name, sh.Key, code, resp)
+		}
+		pod, err := checkAnswer(im.Name == Floor, body, resp) // the floor answers without mutating
 		if err != nil {
-			return err
+			return fmt.Errorf("%s on %s: %w", im.Name, sh.Key, err)
 		}
-		var patched []*corev1.Pod
-		for _, im := range impls {
-			code, resp := Answer(im.Handler, body)
-			if code != http.StatusOK {
-				return fmt.Errorf("%s on %s: HTTP %d: %.300s", im.Name, sh.Key, code, resp)
-			}
-			var pod *corev1.Pod
-			if im.Name == Floor { // answers without mutating: check only the envelope
-				_, _, err = review.Allowed(body, resp)
-			} else {
-				pod, err = review.Patched(body, resp)
-			}
-			if err != nil {
-				return fmt.Errorf("%s on %s: %w", im.Name, sh.Key, err)
-			}
-			if pod != nil {
-				patched = append(patched, pod)
-			}
+		if pod != nil {
+			patched = append(patched, pod)
 		}
-		for i := 1; i < len(patched); i++ {
-			if !equality.Semantic.DeepEqual(patched[0], patched[i]) {
-				return fmt.Errorf("%s: the patched Pods of %s and %s differ", sh.Key, impls[0].Name, impls[i].Name)
-			}
+	}
+	for i := 1; i < len(patched); i++ {
+		if !equality.Semantic.DeepEqual(patched[0], patched[i]) {
+			return fmt.Errorf("%s: the patched Pods of %s and %s differ", sh.Key, impls[0].Name, impls[i].Name)
 		}
 	}
 	return nil
@@ -212,12 +201,16 @@ func (r MicroRow) WallNsPerOp() float64 {
 	return float64(r.Result.T.Nanoseconds()) / float64(r.Result.N)
 }
 
-// RunMicro times every implementation on every shape (B2, and B3 through the floor).
+// RunMicro times every implementation on every shape (B2, and B3 through the floor), each
+// shape once its answers are checked (verify).
 func RunMicro(impls []Impl, shapes []Shape, progress func(string)) ([]MicroRow, error) {
 	var rows []MicroRow
 	for _, sh := range shapes {
 		body, err := review.Body(sh.Pod, "7f1c0e5a-0000-4000-8000-000000000001")
 		if err != nil {
+			return nil, err
+		}
+		if err := verify(impls, sh, body); err != nil {
 			return nil, err
 		}
 		for _, im := range impls {

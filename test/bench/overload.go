@@ -16,21 +16,16 @@ type OverloadConfig struct {
 	Settle      time.Duration // pause after each phase: the server works off what it queued
 }
 
-// OverloadFigures is one server at one multiple.
+// OverloadFigures is one server at one multiple: the phase (accepted requests are the OK
+// ones, their latency from the intended send time; failed: refused, e.g. 503 over a limit,
+// timed out or connection errors; PeakRSS over the phase).
 type OverloadFigures struct {
-	Server    string
-	Multiple  int
-	SatRate   float64 // the server's own saturated rate
-	Offered   int     // requests per second asked of the generator: Multiple x the highest saturated rate
-	Sent      float64 // per second actually sent (offered minus dropped)
-	Accepted  float64 // answered 200 with a patch, per second
-	Failed    int     // refused (e.g. 503 over a limit), timed out or connection errors
-	Dropped   int
-	Lat       Latencies // of the accepted requests, from their intended send time
-	PeakRSS   int64     // VmHWM over the phase (reset before it where the kernel allows)
-	RSSReset  bool      // false: PeakRSS is the process's peak since it started
-	FirstErr  error
-	ServerCPU float64 // cores used by the server over the phase
+	Server   string
+	Multiple int
+	SatRate  float64 // the server's own saturated rate
+	Offered  int     // requests per second asked of the generator: Multiple x the highest saturated rate
+	RSSReset bool    // false: the kernel kept the peak, PeakRSS is the process's since it started
+	*Phase
 }
 
 // OverloadResult is the overload phase for all servers.
@@ -60,12 +55,7 @@ func RunOverload(ctx context.Context, cfg OverloadConfig, servers []*Server, sat
 			if err != nil {
 				return nil, fmt.Errorf("overload %dx: %w", m, err)
 			}
-			res.Rows = append(res.Rows, OverloadFigures{
-				Server: s.Name, Multiple: m, SatRate: sat[s.Name], Offered: rate,
-				Sent: float64(r.Requests) / r.Elapsed.Seconds(), Accepted: r.Rate(),
-				Failed: r.Failed, Dropped: r.Dropped, Lat: Summarise(r.Lat),
-				PeakRSS: r.PeakRSS, RSSReset: reset, FirstErr: r.Err, ServerCPU: r.cores(r.ServerCPU),
-			})
+			res.Rows = append(res.Rows, OverloadFigures{Server: s.Name, Multiple: m, SatRate: sat[s.Name], Offered: rate, RSSReset: reset, Phase: r})
 			// Connections opened beyond the idle pool would otherwise linger into the next phase.
 			s.Client.CloseIdleConnections()
 			time.Sleep(cfg.Settle)

@@ -63,12 +63,11 @@ func loadAvg() string {
 }
 
 func (r *Report) micro(shape, impl string) *MicroRow {
-	for i := range r.Micro {
-		if r.Micro[i].Shape.Key == shape && r.Micro[i].Impl == impl {
-			return &r.Micro[i]
-		}
+	i := slices.IndexFunc(r.Micro, func(m MicroRow) bool { return m.Shape.Key == shape && m.Impl == impl })
+	if i < 0 {
+		return nil
 	}
-	return nil
+	return &r.Micro[i]
 }
 
 // slopes are the marginal costs, in ns per unit (env var or container), between
@@ -76,15 +75,22 @@ func (r *Report) micro(shape, impl string) *MicroRow {
 func (r *Report) slopes(s series, impl string) []float64 {
 	var out []float64
 	for i := 1; i < len(s.keys); i++ {
-		a, b := r.micro(s.keys[i-1], impl), r.micro(s.keys[i], impl)
-		if a == nil || b == nil {
-			return nil
-		}
-		if du := s.unit(b.Shape) - s.unit(a.Shape); du != 0 {
-			out = append(out, (b.NsPerOp()-a.NsPerOp())/float64(du))
+		if v := r.marginal(s, impl, s.keys[i-1], s.keys[i]); v != nil {
+			out = append(out, *v)
 		}
 	}
 	return out
+}
+
+// marginal is the cost per unit from shape a to shape b; nil when either was not measured
+// or they are the same size.
+func (r *Report) marginal(s series, impl, a, b string) *float64 {
+	ma, mb := r.micro(a, impl), r.micro(b, impl)
+	if ma == nil || mb == nil || s.unit(ma.Shape) == s.unit(mb.Shape) {
+		return nil
+	}
+	v := (mb.NsPerOp() - ma.NsPerOp()) / float64(s.unit(mb.Shape)-s.unit(ma.Shape))
+	return &v
 }
 
 // spanGrowth judges linearity on two wide spans instead of neighbouring steps: the marginal
@@ -92,94 +98,88 @@ func (r *Report) slopes(s series, impl string) []float64 {
 // of a few units between two similar times is mostly noise; spans of half the range are not,
 // and a quadratic cost still shows (about 2.5x for 2 -> 10 -> 20 containers).
 func (r *Report) spanGrowth(s series, impl string) float64 {
-	first, mid, last := r.micro(s.keys[0], impl), r.micro(s.keys[len(s.keys)/2], impl), r.micro(s.keys[len(s.keys)-1], impl)
-	if first == nil || mid == nil || last == nil {
+	mid := s.keys[len(s.keys)/2]
+	lower, upper := r.marginal(s, impl, s.keys[0], mid), r.marginal(s, impl, mid, s.keys[len(s.keys)-1])
+	if lower == nil || upper == nil || *lower <= 0 {
 		return 0
 	}
-	lower := (mid.NsPerOp() - first.NsPerOp()) / float64(s.unit(mid.Shape)-s.unit(first.Shape))
-	upper := (last.NsPerOp() - mid.NsPerOp()) / float64(s.unit(last.Shape)-s.unit(mid.Shape))
-	if lower <= 0 {
-		return 0
-	}
-	return upper / lower
+	return *upper / *lower
 }
 
 func findServer(tr *ThroughputResult, name string) *ServerFigures {
 	if tr == nil {
 		return nil
 	}
-	for _, s := range tr.Servers {
-		if s.Name == name {
-			return s
-		}
+	i := slices.IndexFunc(tr.Servers, func(s *ServerFigures) bool { return s.Name == name })
+	if i < 0 {
+		return nil
 	}
-	return nil
+	return tr.Servers[i]
 }
 
-// Goal is one line of the targets table; Value is empty when the part was not run.
-type Goal struct {
-	Name, Goal, Value string
-	Met               bool
+// target is one line of the targets table; value is empty when the part was not run.
+type target struct {
+	name, goal, value string
+	met               bool
 }
 
-// Targets evaluates the issue's targets for ai-webhook.
-func (r *Report) Targets() []Goal {
+// targets evaluates the issue's targets for ai-webhook.
+func (r *Report) targets() []target {
 	ours, ref := findServer(r.Throughput, Ours), findServer(r.Throughput, Reference)
-	throughput := Goal{Name: "Saturated throughput vs reference", Goal: fmt.Sprintf(">= %.1fx", TargetThroughputRatio)}
+	throughput := target{name: "Saturated throughput vs reference", goal: fmt.Sprintf(">= %.1fx", TargetThroughputRatio)}
 	if ours != nil && ref != nil && ref.SatMedian() > 0 {
 		ratio := ours.SatMedian() / ref.SatMedian()
-		throughput.Met, throughput.Value = ratio >= TargetThroughputRatio, fmt.Sprintf("%.2fx (%.0f vs %.0f req/s)", ratio, ours.SatMedian(), ref.SatMedian())
+		throughput.met, throughput.value = ratio >= TargetThroughputRatio, fmt.Sprintf("%.2fx (%.0f vs %.0f req/s)", ratio, ours.SatMedian(), ref.SatMedian())
 	}
-	p99 := Goal{Name: "p99 at 1,000 req/s", Goal: "< " + fmtDur(TargetP99At1000)}
+	p99 := target{name: "p99 at 1,000 req/s", goal: "< " + fmtDur(TargetP99At1000)}
 	if o := ours.OpenAt(1000); o != nil {
-		p99.Met, p99.Value = o.Lat.P99 < TargetP99At1000 && o.Failed == 0, fmtDur(o.Lat.P99)
+		p99.met, p99.value = o.Percentiles().P99 < TargetP99At1000 && o.Failed == 0, fmtDur(o.Percentiles().P99)
 	}
-	floor := Goal{Name: "Handler time vs decode/encode floor (typical Pod)", Goal: fmt.Sprintf("<= %.1fx", TargetFloorRatio)}
+	floor := target{name: "Handler time vs decode/encode floor (typical Pod)", goal: fmt.Sprintf("<= %.1fx", TargetFloorRatio)}
 	if o, f := r.micro("typical", Ours), r.micro("typical", Floor); o != nil && f != nil {
 		ratio := o.NsPerOp() / f.NsPerOp()
-		floor.Met, floor.Value = ratio <= TargetFloorRatio, fmt.Sprintf("%.2fx (%s vs %s)", ratio, fmtNs(o.NsPerOp()), fmtNs(f.NsPerOp()))
+		floor.met, floor.value = ratio <= TargetFloorRatio, fmt.Sprintf("%.2fx (%s vs %s)", ratio, fmtNs(o.NsPerOp()), fmtNs(f.NsPerOp()))
 	}
-	growth := Goal{Name: "Linear growth with Pod size", Goal: fmt.Sprintf("marginal cost, upper half of the sizes / lower half <= %.1fx", TargetSlopeRatio)}
+	growth := target{name: "Linear growth with Pod size", goal: fmt.Sprintf("marginal cost, upper half of the sizes / lower half <= %.1fx", TargetSlopeRatio)}
 	if e, c := r.spanGrowth(envSeries, Ours), r.spanGrowth(containerSeries, Ours); e > 0 && c > 0 {
-		growth.Met, growth.Value = e <= TargetSlopeRatio && c <= TargetSlopeRatio, fmt.Sprintf("env vars %.2fx, containers %.2fx", e, c)
+		growth.met, growth.value = e <= TargetSlopeRatio && c <= TargetSlopeRatio, fmt.Sprintf("env vars %.2fx, containers %.2fx", e, c)
 	}
-	rss := Goal{Name: "Peak RSS under load", Goal: "< " + fmtMiB(TargetPeakRSS)}
+	rss := target{name: "Peak RSS under load", goal: "< " + fmtMiB(TargetPeakRSS)}
 	if ours != nil {
-		rss.Met, rss.Value = ours.PeakRSS < TargetPeakRSS, fmtMiB(ours.PeakRSS)
+		rss.met, rss.value = ours.PeakRSS < TargetPeakRSS, fmtMiB(ours.PeakRSS)
 	}
-	api := Goal{Name: "API server Pod-create p50 overhead", Goal: fmt.Sprintf("< %.0f%%", TargetAPIOverhead*100)}
+	api := target{name: "API server Pod-create p50 overhead", goal: fmt.Sprintf("< %.0f%%", TargetAPIOverhead*100)}
 	var vals []string
 	for i, b := range r.PodCreates {
-		if ov, ok := b.Overhead(Ours, NoWebhook); ok {
+		if ov, ok := b.overhead(Ours, NoWebhook); ok {
 			vals = append(vals, fmt.Sprintf("%+.1f%% (%s)", ov*100, b.Setup()))
 			// The target is judged on the control plane as clusters run it, the first.
-			api.Met = api.Met || i == 0 && ov < TargetAPIOverhead
+			api.met = api.met || i == 0 && ov < TargetAPIOverhead
 		}
 	}
-	api.Value = strings.Join(vals, "; ")
-	return []Goal{throughput, p99, floor, growth, rss, api}
+	api.value = strings.Join(vals, "; ")
+	return []target{throughput, p99, floor, growth, rss, api}
 }
 
-// Overhead is the p50 create latency with server name registered over that under base,
+// overhead is the p50 create latency with server name registered over that under base,
 // minus 1.
-func (b *PodCreateResult) Overhead(name, base string) (float64, bool) {
+func (b *PodCreateResult) overhead(name, base string) (float64, bool) {
 	if b == nil || b.Skipped != "" || b.Err != nil {
 		return 0, false
 	}
-	bc, with := b.cond(base), b.cond(name)
-	if bc == nil || with == nil || bc.Lat.P50 == 0 || with.Lat.N == 0 {
+	bc, with := b.p50(base), b.p50(name)
+	if bc == 0 || with == 0 {
 		return 0, false
 	}
-	return float64(with.Lat.P50)/float64(bc.Lat.P50) - 1, true
+	return float64(with)/float64(bc) - 1, true
 }
 
-func (b *PodCreateResult) cond(name string) *PodCreateCondition {
-	for i := range b.Conds {
-		if b.Conds[i].Name == name {
-			return &b.Conds[i]
-		}
+// p50 is the median create latency under the condition name, 0 when not measured.
+func (b *PodCreateResult) p50(name string) time.Duration {
+	if i := slices.IndexFunc(b.Conds, func(c PodCreateCondition) bool { return c.Name == name }); i >= 0 {
+		return b.Conds[i].Lat.P50
 	}
-	return nil
+	return 0
 }
 
 // Setup names the etcd configuration.
@@ -196,16 +196,17 @@ func (r *Report) Markdown(w io.Writer) {
 	p := printer(func(format string, a ...any) { fmt.Fprintf(w, format, a...) })
 	p("Generated by `%s` on %s in %s.\n\n", r.Command, r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Duration.Round(time.Second))
 	p("Machine: %s. Load average (1, 5, 15 min) at start %s, at end %s.\n\n", r.Machine, r.LoadStart, r.LoadEnd)
-	p("## Targets\n\n| Target | Goal | ai-webhook | Met |\n|---|---|---|---|\n")
-	for _, t := range r.Targets() {
-		met, val := "no", t.Value
+	p("## Targets\n\n")
+	p.head("Target", "Goal", "ai-webhook", "Met")
+	for _, t := range r.targets() {
+		met, val := "no", t.value
 		switch {
 		case val == "":
 			met, val = "not measured", "-"
-		case t.Met:
+		case t.met:
 			met = "yes"
 		}
-		p("| %s | %s | %s | %s |\n", t.Name, t.Goal, val, met)
+		p("| %s | %s | %s | %s |\n", t.name, t.goal, val, met)
 	}
 	p("\n")
 	r.markdownThroughput(p)
@@ -224,6 +225,11 @@ func (p printer) section(title string, ran bool) bool {
 		p("Not run.\n\n")
 	}
 	return ran
+}
+
+// head prints a table's header row and the rule under it.
+func (p printer) head(columns ...string) {
+	p("| %s |\n|%s\n", strings.Join(columns, " | "), strings.Repeat("---|", len(columns)))
 }
 
 // firstErrors prints each non-nil error as "First <what>: `err`".
@@ -271,36 +277,34 @@ func (r *Report) markdownThroughput(p printer) {
 	}
 	row(fmt.Sprintf("saturated req/s, median (min-max), concurrency %d", c.Concurrency), func(s *ServerFigures) string { return fmtRPS(s.SatRPS) },
 		ratio(ours.SatMedian(), ref.SatMedian()))
-	durs("latency at saturation p50 / p99", func(s *ServerFigures) []time.Duration { return []time.Duration{s.SatLat.P50, s.SatLat.P99} })
-	durs("CPU per request at saturation", func(s *ServerFigures) []time.Duration { return []time.Duration{s.SatCPUPerReq} })
-	row("server CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.ServerCPU) }, "")
-	row("load generator CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.LoadgenCPU) }, "")
+	durs("latency at saturation p50 / p99", func(s *ServerFigures) []time.Duration {
+		return []time.Duration{s.Sat.Percentiles().P50, s.Sat.Percentiles().P99}
+	})
+	durs("CPU per request at saturation", func(s *ServerFigures) []time.Duration { return []time.Duration{s.Sat.cpuPerReq()} })
+	row("server CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.Sat.cores(s.Sat.ServerCPU)) }, "")
+	// Near 1.0 with a confined generator: the generator, not the server, may have been the limit.
+	row("load generator CPU at saturation (cores)", func(s *ServerFigures) string { return fmt.Sprintf("%.2f", s.Sat.cores(s.Sat.LoadCPU)) }, "")
 	for _, rate := range c.Rates {
-		at := func(s *ServerFigures) *RateFigures {
-			if o := s.OpenAt(rate); o != nil {
-				return o
-			}
-			return &RateFigures{}
-		}
 		durs(fmt.Sprintf("**%d req/s**: p50 / p99 / p99.9", rate), func(s *ServerFigures) []time.Duration {
-			return []time.Duration{at(s).Lat.P50, at(s).Lat.P99, at(s).Lat.P999}
+			l := s.OpenAt(rate).Percentiles()
+			return []time.Duration{l.P50, l.P99, l.P999}
 		})
 		row(fmt.Sprintf("%d req/s: answered/s; CPU per request", rate), func(s *ServerFigures) string {
-			return fmt.Sprintf("%.0f; %s", at(s).Achieved, fmtDur(at(s).CPUPerReq))
-		}, ratio(float64(at(ours).CPUPerReq), float64(at(ref).CPUPerReq)))
+			return fmt.Sprintf("%.0f; %s", s.OpenAt(rate).Rate(), fmtDur(s.OpenAt(rate).cpuPerReq()))
+		}, ratio(float64(ours.OpenAt(rate).cpuPerReq()), float64(ref.OpenAt(rate).cpuPerReq())))
 	}
 	row("peak RSS (VmHWM)", func(s *ServerFigures) string { return fmtMiB(s.PeakRSS) }, ratio(float64(ours.PeakRSS), float64(ref.PeakRSS)))
 	row("failed / dropped requests", failures, "")
 	p("\n")
-	p.firstErrors(func(i int) (string, error) { return "error of " + b.Servers[i].Name, b.Servers[i].Err }, len(b.Servers))
+	p.firstErrors(func(i int) (string, error) {
+		_, _, err := b.Servers[i].Failures()
+		return "error of " + b.Servers[i].Name, err
+	}, len(b.Servers))
 }
 
 func failures(s *ServerFigures) string {
-	dropped := 0
-	for _, o := range s.Open {
-		dropped += o.Dropped
-	}
-	return fmt.Sprintf("%d / %d", s.Failed, dropped)
+	failed, dropped, _ := s.Failures()
+	return fmt.Sprintf("%d / %d", failed, dropped)
 }
 
 func fmtRPS(v []float64) string {
@@ -315,7 +319,7 @@ func (r *Report) markdownMicro(p printer) {
 		return
 	}
 	p("In-process on CPU %v with GOMAXPROCS=1; CPU time per admission (ai-webhook's wall time beside it).\n\n", cpus(r.ServerCPUs))
-	p("| Pod | review bytes | ai-webhook | (wall) | reference | floor | ours/floor | ours/reference | ai-webhook allocs, KiB | reference allocs, KiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	p.head("Pod", "review bytes", "ai-webhook", "(wall)", "reference", "floor", "ours/floor", "ours/reference", "ai-webhook allocs, KiB", "reference allocs, KiB")
 	for _, o := range r.Micro { // in the order measured: the main shapes, then the growth series
 		ref, f := r.micro(o.Shape.Key, Reference), r.micro(o.Shape.Key, Floor)
 		if o.Impl != Ours || ref == nil || f == nil {
@@ -326,7 +330,8 @@ func (r *Report) markdownMicro(p printer) {
 			fmtNs(ref.NsPerOp()), fmtNs(f.NsPerOp()), o.NsPerOp()/f.NsPerOp(), ratio(o.NsPerOp(), ref.NsPerOp()),
 			o.Result.AllocsPerOp(), kib(&o), ref.Result.AllocsPerOp(), kib(ref))
 	}
-	p("\n| series | ai-webhook | reference | floor |\n|---|---|---|---|\n")
+	p("\n")
+	p.head("series", "ai-webhook", "reference", "floor")
 	for _, s := range []series{envSeries, containerSeries} {
 		var cells, sizes []string
 		for _, impl := range []string{Ours, Reference, Floor} {
@@ -361,40 +366,27 @@ func (r *Report) markdownPodCreates(p printer) {
 			p(": failed: %v\n\n", b.Err)
 			continue
 		}
-		p("\n\n| condition | creates | p50 | p99 | p50 overhead | p50 over the no-op webhook | failed |\n|---|---|---|---|---|---|---|\n")
+		p("\n\n")
+		p.head("condition", "creates", "p50", "p99", "p50 overhead", "p50 over the no-op webhook", "failed")
 		for _, c := range b.Conds {
 			ov, over := "-", "-"
-			if o, ok := b.Overhead(c.Name, NoWebhook); ok && c.Name != NoWebhook {
+			if o, ok := b.overhead(c.Name, NoWebhook); ok && c.Name != NoWebhook {
 				ov = fmt.Sprintf("%+.1f%%", o*100)
 			}
-			if o, ok := b.Overhead(c.Name, Noop); ok && c.Name != NoWebhook && c.Name != Noop {
+			if o, ok := b.overhead(c.Name, Noop); ok && c.Name != NoWebhook && c.Name != Noop {
 				over = fmt.Sprintf("%+.1f%%", o*100)
 			}
 			p("| %s | %d | %s | %s | %s | %s | %d |\n", c.Name, c.Lat.N, fmtDur(c.Lat.P50), fmtDur(c.Lat.P99), ov, over, c.Failed)
 		}
 		p("\n")
-		if d, ok := b.decompose(); ok {
+		// ai-webhook's p50 overhead split into calling a webhook, applying the patch and its own part.
+		if none, noop, patch, ours := b.p50(NoWebhook), b.p50(Noop), b.p50(NoopPatch), b.p50(Ours); min(none, noop, patch, ours) > 0 {
 			p("Of ai-webhook's %s added to the p50: %s is the API server calling any webhook (no-op), %s the API server applying "+
 				"ai-webhook's patch (no-op with the patch, minus no-op), %s ai-webhook's own time (minus no-op with the patch).\n\n",
-				fmtDur(d[0]+d[1]+d[2]), fmtDur(d[0]), fmtDur(d[1]), fmtDur(d[2]))
+				fmtDur(ours-none), fmtDur(noop-none), fmtDur(patch-noop), fmtDur(ours-patch))
 		}
 		p.firstErrors(func(i int) (string, error) { return "error under " + b.Conds[i].Name, b.Conds[i].Err }, len(b.Conds))
 	}
-}
-
-// decompose splits ai-webhook's p50 overhead into calling a webhook, applying the patch and
-// ai-webhook's own part.
-func (b *PodCreateResult) decompose() ([3]time.Duration, bool) {
-	p50 := map[string]time.Duration{}
-	for _, c := range b.Conds {
-		p50[c.Name] = c.Lat.P50
-	}
-	for _, k := range []string{NoWebhook, Noop, NoopPatch, Ours} {
-		if p50[k] == 0 {
-			return [3]time.Duration{}, false
-		}
-	}
-	return [3]time.Duration{p50[Noop] - p50[NoWebhook], p50[NoopPatch] - p50[Noop], p50[Ours] - p50[NoopPatch]}, true
 }
 
 func (r *Report) markdownOverload(p printer) {
@@ -404,19 +396,19 @@ func (r *Report) markdownOverload(p printer) {
 	}
 	p("%v times the higher of the two saturated rates, %s per phase; the generator drops a request due while %d are pending.\n\n",
 		o.Config.Multiples, o.Config.Step, o.Config.MaxInFlight)
-	p("| load | server | offered/s | offered / own saturated | sent/s | accepted/s | accepted / own saturated | p99 accepted | failed | dropped | server CPU (cores) | peak RSS |\n" +
-		"|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p.head("load", "server", "offered/s", "offered / own saturated", "sent/s", "accepted/s", "accepted / own saturated", "p99 accepted",
+		"failed", "dropped", "server CPU (cores)", "peak RSS")
 	for _, f := range o.Rows {
 		rss := fmtMiB(f.PeakRSS)
 		if !f.RSSReset {
 			rss += " (since start)"
 		}
-		p("| %dx | %s | %d | %.1fx | %.0f | %.0f | %.2f | %s | %d | %d | %.2f | %s |\n", f.Multiple, f.Server, f.Offered,
-			float64(f.Offered)/f.SatRate, f.Sent, f.Accepted, f.Accepted/f.SatRate, fmtDur(f.Lat.P99), f.Failed, f.Dropped, f.ServerCPU, rss)
+		p("| %dx | %s | %d | %.1fx | %.0f | %.0f | %.2f | %s | %d | %d | %.2f | %s |\n", f.Multiple, f.Server, f.Offered, float64(f.Offered)/f.SatRate,
+			f.Sent(), f.Rate(), f.Rate()/f.SatRate, fmtDur(f.Percentiles().P99), f.Failed, f.Dropped, f.cores(f.ServerCPU), rss)
 	}
 	p("\n")
 	p.firstErrors(func(i int) (string, error) {
-		return fmt.Sprintf("failure of %s at %dx", o.Rows[i].Server, o.Rows[i].Multiple), o.Rows[i].FirstErr
+		return fmt.Sprintf("failure of %s at %dx", o.Rows[i].Server, o.Rows[i].Multiple), o.Rows[i].Err
 	}, len(o.Rows))
 }
 

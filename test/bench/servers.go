@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/review"
 )
@@ -89,26 +91,28 @@ func StartServer(ctx context.Context, fx *Fixture, kind, argv0 string, env []str
 	return s, nil
 }
 
-// waitReady polls with a real review until the answer is correct (review.Patched).
+// waitReady polls with a real review until the answer is right (checkAnswer).
 func (s *Server) waitReady(ctx context.Context, fx *Fixture) error {
-	var wrong error
 	err := cluster.Wait(ctx, 20*time.Second, func(ctx context.Context) error {
 		return s.do(ctx, http.MethodPost, s.URL, fx.Bodies[0], func(resp []byte) error {
-			if s.AllowOnly {
-				_, _, wrong = review.Allowed(fx.Bodies[0], resp)
-			} else {
-				_, wrong = review.Patched(fx.Bodies[0], resp)
-			}
-			return nil
+			_, err := checkAnswer(s.AllowOnly, fx.Bodies[0], resp)
+			return err
 		})
 	}, s.Proc)
-	if err == nil && wrong != nil {
-		err = fmt.Errorf("answered wrongly: %w", wrong)
-	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.Name, err)
 	}
 	return nil
+}
+
+// checkAnswer verifies an answer to body fully: allowed and, unless allowOnly, patched as
+// ai-webhook patches (review.Patched); it returns the patched Pod.
+func checkAnswer(allowOnly bool, body, resp []byte) (*corev1.Pod, error) {
+	if allowOnly {
+		_, _, err := review.Allowed(body, resp)
+		return nil, err
+	}
+	return review.Patched(body, resp)
 }
 
 // Do sends the next review and checks the answer cheaply (allowed, with a patch unless

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -20,31 +21,23 @@ type ThroughputConfig struct {
 	Settle      time.Duration // pause before each phase (connections, GC of the previous one)
 }
 
-// RateFigures is one server at one open-loop rate, over all rounds.
-type RateFigures struct {
-	Rate      int
-	Lat       Latencies
-	Achieved  float64 // answered per second
-	Failed    int
-	Dropped   int
-	CPUPerReq time.Duration
+// ServerFigures is one server's figures: its phases of each kind added over the rounds.
+type ServerFigures struct {
+	Name    string
+	SatRPS  []float64      // saturated throughput of each round
+	Sat     *Phase         // closed loop at saturation (latency includes queueing)
+	Open    map[int]*Phase // open loop, by rate
+	PeakRSS int64
 }
 
-// ServerFigures is one server's figures.
-type ServerFigures struct {
-	Name         string
-	SatRPS       []float64 // saturated throughput of each round
-	SatLat       Latencies // closed-loop latency at saturation (queueing included)
-	SatCPUPerReq time.Duration
-	// LoadgenCPU is the load generator's CPU use during this server's saturation phases,
-	// in cores: near 1.0 with a confined generator means the generator, not the server,
-	// may have been the limit.
-	LoadgenCPU float64
-	ServerCPU  float64 // the server's CPU use in its saturation phases, in cores
-	Open       []RateFigures
-	PeakRSS    int64
-	Failed     int
-	Err        error
+// Failures adds up the failed and dropped requests of every phase, with the first error.
+func (s *ServerFigures) Failures() (failed, dropped int, first error) {
+	failed, first = s.Sat.Failed, s.Sat.Err
+	for _, rate := range slices.Sorted(maps.Keys(s.Open)) {
+		o := s.Open[rate]
+		failed, dropped, first = failed+o.Failed, dropped+o.Dropped, cmp.Or(first, o.Err)
+	}
+	return failed, dropped, first
 }
 
 // SatMedian is the median saturated throughput over the rounds.
@@ -57,17 +50,12 @@ func (s *ServerFigures) SatMedian() float64 {
 	return v[len(v)/2]
 }
 
-// OpenAt returns the figures at rate, nil if not measured (or s is nil).
-func (s *ServerFigures) OpenAt(rate int) *RateFigures {
+// OpenAt returns the open-loop phases at rate, nil if not measured (or s is nil).
+func (s *ServerFigures) OpenAt(rate int) *Phase {
 	if s == nil {
 		return nil
 	}
-	for i := range s.Open {
-		if s.Open[i].Rate == rate {
-			return &s.Open[i]
-		}
-	}
-	return nil
+	return s.Open[rate]
 }
 
 // ThroughputResult is B1 for all servers.
@@ -80,16 +68,11 @@ type ThroughputResult struct {
 // (the order flips every round, so drift in the machine's state favours neither), and each
 // runs a closed-loop saturation phase and then one open-loop phase per rate.
 func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server, progress func(string)) (*ThroughputResult, error) {
-	type acc struct {
-		sat  Phase
-		open map[int]*Phase
-		rps  []float64
-	}
-	accs := make([]*acc, len(servers))
-	for i := range accs {
-		accs[i] = &acc{open: map[int]*Phase{}}
+	figs := make([]*ServerFigures, len(servers))
+	for i, s := range servers {
+		figs[i] = &ServerFigures{Name: s.Name, Sat: &Phase{}, Open: map[int]*Phase{}}
 		for _, r := range cfg.Rates {
-			accs[i].open[r] = &Phase{}
+			figs[i].Open[r] = &Phase{}
 		}
 	}
 	// phase runs one phase of s into a.
@@ -114,16 +97,16 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server,
 			if round%2 == 1 {
 				i = len(servers) - 1 - k
 			}
-			s, a := servers[i], accs[i]
+			s, a := servers[i], figs[i]
 			progress(fmt.Sprintf("B1 round %d/%d %s: saturation, concurrency %d, %s", round+1, cfg.Rounds, s.Name, cfg.Concurrency, cfg.Step))
-			r, err := phase(s, &a.sat, func() *Phase { return ClosedLoop(ctx, s, cfg.Concurrency, cfg.Step, cfg.MaxRequests) })
+			r, err := phase(s, a.Sat, func() *Phase { return ClosedLoop(ctx, s, cfg.Concurrency, cfg.Step, cfg.MaxRequests) })
 			if err != nil {
 				return nil, err
 			}
-			a.rps = append(a.rps, r.Rate())
+			a.SatRPS = append(a.SatRPS, r.Rate())
 			for _, rate := range cfg.Rates {
 				progress(fmt.Sprintf("B1 round %d/%d %s: open loop %d/s, %s", round+1, cfg.Rounds, s.Name, rate, cfg.Step))
-				if _, err := phase(s, a.open[rate], func() *Phase { return OpenLoop(ctx, s, rate, cfg.Step, cfg.MaxInFlight) }); err != nil {
+				if _, err := phase(s, a.Open[rate], func() *Phase { return OpenLoop(ctx, s, rate, cfg.Step, cfg.MaxInFlight) }); err != nil {
 					return nil, err
 				}
 			}
@@ -132,24 +115,12 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig, servers []*Server,
 			}
 		}
 	}
-	res := &ThroughputResult{Config: cfg}
 	for i, s := range servers {
-		a := accs[i]
 		u, err := ReadUsage(s.Proc.PID())
 		if err != nil {
 			return nil, err
 		}
-		out := &ServerFigures{Name: s.Name, SatRPS: a.rps, SatLat: Summarise(a.sat.Lat), SatCPUPerReq: a.sat.cpuPerReq(),
-			LoadgenCPU: a.sat.cores(a.sat.LoadCPU), ServerCPU: a.sat.cores(a.sat.ServerCPU),
-			PeakRSS: u.PeakRSS, Failed: a.sat.Failed, Err: a.sat.Err}
-		for _, rate := range cfg.Rates {
-			o := a.open[rate]
-			out.Open = append(out.Open, RateFigures{Rate: rate, Lat: Summarise(o.Lat), Achieved: o.Rate(),
-				Failed: o.Failed, Dropped: o.Dropped, CPUPerReq: o.cpuPerReq()})
-			out.Failed += o.Failed
-			out.Err = cmp.Or(out.Err, o.Err)
-		}
-		res.Servers = append(res.Servers, out)
+		figs[i].PeakRSS = u.PeakRSS
 	}
-	return res, nil
+	return &ThroughputResult{Config: cfg, Servers: figs}, nil
 }

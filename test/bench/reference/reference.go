@@ -15,11 +15,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
 	"github.com/go-logr/logr"
@@ -92,11 +91,7 @@ func Main(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	host, portStr, err := net.SplitHostPort(*listen)
-	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
-	}
-	port, err := strconv.Atoi(portStr)
+	addr, err := netip.ParseAddrPort(*listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
@@ -111,7 +106,7 @@ func Main(args []string) error {
 	// Info-level structured logs to stderr, as ai-webhook writes them.
 	ctrllog.SetLogger(logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	srv := webhook.NewServer(webhook.Options{
-		Host: host, Port: port, CertDir: *certDir,
+		Host: addr.Addr().String(), Port: int(addr.Port()), CertDir: *certDir,
 		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }},
 	})
 	srv.Register("/mutate", NewWebhook(set, *domain))
