@@ -142,6 +142,34 @@ func newPolicyStack(ctx *pulumi.Context, name string, cfg Config, stack *Webhook
 	if err != nil {
 		return nil, err
 	}
+	// A mutating policy cannot refuse: this one refuses the Pods the webhook would.
+	set, err := profile.Parse(cfg.profilesYAML(), cfg.Domain)
+	if err != nil {
+		return nil, err
+	}
+	vap, vapBinding := policy.Refusals(set, policy.Options{Domain: cfg.Domain,
+		FailurePolicy:     admissionregistrationv1.FailurePolicyType(cfg.FailurePolicy),
+		NamespaceSelector: NamespaceSelectorFor(cfg.NamespaceSelector, cfg.Domain, cfg.Namespace)})
+	var prev []pulumi.Resource
+	for _, obj := range []struct {
+		kind string
+		spec any
+	}{{"ValidatingAdmissionPolicy", vap.Spec}, {"ValidatingAdmissionPolicyBinding", vapBinding.Spec}} {
+		spec, err := plainMap(obj.spec)
+		if err != nil {
+			return nil, err
+		}
+		r, err := apiextensions.NewCustomResource(ctx, name+"-"+strings.ToLower(obj.kind), &apiextensions.CustomResourceArgs{
+			ApiVersion:  pulumi.String(admissionregistrationv1.SchemeGroupVersion.String()),
+			Kind:        pulumi.String(obj.kind),
+			Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(policy.RefusalsName), Labels: commonLabels(cfg.Name)},
+			OtherFields: kubernetes.UntypedArgs{"spec": spec},
+		}, append(opts, pulumi.DependsOn(prev))...)
+		if err != nil {
+			return nil, err
+		}
+		prev = append(prev, r)
+	}
 	none := pulumi.String("").ToStringOutput()
 	stack.MutatingWebhookName, stack.ServiceName, stack.DeploymentName, stack.CACertPEM, stack.ServingCertExpiry = none, none, none, none, none
 	stack.Namespace = pulumi.String(cfg.Namespace).ToStringOutput()

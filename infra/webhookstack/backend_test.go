@@ -45,6 +45,14 @@ func TestPolicyBackendDeploysOnlyPoliciesAndBindings(t *testing.T) {
 	want(t, "binding selector operator", str(sel, "operator"), "NotIn")
 	want(t, "reinvocation", str(res.byType(typeMAP)[0].Inputs, "spec.reinvocationPolicy"), "IfNeeded")
 	want(t, "output", res.outputs[OutputPolicies].Value, []string{"ai-profile-a", "ai-profile-b"})
+	// The Pods the webhook would refuse are refused by a ValidatingAdmissionPolicy.
+	vap := res.one(t, "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy")
+	if n := len(get(vap.Inputs, "spec.validations").([]any)); n != 4 {
+		t.Errorf("%d validations, want 4", n)
+	}
+	vb := res.one(t, "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding")
+	want(t, "refusals binding", strs(vb.Inputs, "spec.validationActions"), []string{"Deny"})
+	want(t, "refusals selector", str(vb.Inputs, "spec.matchResources.namespaceSelector.matchExpressions.0.operator"), "NotIn")
 }
 
 func TestPolicyBackendRefusesWhatOnlyTheWebhookServes(t *testing.T) {

@@ -135,9 +135,6 @@ func switchTo(ctx context.Context, client kubernetes.Interface, fx *Fixture, fro
 		}
 		from = nil
 	}
-	if to == policyCondition {
-		return setPolicies(ctx, client, fx, true)
-	}
 	if from != nil {
 		if err := api.Delete(ctx, podCreateWebhookName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err
@@ -148,6 +145,9 @@ func switchTo(ctx context.Context, client kubernetes.Interface, fx *Fixture, fro
 	}
 	if to == nil {
 		return nil
+	}
+	if to == policyCondition {
+		return setPolicies(ctx, client, fx, true)
 	}
 	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: podCreateWebhookName},

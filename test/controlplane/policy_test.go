@@ -35,8 +35,8 @@ const (
 // which runs admission fully) once in a namespace served by the ai-webhook binary and once in a
 // namespace served by the compiled MutatingAdmissionPolicies. The stored Pods must be equal
 // field by field once names, UIDs, timestamps and the namespace are dropped. Pods the webhook
-// refuses (an unknown or disagreeing profile, an unreadable opt-out) are admitted untouched by
-// the policies, which cannot refuse; opted-out Pods are left alone by both. The decision code
+// refuses (an unknown or disagreeing profile, an unreadable opt-out) are refused by the
+// refusals ValidatingAdmissionPolicy with the same reason; opted-out Pods are left alone by both. The decision code
 // behind --explain and audit finds nothing left to do on a Pod a policy mutated.
 func TestPolicyBackendStoresTheSamePodsAsTheWebhook(t *testing.T) {
 	requireControlPlane(t)
@@ -93,12 +93,12 @@ func TestPolicyBackendStoresTheSamePodsAsTheWebhook(t *testing.T) {
 			switch {
 			case hook[i].err == nil:
 				diffs = append(diffs, where+": the webhook admitted a Pod the injector refuses")
-			case pol[i].err != nil:
-				diffs = append(diffs, fmt.Sprintf("%s: the policy refused: %v", where, pol[i].err))
-			case pol[i].pod.Annotations[injectedKey] != "":
-				diffs = append(diffs, where+": the policy mutated a Pod the webhook refuses")
+			case pol[i].err == nil:
+				diffs = append(diffs, where+": the policies admitted a Pod the webhook refuses: "+refusal.Reason)
+			case !strings.Contains(pol[i].err.Error(), refusal.Reason):
+				diffs = append(diffs, fmt.Sprintf("%s: the policies refused with %v, want the injector's reason %q", where, pol[i].err, refusal.Reason))
 			default:
-				counts["refused by the webhook, untouched by the policy"]++
+				counts["refused by both, with the injector's reason: "+refusalKind(refusal.Reason)]++
 			}
 			continue
 		case hook[i].err != nil || pol[i].err != nil:
@@ -151,8 +151,9 @@ func TestPolicyBackendStoresTheSamePodsAsTheWebhook(t *testing.T) {
 // and returns the namespaces and the profiles the policies serve once every one is active.
 func startBothBackends(t *testing.T, file []byte, set *profile.Set) (viaWebhook, viaPolicy string, served []string) {
 	t.Helper()
-	compiled, refused := policy.CompileSet(set, policy.Options{Domain: domain, FailurePolicy: admissionregistrationv1.Fail,
-		NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{policyNSLabel: "true"}}})
+	opts := policy.Options{Domain: domain, FailurePolicy: admissionregistrationv1.Fail,
+		NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{policyNSLabel: "true"}}}
+	compiled, refused := policy.CompileSet(set, opts)
 	for _, r := range refused {
 		t.Logf("refused (served by the webhook only): %v", r)
 	}
@@ -171,6 +172,7 @@ func startBothBackends(t *testing.T, file []byte, set *profile.Set) (viaWebhook,
 	for _, c := range compiled {
 		installPolicy(t, c)
 	}
+	installRefusals(t, set, opts)
 	viaWebhook = newNamespace(t, map[string]string{corpusNSLabel: "true"})
 	viaPolicy = newNamespace(t, map[string]string{policyNSLabel: "true"})
 	// The API server loads each policy on its own: probe every one.
@@ -190,6 +192,27 @@ func startBothBackends(t *testing.T, file []byte, set *profile.Set) (viaWebhook,
 	}
 
 	return viaWebhook, viaPolicy, served
+}
+
+// installRefusals creates the refusals ValidatingAdmissionPolicy and its binding, deleted when
+// the test ends.
+func installRefusals(t *testing.T, set *profile.Set, o policy.Options) {
+	t.Helper()
+	ctx := context.Background()
+	api := fx.client.AdmissionregistrationV1()
+	vap, bind := policy.Refusals(set, o)
+	if _, err := api.ValidatingAdmissionPolicies().Create(ctx, vap, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create ValidatingAdmissionPolicy: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = api.ValidatingAdmissionPolicies().Delete(context.Background(), vap.Name, metav1.DeleteOptions{})
+	})
+	if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, bind, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create ValidatingAdmissionPolicyBinding: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = api.ValidatingAdmissionPolicyBindings().Delete(context.Background(), bind.Name, metav1.DeleteOptions{})
+	})
 }
 
 // installPolicy creates a compiled policy and its binding, deleted when the test ends.

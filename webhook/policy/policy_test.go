@@ -271,3 +271,19 @@ func TestAPolicyTooLargeToStoreIsRefused(t *testing.T) {
 		t.Fatalf("got %v, want a refusal for size", err)
 	}
 }
+
+// The refusals policy denies (not warns) what inject.choose refuses, naming the known profiles;
+// what it decides is proven on a real API server (TestPolicyBackendStoresTheSamePodsAsTheWebhook).
+func TestRefusalsDenyWhatTheWebhookRefuses(t *testing.T) {
+	set := parse(t, "profiles:\n- {name: a}\n- {name: b}\n")
+	vap, bind := Refusals(set, opts())
+	if len(vap.Spec.Validations) != 4 {
+		t.Fatalf("%d validations, want unreadable annotation, unreadable label, disagreement, unknown profile", len(vap.Spec.Validations))
+	}
+	if !strings.Contains(vap.Spec.Validations[3].MessageExpression, "known profiles: a, b") {
+		t.Errorf("unknown-profile message %s does not list the profiles", vap.Spec.Validations[3].MessageExpression)
+	}
+	if !slices.Equal(bind.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) || bind.Spec.PolicyName != vap.Name {
+		t.Errorf("binding %+v", bind.Spec)
+	}
+}

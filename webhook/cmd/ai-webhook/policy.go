@@ -16,7 +16,8 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
-// policyCmd prints each profile of the file as a MutatingAdmissionPolicy and its binding. A
+// policyCmd prints each profile of the file as a MutatingAdmissionPolicy and its binding, then
+// the ValidatingAdmissionPolicy that refuses the Pods the webhook refuses (policy.Refusals). A
 // profile that needs the webhook is named on stderr with the settings that need it; the
 // command fails only when no profile compiles, so a file that is partly served by policies
 // still prints what can be.
@@ -59,27 +60,31 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	compiled, refused := policy.CompileSet(set, policy.Options{Domain: *domain, FailurePolicy: fp,
-		NamespaceSelector: policy.NamespaceSelector(*mode, sel, *domain, *own)})
+	opts := policy.Options{Domain: *domain, FailurePolicy: fp, NamespaceSelector: policy.NamespaceSelector(*mode, sel, *domain, *own)}
+	compiled, refused := policy.CompileSet(set, opts)
 	for _, r := range refused {
 		fmt.Fprintf(stderr, "ai-webhook policy: %v\n", r)
 	}
-	for i, c := range compiled {
-		for j, obj := range []any{c.Policy, c.Binding} {
-			b, err := yaml.Marshal(obj)
-			if err != nil {
-				return err
-			}
-			if i+j > 0 {
-				fmt.Fprintln(stdout, "---")
-			}
-			if _, err := stdout.Write(b); err != nil {
-				return err
-			}
-		}
-	}
 	if len(compiled) == 0 {
 		return fmt.Errorf("policy: no profile compiles (%d refused): serve them with the webhook", len(refused))
+	}
+	var objs []any
+	for _, c := range compiled {
+		objs = append(objs, c.Policy, c.Binding)
+	}
+	vap, vapBinding := policy.Refusals(set, opts)
+	objs = append(objs, vap, vapBinding)
+	for i, obj := range objs {
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout, "---")
+		}
+		if _, err := stdout.Write(b); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -28,7 +28,8 @@ func TestPolicyPrintsCompiledProfilesAndNamesRefusedOnes(t *testing.T) {
 		wantErr    string
 	}{
 		{"mixed file: the static profile, the DRA one refused", []string{"--profiles-file", mixed},
-			[]string{"MutatingAdmissionPolicy/ai-profile-static", "MutatingAdmissionPolicyBinding/ai-profile-static"},
+			[]string{"MutatingAdmissionPolicy/ai-profile-static", "MutatingAdmissionPolicyBinding/ai-profile-static",
+				"ValidatingAdmissionPolicy/ai-profile-refusals", "ValidatingAdmissionPolicyBinding/ai-profile-refusals"},
 			"profile dra needs the webhook: container.resourceClaims", ""},
 		{"nothing compiles: exit 1", []string{"--profiles-file", onlyDRA}, nil, "profile dra needs the webhook", "no profile compiles (1 refused)"},
 	}
