@@ -188,13 +188,12 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err := clientcmd.WriteToFile(*kubeconfig, c.Kubeconfig); err != nil {
 		return c, err
 	}
-	c.Config = &rest.Config{
-		Host:            server,
-		TLSClientConfig: rest.TLSClientConfig{CAData: ca.CertPEM, CertData: admin.CertPEM, KeyData: admin.KeyPEM},
-		QPS:             1000, Burst: 1000,
-		// The webhook warns when the Pod's own value wins; a warning per create is noise here.
-		WarningHandler: rest.NoWarnings{},
+	if c.Config, err = clientcmd.NewDefaultClientConfig(*kubeconfig, nil).ClientConfig(); err != nil {
+		return c, err
 	}
+	c.Config.QPS, c.Config.Burst = 1000, 1000
+	// The webhook warns when the Pod's own value wins; a warning per create is noise here.
+	c.Config.WarningHandler = rest.NoWarnings{}
 	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
 		return c, err
 	}
@@ -434,7 +433,7 @@ func GetOK(ctx context.Context, client *http.Client, url string) error {
 	return nil
 }
 
-// freePorts returns n ports free on loopback now.
+// FreePorts returns n ports free on loopback now.
 func FreePorts(n int) ([]string, error) {
 	var ports []string
 	for range n {

@@ -2,8 +2,8 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Command says how to start a process.
@@ -116,31 +118,22 @@ func Tail(path string, lines int) string {
 // Wait calls check until it returns nil. It fails when timeout passes, ctx
 // ends, or a watched process exits (saying why, with the end of its log).
 func Wait(ctx context.Context, timeout time.Duration, check func(context.Context) error, watched ...*Process) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	exited := func() error {
-		var errs []error
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		for _, p := range watched {
-			errs = append(errs, p.Failure())
+			if err := p.Failure(); err != nil {
+				return false, err
+			}
 		}
-		return errors.Join(errs...)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		last = check(ctx)
+		return last == nil, nil
+	})
+	if wait.Interrupted(err) {
+		return fmt.Errorf("still failing after %v: %w", timeout, cmp.Or(last, err))
 	}
-	for {
-		if err := exited(); err != nil {
-			return err
-		}
-		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
-		last := check(cctx)
-		ccancel()
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("still failing after %v: %w", timeout, errors.Join(last, exited()))
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return err
 }
 
 // Eventually is Wait for tests: it fails t, naming what it waited for.

@@ -254,10 +254,8 @@ func (r *runner) writeVolumes(pod *corev1.Pod, dir string) error {
 			if err != nil {
 				return err
 			}
-			data := maps.Clone(cm.BinaryData)
-			if data == nil {
-				data = map[string][]byte{}
-			}
+			data := map[string][]byte{}
+			maps.Copy(data, cm.BinaryData)
 			for k, s := range cm.Data {
 				data[k] = []byte(s)
 			}
@@ -289,7 +287,7 @@ func (r *runner) writeVolumes(pod *corev1.Pod, dir string) error {
 
 func keyToPath(data map[string][]byte, items []corev1.KeyToPath) map[string][]byte {
 	if len(items) == 0 {
-		return maps.Clone(data)
+		return data
 	}
 	files := map[string][]byte{}
 	for _, it := range items {
