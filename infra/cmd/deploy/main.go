@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -205,16 +206,16 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	progress := stdout
+	if o.jsonOut {
+		progress = stderr
+	}
 	for _, kv := range o.config {
 		k, v, _ := strings.Cut(kv, "=")
 		if err := stack.SetConfigWithOptions(ctx, k, auto.ConfigValue{Value: v}, &auto.ConfigOptions{Path: true}); err != nil {
 			return fmt.Errorf("--config %s: %w", k, err)
 		}
-	}
-
-	progress := stdout
-	if o.jsonOut {
-		progress = stderr
+		fmt.Fprintf(progress, "config set %s (%s)\n", k, describeValue(v))
 	}
 	// The collector ends when the operation returns, whether or not the CLI ever connected to
 	// the event stream (the Automation API closes evs only once it has).
@@ -322,6 +323,13 @@ func collectSteps(evs <-chan events.EngineEvent, opDone <-chan struct{}) []Step 
 		}
 		steps = append(steps, Step{Op: string(md.Op), Type: md.Type, URN: md.URN})
 	}
+}
+
+// describeValue names a config value by its size and digest: a value can be a whole profiles
+// document, or a secret.
+func describeValue(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return fmt.Sprintf("%d bytes, sha256 %x", len(v), sum[:6])
 }
 
 func summaryChanges(s auto.UpdateSummary) map[string]int {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -74,8 +76,8 @@ func TestPrintOutputsIndentsMultiLineValues(t *testing.T) {
 }
 
 // fakePulumi puts a pulumi CLI first on PATH that answers what the Automation API asks before an
-// operation (its version, selecting the stack) and fails every operation at once, before it
-// could connect to the event stream.
+// operation (its version, selecting the stack, setting config) and fails every operation at
+// once, before it could connect to the event stream.
 func fakePulumi(t *testing.T) {
 	t.Helper()
 	dir := t.TempDir()
@@ -83,7 +85,7 @@ func fakePulumi(t *testing.T) {
 [ "$1" = --non-interactive ] && shift
 case "$1" in
 version) echo v3.274.1 ;;
-stack) ;;
+stack|config) ;;
 *) echo "error: $1 failed before the engine started" >&2; exit 255 ;;
 esac
 `
@@ -128,5 +130,38 @@ func TestOperationFailingBeforeTheCLIConnectsPrintsItsError(t *testing.T) {
 				t.Errorf("the CLI's error is printed more than once:\n%s", stderr.String())
 			}
 		})
+	}
+}
+
+// A --config value is set whole but shown by its key, size and digest: profiles are a whole
+// YAML document, and a value may be a secret.
+func TestConfigValueIsShownByKeySizeAndDigest(t *testing.T) {
+	fakePulumi(t)
+	project := t.TempDir()
+	if err := os.WriteFile(filepath.Join(project, "Pulumi.yaml"), []byte("name: ai-webhook\nruntime: go\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	profiles := "profiles:\n- name: pytorch-training\n  env: {NCCL_DEBUG: WARN}\n"
+	for _, jsonOut := range []bool{false, true} {
+		args := []string{"--cwd", project, "preview", "--config", "profiles=" + profiles}
+		if jsonOut {
+			args = append(args, "--json")
+		}
+		var stdout, stderr bytes.Buffer
+		if code := deploy(t.Context(), args, &stdout, &stderr); code != 1 {
+			t.Fatalf("exit code %d, want 1 (the fake CLI fails the preview)", code)
+		}
+		out := stdout.String() + stderr.String()
+		sum := sha256.Sum256([]byte(profiles))
+		want := fmt.Sprintf("config set profiles (%d bytes, sha256 %x)", len(profiles), sum[:6])
+		if !strings.Contains(out, want) {
+			t.Errorf("json %v: output does not say %q:\n%s", jsonOut, want, out)
+		}
+		if strings.Contains(out, "NCCL_DEBUG") {
+			t.Errorf("json %v: output shows the value:\n%s", jsonOut, out)
+		}
+		if jsonOut && strings.Contains(stdout.String(), "config set") {
+			t.Errorf("--json: the config line is on stdout, which holds only the summary:\n%s", stdout.String())
+		}
 	}
 }
