@@ -303,6 +303,7 @@ func absentOrZero(e, name string, t reflect.Type) string {
 }
 
 // cleanIs tests path.Clean(e) == want for an absolute want, as the webhook compares mount paths.
+// A path without ".", "//" or a trailing "/" is its own Clean (for "/" itself want is never "/").
 // The segments other than "", "." and ".." survive unless a later ".." pops them: segment j is
 // popped when some prefix of what follows it holds more ".." than other segments.
 func cleanIs(e, want string) string {
@@ -316,5 +317,7 @@ func cleanIs(e, want string) string {
 	split := e + `.split("/").filter(ps, ps != "" && ps != ".")`
 	survivors := split + `.transformList(pj, ps, ps != ".." && lists.range(size(` + split + `)).all(pk, pk <= pj || 2 * size(` +
 		split + `.slice(pj + 1, pk + 1).filter(px, px == "..")) <= pk - pj), ps)`
-	return "(" + e + `.startsWith("/") && ` + survivors + " == [" + strings.Join(segs, ", ") + "])"
+	// Most paths are clean already (no ".", no "//", no trailing "/"): compared as they are.
+	clean := "!" + e + `.contains(".") && !` + e + `.contains("//") && !` + e + `.endsWith("/")`
+	return "(" + clean + " ? " + e + " == " + q(want) + " : (" + e + `.startsWith("/") && ` + survivors + " == [" + strings.Join(segs, ", ") + "]))"
 }
