@@ -10,7 +10,6 @@ import (
 	pcorev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	pmetav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -180,15 +179,7 @@ func metricsContainerPorts(cfg Config, ports pcorev1.ContainerPortArray) pcorev1
 	if cfg.MetricsPort == 0 {
 		return ports
 	}
-	p := &pcorev1.ContainerPortArgs{
-		Name:          pulumi.String(metricsPortName),
-		ContainerPort: pulumi.Int(cfg.MetricsPort),
-		Protocol:      pulumi.String(string(corev1.ProtocolTCP)),
-	}
-	if cfg.HostNetwork {
-		p.HostPort = pulumi.Int(cfg.MetricsPort) // what the API server would default it to
-	}
-	return append(ports, p)
+	return append(ports, containerPort(cfg, metricsPortName, cfg.MetricsPort))
 }
 
 // toMap turns v into the plain map a CustomResource's spec is, through its JSON.

@@ -374,14 +374,7 @@ func container(cfg Config) (*pcorev1.ContainerArgs, error) {
 	}
 	args = append(args, metricsArgs(cfg)...)
 	args = append(args, cfg.ExtraArgs...)
-	port := &pcorev1.ContainerPortArgs{
-		Name:          pulumi.String(portName),
-		ContainerPort: pulumi.Int(cfg.Port),
-		Protocol:      pulumi.String(string(corev1.ProtocolTCP)),
-	}
-	if cfg.HostNetwork {
-		port.HostPort = pulumi.Int(cfg.Port) // what the API server would default it to
-	}
+	port := containerPort(cfg, portName, cfg.Port)
 	env := pcorev1.EnvVarArray{&pcorev1.EnvVarArgs{
 		Name: pulumi.String(envMemoryLimit),
 		ValueFrom: &pcorev1.EnvVarSourceArgs{ResourceFieldRef: &pcorev1.ResourceFieldSelectorArgs{
@@ -422,6 +415,20 @@ func container(cfg Config) (*pcorev1.ContainerArgs, error) {
 // The functions below turn the Kubernetes API values of the knobs into the Pulumi SDK's input
 // types, leaving out what is unset (an empty list sent would read as a change on the next
 // preview of an object created without it).
+
+// containerPort is a TCP port of the server container; with hostNetwork it is also the host's
+// port, which is what the API server would default it to.
+func containerPort(cfg Config, name string, port int) *pcorev1.ContainerPortArgs {
+	p := &pcorev1.ContainerPortArgs{
+		Name:          pulumi.String(name),
+		ContainerPort: pulumi.Int(port),
+		Protocol:      pulumi.String(string(corev1.ProtocolTCP)),
+	}
+	if cfg.HostNetwork {
+		p.HostPort = pulumi.Int(port)
+	}
+	return p
+}
 
 func optString[T ~string](s T) pulumi.StringPtrInput {
 	if s == "" {
