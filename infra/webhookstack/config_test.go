@@ -60,19 +60,26 @@ func TestInvalidConfigFailsNamingTheKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res, err := run(t, tt.config)
-			if err == nil {
-				t.Fatalf("config %v was accepted", tt.config)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error\n%v\ndoes not contain\n%s", err, tt.want)
-			}
-			for _, r := range res.resources {
-				if r.Type != "pulumi:pulumi:Stack" {
-					t.Errorf("invalid config still registered %s %q", r.Type, r.Name)
-				}
-			}
+			wantRefused(t, tt.config, tt.want)
 		})
+	}
+}
+
+// wantRefused runs the program with config and wants it refused with an error containing want,
+// before it registered anything but the stack.
+func wantRefused(t *testing.T, config map[string]string, want string) {
+	t.Helper()
+	res, err := run(t, config)
+	if err == nil {
+		t.Fatalf("config %v was accepted", config)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Fatalf("error\n%v\ndoes not contain\n%s", err, want)
+	}
+	for _, r := range res.resources {
+		if r.Type != "pulumi:pulumi:Stack" {
+			t.Errorf("invalid config still registered %s %q", r.Type, r.Name)
+		}
 	}
 }
 

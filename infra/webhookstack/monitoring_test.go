@@ -128,10 +128,7 @@ func TestInvalidMonitoringFailsNamingTheKey(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := run(t, tc.config)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("error %v, want it to contain %q", err, tc.want)
-			}
+			wantRefused(t, tc.config, tc.want)
 		})
 	}
 }
