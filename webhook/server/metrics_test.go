@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"io"
 	"log/slog"
 	"net"
@@ -21,23 +20,7 @@ import (
 func (f *fixture) startWithMetrics(t *testing.T) string {
 	t.Helper()
 	f.cfg.MetricsListen = "localhost:0" // differs from the admission port's 127.0.0.1:0
-	var err error
-	if f.srv, err = New(f.cfg, slog.New(slog.NewJSONHandler(&f.logs, nil))); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", f.cfg.Listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.srv.metricsLn, err = net.Listen("tcp", f.cfg.MetricsListen); err != nil {
-		t.Fatal(err)
-	}
-	f.addr = ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	f.stop, f.done = cancel, make(chan error, 1)
-	go func() { f.done <- f.srv.Run(ctx, ln) }()
-	f.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: f.ca.Pool, ServerName: serviceName}}}
-	t.Cleanup(func() { cancel(); <-f.done })
+	f.start(t)
 	return f.srv.metricsLn.Addr().String()
 }
 

@@ -95,6 +95,8 @@ func newFixture(t *testing.T, delay time.Duration) *fixture {
 	return f
 }
 
+// start runs the server on f.cfg until the test ends. With a MetricsListen the test listens
+// there itself, so that a port 0 has an address the test can ask.
 func (f *fixture) start(t *testing.T) {
 	t.Helper()
 	var err error
@@ -104,6 +106,11 @@ func (f *fixture) start(t *testing.T) {
 	ln, err := net.Listen("tcp", f.cfg.Listen)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if f.cfg.MetricsListen != "" {
+		if f.srv.metricsLn, err = net.Listen("tcp", f.cfg.MetricsListen); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
