@@ -74,61 +74,44 @@ func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := promauto.With(reg)
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return f.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+	}
+	gauge := func(name, help string) prometheus.Gauge {
+		return f.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+	}
 	m := &Metrics{
 		Registry: reg,
-		RequestsTotal: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "ai_webhook_admission_requests_total",
-			Help: "Admission requests by result: mutated, unchanged, skipped, denied, error.",
-		}, []string{"result"}),
+		RequestsTotal: counter("ai_webhook_admission_requests_total",
+			"Admission requests by result: mutated, unchanged, skipped, denied, error.", "result"),
 		Duration: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ai_webhook_admission_duration_seconds",
 			Help:    "Time in the handler, from the request headers (before the body is read) to the response written.",
 			Buckets: []float64{.00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
-		MutationsTotal: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "ai_webhook_mutations_total",
-			Help: "Pods patched, by profile.",
-		}, []string{"profile"}),
-		SkippedTotal: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "ai_webhook_skipped_items_total",
-			Help: "Profile settings not applied because the Pod set its own value, by profile and field.",
-		}, []string{"profile", "field"}),
+		MutationsTotal: counter("ai_webhook_mutations_total", "Pods patched, by profile.", "profile"),
+		SkippedTotal: counter("ai_webhook_skipped_items_total",
+			"Profile settings not applied because the Pod set its own value, by profile and field.", "profile", "field"),
 		PanicsTotal: f.NewCounter(prometheus.CounterOpts{
 			Name: "ai_webhook_panics_total",
 			Help: "Panics recovered while handling a request.",
 		}),
-		ReloadsTotal: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "ai_webhook_config_reloads_total",
-			Help: "Loads of the profiles file and the serving certificate, by source and result (success, error).",
-		}, []string{"source", "result"}),
-		ProfilesLoaded: f.NewGauge(prometheus.GaugeOpts{
-			Name: "ai_webhook_profiles_loaded",
-			Help: "Number of profiles currently in use.",
-		}),
-		CertNotAfter: f.NewGauge(prometheus.GaugeOpts{
-			Name: "ai_webhook_certificate_expiry_timestamp_seconds",
-			Help: "NotAfter of the serving certificate in use, as a Unix time.",
-		}),
-		CertExpired: f.NewGauge(prometheus.GaugeOpts{
-			Name: "ai_webhook_serving_certificate_expired",
-			Help: "1 while the serving certificate in use is outside its validity period (the replica is then not ready).",
-		}),
+		ReloadsTotal: counter("ai_webhook_config_reloads_total",
+			"Loads of the profiles file and the serving certificate, by source and result (success, error).", "source", "result"),
+		ProfilesLoaded: gauge("ai_webhook_profiles_loaded", "Number of profiles currently in use."),
+		CertNotAfter: gauge("ai_webhook_certificate_expiry_timestamp_seconds",
+			"NotAfter of the serving certificate in use, as a Unix time."),
+		CertExpired: gauge("ai_webhook_serving_certificate_expired",
+			"1 while the serving certificate in use is outside its validity period (the replica is then not ready)."),
 		LastReloadError: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ai_webhook_config_last_reload_failed",
 			Help: "1 while the newest version of a source failed to load and the previous one is still in use.",
 		}, []string{"source"}),
-		LimitRejections: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "ai_webhook_limit_rejections_total",
-			Help: "Requests or connections refused (or warnings trimmed) by a limit, by limit.",
-		}, []string{"limit"}),
-		Connections: f.NewGauge(prometheus.GaugeOpts{
-			Name: "ai_webhook_open_connections",
-			Help: "Connections currently open, at most --max-connections.",
-		}),
-		MissingObjects: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "ai_webhook_missing_objects_total",
-			Help: "Profile settings not applied because they name a cluster object that does not exist, by kind and name (--cluster-facts).",
-		}, []string{"kind", "name"}),
+		LimitRejections: counter("ai_webhook_limit_rejections_total",
+			"Requests or connections refused (or warnings trimmed) by a limit, by limit.", "limit"),
+		Connections: gauge("ai_webhook_open_connections", "Connections currently open, at most --max-connections."),
+		MissingObjects: counter("ai_webhook_missing_objects_total",
+			"Profile settings not applied because they name a cluster object that does not exist, by kind and name (--cluster-facts).", "kind", "name"),
 	}
 	// Every known label value exists from the start at 0, so rate() and the alerts see the
 	// first increase and a dashboard panel has data before anything went wrong.
