@@ -74,18 +74,7 @@ func TestInvalidKnobsFailNamingTheKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res, err := run(t, tt.config)
-			if err == nil {
-				t.Fatalf("config %v was accepted", tt.config)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("error\n%v\ndoes not contain\n%s", err, tt.want)
-			}
-			for _, r := range res.resources {
-				if r.Type != "pulumi:pulumi:Stack" && r.Type != typeStackReference {
-					t.Errorf("invalid config still registered %s %q", r.Type, r.Name)
-				}
-			}
+			wantRefused(t, tt.config, tt.want)
 		})
 	}
 }
