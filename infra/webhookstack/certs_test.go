@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
 const (
@@ -151,9 +153,9 @@ func TestSecretModeMountsTheGivenSecretAndTrustsTheGivenBundle(t *testing.T) {
 func TestCABundleCarriesTheOldAndTheNewCAThroughACAChange(t *testing.T) {
 	t.Parallel()
 	oldCA, newCA := testCAPEM(t), testCAPEM(t)
-	deployed := map[string]string{
-		OutputCACertPEM: oldCA, OutputNamespace: "ai-webhook", OutputServiceName: "ai-webhook",
-		OutputMutatingWebhookName: "ai-mutating-webhook",
+	deployed := previous{
+		deployed: true, caCertPEM: oldCA, namespace: "ai-webhook", service: "ai-webhook",
+		configName: "ai-mutating-webhook",
 	}
 	bundle := func(res *result) string {
 		t.Helper()
@@ -165,7 +167,7 @@ func TestCABundleCarriesTheOldAndTheNewCAThroughACAChange(t *testing.T) {
 	}
 
 	t.Run("pulumi mode, the CA replaced", func(t *testing.T) {
-		res, err := runWith(t, &mocks{previous: deployed}, nil)
+		res, err := runWith(t, &mocks{previous: &deployed}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,20 +183,17 @@ func TestCABundleCarriesTheOldAndTheNewCAThroughACAChange(t *testing.T) {
 	})
 	t.Run("secret mode, a new bundle", func(t *testing.T) {
 		cfg := map[string]string{"certificates": jsonObject(t, map[string]any{"mode": "secret", "secretName": "corp-tls-2", "caBundle": newCA})}
-		res, err := runWith(t, &mocks{previous: deployed}, cfg)
+		res, err := runWith(t, &mocks{previous: &deployed}, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want(t, "caBundle", bundle(res), newCA+oldCA)
 	})
 	t.Run("the next update drops the old CA", func(t *testing.T) {
-		after := map[string]string{}
-		for k, v := range deployed {
-			after[k] = v
-		}
-		after[OutputCACertPEM] = newCA
+		after := deployed
+		after.caCertPEM = newCA
 		cfg := map[string]string{"certificates": jsonObject(t, map[string]any{"mode": "secret", "secretName": "corp-tls-2", "caBundle": newCA})}
-		res, err := runWith(t, &mocks{previous: after}, cfg)
+		res, err := runWith(t, &mocks{previous: &after}, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +208,7 @@ func TestCABundleCarriesTheOldAndTheNewCAThroughACAChange(t *testing.T) {
 		}
 	})
 	t.Run("a move to another namespace waits for the Deployment", func(t *testing.T) {
-		res, err := runWith(t, &mocks{previous: deployed}, map[string]string{"namespace": "platform"})
+		res, err := runWith(t, &mocks{previous: &deployed}, map[string]string{"namespace": "platform"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,4 +262,22 @@ func roundTrip(t *testing.T, v any) any {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// programAfter is Program after an update that left prev.
+func programAfter(prev previous) func(*pulumi.Context) error {
+	return func(ctx *pulumi.Context) error {
+		cfg, err := LoadConfig(ctx)
+		if err != nil {
+			return err
+		}
+		stack, err := newWebhookStack(ctx, "ai-webhook", cfg, prev)
+		if err != nil {
+			return err
+		}
+		for name, value := range stack.outputs() {
+			ctx.Export(name, value)
+		}
+		return nil
+	}
 }

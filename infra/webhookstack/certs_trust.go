@@ -8,10 +8,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// previous is what the stack's last update left in its outputs, read through a reference to the
-// stack itself (a StackReference reads the last completed update, in preview and up alike). It
-// is the program's memory between updates: which CA the webhook configuration trusted, when the
-// serving certificate expires, and where the webhook ran.
+// previous is what the stack's last update left in its outputs. It is the program's memory
+// between updates: which CA the webhook configuration trusted, when the serving certificate
+// expires, and where the webhook ran.
 type previous struct {
 	deployed                       bool
 	caCertPEM                      string
@@ -19,39 +18,30 @@ type previous struct {
 	namespace, service, configName string
 }
 
-// readPrevious reads the stack's own last outputs. A stack never updated has none.
-func readPrevious(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) (previous, error) {
-	self := fmt.Sprintf("%s/%s/%s", ctx.Organization(), ctx.Project(), ctx.Stack())
-	ref, err := pulumi.NewStackReference(ctx, name+"-previous", &pulumi.StackReferenceArgs{Name: pulumi.String(self)}, opts...)
-	if err != nil {
-		return previous{}, err
+// readPrevious reads the stack's last outputs: the engine's state of the root Stack resource,
+// through the engine's getResource invoke (the SDK's own way to read a resource's state by URN),
+// before this update sets them. In preview and up alike; a stack never updated has none. An
+// invoke leaves nothing in the state, unlike a StackReference to the stack itself, which every
+// refresh would find changed.
+func readPrevious(ctx *pulumi.Context) (previous, error) {
+	root := fmt.Sprintf("urn:pulumi:%s::%s::pulumi:pulumi:Stack::%s-%s", ctx.Stack(), ctx.Project(), ctx.Project(), ctx.Stack())
+	var stack struct {
+		State map[string]any `pulumi:"state"`
 	}
-	text := func(output string) (string, error) {
-		d, err := ref.GetOutputDetails(output)
-		if err != nil || d == nil || d.Value == nil {
-			return "", err
-		}
-		s, _ := d.Value.(string)
-		return s, nil
+	if err := ctx.Invoke("pulumi:pulumi:getResource", map[string]any{"urn": root}, &stack); err != nil {
+		return previous{}, fmt.Errorf("read the stack's last outputs: %w", err)
 	}
-	var p previous
-	for output, into := range map[string]*string{
-		OutputCACertPEM: &p.caCertPEM, OutputNamespace: &p.namespace, OutputServiceName: &p.service,
-		OutputMutatingWebhookName: &p.configName,
-	} {
-		if *into, err = text(output); err != nil {
-			return previous{}, fmt.Errorf("read the stack's previous output %s: %w", output, err)
-		}
+	text := func(output string) string {
+		s, _ := stack.State[output].(string)
+		return s
+	}
+	p := previous{
+		caCertPEM: text(OutputCACertPEM), namespace: text(OutputNamespace), service: text(OutputServiceName),
+		configName: text(OutputMutatingWebhookName),
 	}
 	p.deployed = p.configName != ""
-	expiry, err := text(OutputServingCertExpiry)
-	if err != nil {
-		return previous{}, fmt.Errorf("read the stack's previous output %s: %w", OutputServingCertExpiry, err)
-	}
-	if expiry != "" {
-		// A value that does not parse is no reason to stop a deployment: no warning then.
-		p.servingCertExpiry, _ = time.Parse(time.RFC3339, expiry)
-	}
+	// A value that does not parse is no reason to stop a deployment: no warning then.
+	p.servingCertExpiry, _ = time.Parse(time.RFC3339, text(OutputServingCertExpiry))
 	return p, nil
 }
 

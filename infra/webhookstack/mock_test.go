@@ -34,7 +34,6 @@ const (
 	typeDeployment        = "kubernetes:apps/v1:Deployment"
 	typePDB               = "kubernetes:policy/v1:PodDisruptionBudget"
 	typeMWC               = "kubernetes:admissionregistration.k8s.io/v1:MutatingWebhookConfiguration"
-	typeStackReference    = "pulumi:pulumi:StackReference"
 )
 
 // testImage satisfies the one required key.
@@ -54,9 +53,9 @@ type registered struct {
 type mocks struct {
 	mu        sync.Mutex
 	resources []registered
-	// previous are the stack's outputs of its last update, as the program's reference to its own
-	// stack reads them (certs_trust.go); none for a stack never updated.
-	previous map[string]string
+	// previous, when set, is what the stack's last update left (certs_trust.go): the mocked
+	// engine keeps no root Stack state for readPrevious to read, so the program is given it.
+	previous *previous
 }
 
 func (m *mocks) Call(pulumi.MockCallArgs) (resource.PropertyMap, error) {
@@ -75,14 +74,6 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	}
 
 	switch args.TypeToken {
-	case typeStackReference:
-		outs["outputs"] = resource.NewProperty(resource.NewPropertyMapFromMap(func() map[string]any {
-			out := map[string]any{}
-			for k, v := range m.previous {
-				out[k] = v
-			}
-			return out
-		}()))
 	case typePrivateKey:
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
@@ -214,7 +205,11 @@ func runWith(t *testing.T, m *mocks, config map[string]string) (*result, error) 
 	}
 	res := &result{mocks: m, outputs: map[string]internals.UnsafeAwaitOutputResult{}}
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
-		if err := Program(ctx); err != nil {
+		program := Program
+		if m.previous != nil {
+			program = programAfter(*m.previous)
+		}
+		if err := program(ctx); err != nil {
 			return err
 		}
 		for name, value := range ctx.GetCurrentExportMap() {

@@ -56,6 +56,17 @@ type WebhookStack struct {
 
 // NewWebhookStack registers the component and all its children. cfg must have passed Validate.
 func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.ResourceOption) (*WebhookStack, error) {
+	prev, err := readPrevious(ctx)
+	if err != nil {
+		// A real engine always has the root Stack; without its outputs the stack is deployed as
+		// a first install (one CA in caBundle, the configuration after the Deployment).
+		_ = ctx.Log.Warn(err.Error()+"; deploying as a first install", nil)
+	}
+	return newWebhookStack(ctx, name, cfg, prev, opts...)
+}
+
+// newWebhookStack is NewWebhookStack after an update that left prev (certs_trust.go).
+func newWebhookStack(ctx *pulumi.Context, name string, cfg Config, prev previous, opts ...pulumi.ResourceOption) (*WebhookStack, error) {
 	stack := &WebhookStack{}
 	if err := ctx.RegisterComponentResource(ComponentType, name, stack, opts...); err != nil {
 		return nil, err
@@ -66,10 +77,6 @@ func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulum
 	}
 
 	namespace, err := newNamespace(ctx, name, cfg, child)
-	if err != nil {
-		return nil, err
-	}
-	prev, err := readPrevious(ctx, name, child)
 	if err != nil {
 		return nil, err
 	}
