@@ -93,47 +93,87 @@ func allowed(t *testing.T, verb, group, resource, namespace string) bool {
 	return got.Status.Allowed
 }
 
-func TestClusterReaderMayReadTheClassesAndNothingElse(t *testing.T) {
-	requireControlPlane(t)
-	readable := []struct{ group, resource string }{{"node.k8s.io", "runtimeclasses"}, {"scheduling.k8s.io", "priorityclasses"},
-		{"resource.k8s.io", "resourceclaimtemplates"}}
-	for _, r := range readable {
-		if allowed(t, "list", r.group, r.resource, "") {
-			t.Fatalf("the ServiceAccount may list %s before the binding: the check below would prove nothing", r.resource)
+// access is one request the ServiceAccount could make.
+type access struct{ verb, group, resource, namespace string }
+
+func (a access) String() string {
+	return fmt.Sprintf("%s %s/%s in %q", a.verb, a.group, a.resource, a.namespace)
+}
+
+// beyondAnyRole are requests no role of the stack grants.
+var beyondAnyRole = []access{
+	{"get", "", "secrets", webhookNamespace}, {"list", "", "configmaps", webhookNamespace}, {"list", "", "nodes", ""},
+	{"list", "", "namespaces", ""}, {"list", "resource.k8s.io", "deviceclasses", ""},
+	{"list", "resource.k8s.io", "resourceclaims", "default"}, {"create", "resource.k8s.io", "resourceclaimtemplates", "default"},
+	{"update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", ""},
+	{"impersonate", "", "serviceaccounts", ""}, {"create", "", "serviceaccounts/token", webhookNamespace},
+	{"*", "*", "*", ""},
+}
+
+// checkRoleAllowsExactly binds a ClusterRole of rules to the ServiceAccount and asks the real
+// API server (SubjectAccessReviews) that allow are allowed and deny and beyondAnyRole denied.
+func checkRoleAllowsExactly(t *testing.T, name string, rules []rbacv1.PolicyRule, allow, deny []access) {
+	t.Helper()
+	deny = append(deny, beyondAnyRole...)
+	for _, a := range allow {
+		if allowed(t, a.verb, a.group, a.resource, a.namespace) {
+			t.Fatalf("%s: allowed before the binding: the check below would prove nothing", a)
 		}
 	}
-	grantRules(t, "ai-webhook-cluster-reader-test", webhookstack.ClusterReaderRules())
+	grantRules(t, name, rules)
+	first := allow[0]
 	cluster.Eventually(t, 10*time.Second, "the binding to take effect", func() error {
-		if !allowed(t, "list", "node.k8s.io", "runtimeclasses", "") {
-			return fmt.Errorf("list runtimeclasses not allowed yet")
+		if !allowed(t, first.verb, first.group, first.resource, first.namespace) {
+			return fmt.Errorf("%s not allowed yet", first)
 		}
 		return nil
 	})
-	for _, r := range readable {
+	for _, a := range allow {
+		if !allowed(t, a.verb, a.group, a.resource, a.namespace) {
+			t.Errorf("%s: denied, want allowed", a)
+		}
+	}
+	for _, a := range deny {
+		if allowed(t, a.verb, a.group, a.resource, a.namespace) {
+			t.Errorf("%s: allowed, want denied", a)
+		}
+	}
+}
+
+// writeVerbs are the verbs a read-only role must not grant.
+var writeVerbs = []string{"create", "update", "patch", "delete", "deletecollection", "escalate", "bind"}
+
+func TestClusterReaderMayReadTheClassesAndNothingElse(t *testing.T) {
+	requireControlPlane(t)
+	var allow, deny []access
+	for _, r := range []struct{ group, resource string }{{"node.k8s.io", "runtimeclasses"},
+		{"scheduling.k8s.io", "priorityclasses"}, {"resource.k8s.io", "resourceclaimtemplates"}} {
 		for _, verb := range []string{"get", "list", "watch"} {
-			if !allowed(t, verb, r.group, r.resource, "") {
-				t.Errorf("%s %s: denied, want allowed", verb, r.resource)
-			}
+			allow = append(allow, access{verb, r.group, r.resource, ""})
 		}
-		for _, verb := range []string{"create", "update", "patch", "delete", "deletecollection", "escalate", "bind"} {
-			if allowed(t, verb, r.group, r.resource, "") {
-				t.Errorf("%s %s: allowed, want denied", verb, r.resource)
-			}
+		for _, verb := range writeVerbs {
+			deny = append(deny, access{verb, r.group, r.resource, ""})
 		}
 	}
-	for _, o := range []struct{ verb, group, resource, namespace string }{
-		{"get", "", "pods", ""}, {"list", "", "pods", "default"}, {"get", "", "secrets", webhookNamespace},
-		{"list", "", "configmaps", webhookNamespace}, {"list", "", "nodes", ""}, {"list", "", "namespaces", ""},
-		{"list", "resource.k8s.io", "deviceclasses", ""}, {"list", "resource.k8s.io", "resourceclaims", "default"},
-		{"create", "resource.k8s.io", "resourceclaimtemplates", "default"},
-		{"create", "", "pods", "default"}, {"update", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", ""},
-		{"impersonate", "", "serviceaccounts", ""}, {"create", "", "serviceaccounts/token", webhookNamespace},
-		{"*", "*", "*", ""},
-	} {
-		if allowed(t, o.verb, o.group, o.resource, o.namespace) {
-			t.Errorf("%s %s/%s in %q: allowed, want denied", o.verb, o.group, o.resource, o.namespace)
+	deny = append(deny, access{"get", "", "pods", ""}, access{"list", "", "pods", "default"}, access{"create", "", "pods", "default"})
+	checkRoleAllowsExactly(t, "ai-webhook-cluster-reader-test", webhookstack.ClusterReaderRules(), allow, deny)
+}
+
+// With podsOutOfDateMetric the server lists and watches Pods' metadata: the role allows that,
+// in every namespace, and not reading one Pod, writing Pods or reading the classes.
+func TestPodWatchRulesMayListAndWatchPodsAndNothingElse(t *testing.T) {
+	requireControlPlane(t)
+	var allow, deny []access
+	for _, ns := range []string{"", "default"} {
+		allow = append(allow, access{"list", "", "pods", ns}, access{"watch", "", "pods", ns})
+		deny = append(deny, access{"get", "", "pods", ns})
+		for _, verb := range writeVerbs {
+			deny = append(deny, access{verb, "", "pods", ns})
 		}
 	}
+	deny = append(deny, access{"list", "node.k8s.io", "runtimeclasses", ""}, access{"list", "scheduling.k8s.io", "priorityclasses", ""},
+		access{"list", "resource.k8s.io", "resourceclaimtemplates", ""})
+	checkRoleAllowsExactly(t, "ai-webhook-pod-watch-test", webhookstack.PodWatchRules(), allow, deny)
 }
 
 // warnings collects the API server's warnings for one client.
@@ -206,12 +246,7 @@ func TestClassTheClusterLacksIsLeftOutAndOneItHasIsApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		proc.Stop(10 * time.Second)
-		if t.Failed() {
-			t.Logf("last lines of the cluster-facts webhook's log:\n%s", cluster.Tail(proc.Log, 20))
-		}
-	})
+	stopAtEnd(t, proc, "the cluster-facts webhook")
 
 	// The ServiceAccount has no rights yet: the caches cannot list, so the replica stays unready.
 	short, cancel := context.WithTimeout(ctx, 3*time.Second)

@@ -56,6 +56,29 @@ const (
 
 var kataOverhead = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("160Mi")}
 
+// corpusJob is one create of a corpus run: a shape asking for a profile variant, with or
+// without the sidecar webhook.
+type corpusJob struct {
+	shape   *podShape
+	variant string
+	sidecar bool
+}
+
+// corpusJobs pairs every shape with every variant; half the shapes also meet the sidecar
+// webhook, so the run stays short.
+func corpusJobs(shapes []podShape, variants []string) []corpusJob {
+	var jobs []corpusJob
+	for i := range shapes {
+		for _, v := range variants {
+			jobs = append(jobs, corpusJob{&shapes[i], v, false})
+			if i%2 == 0 {
+				jobs = append(jobs, corpusJob{&shapes[i], v, true})
+			}
+		}
+	}
+	return jobs
+}
+
 // Every generated Pod shape, valid on its own, crossed with every shipped profile and its
 // enforce-everything variant, alone and (every other shape) with a second webhook that adds a
 // container, is created (dry run) through the real kube-apiserver with ai-webhook in the path
@@ -112,20 +135,7 @@ func TestCorpusOfPodShapesIsAdmittedAsTheInjectorIntends(t *testing.T) {
 	validated := time.Now()
 
 	// Phase 2: every valid shape with every profile, alone and with the sidecar webhook.
-	type job struct {
-		shape   *podShape
-		variant string
-		sidecar bool
-	}
-	var jobs []job
-	for i := range valid {
-		for _, v := range variants {
-			jobs = append(jobs, job{&valid[i], v, false})
-			if i%2 == 0 { // half the shapes also meet the sidecar webhook: the run stays short
-				jobs = append(jobs, job{&valid[i], v, true})
-			}
-		}
-	}
+	jobs := corpusJobs(valid, variants)
 	got := make([]*corev1.Pod, len(jobs))
 	errs := make([]error, len(jobs))
 	parallel(len(jobs), func(i int) {
@@ -329,12 +339,7 @@ func startCorpusWebhook(t *testing.T, profiles []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		proc.Stop(10 * time.Second)
-		if t.Failed() {
-			t.Logf("last lines of the corpus webhook's log:\n%s", cluster.Tail(proc.Log, 20))
-		}
-	})
+	stopAtEnd(t, proc, "the corpus webhook")
 	addr := net.JoinHostPort(corpusAddress, strconv.Itoa(corpusPort))
 	if err := fx.waitReady(context.Background(), addr, corpusService+"."+webhookNamespace+".svc", proc); err != nil {
 		t.Fatal(err)

@@ -145,10 +145,5 @@ func startClaimController(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		kcm.Stop(10 * time.Second)
-		if t.Failed() {
-			t.Logf("last lines of kube-controller-manager's log:\n%s", cluster.Tail(kcm.Log, 20))
-		}
-	})
+	stopAtEnd(t, kcm, "kube-controller-manager")
 }

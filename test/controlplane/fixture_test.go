@@ -55,6 +55,17 @@ var (
 	fxError error
 )
 
+// stopAtEnd stops proc when the test ends and, if the test failed, logs the last lines of the
+// log of what it runs.
+func stopAtEnd(t *testing.T, proc *cluster.Process, what string) {
+	t.Cleanup(func() {
+		proc.Stop(10 * time.Second)
+		if t.Failed() {
+			t.Logf("last lines of %s's log:\n%s", what, cluster.Tail(proc.Log, 20))
+		}
+	})
+}
+
 // requireControlPlane starts the shared etcd, kube-apiserver and webhook on
 // first use and fails the test when they could not start. Starting them while
 // tests run (not in TestMain) lets `go test` record what they read.

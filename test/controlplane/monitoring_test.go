@@ -7,17 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
-	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
 // installMonitoringCRDs creates prometheus-operator's PodMonitor and PrometheusRule CRDs, which
@@ -25,41 +19,19 @@ import (
 // until each is established.
 func installMonitoringCRDs(t *testing.T, dyn dynamic.Interface) {
 	t.Helper()
-	ctx := context.Background()
 	dir := filepath.Join(os.Getenv(envRepoRoot), "bin", "monitoring-crds")
-	gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	var files []string
 	for _, plural := range []string{"podmonitors", "prometheusrules"} {
 		file := filepath.Join(dir, "monitoring.coreos.com_"+plural+".yaml")
-		data, err := os.ReadFile(file)
-		if err != nil {
+		if _, err := os.Stat(file); err != nil {
 			t.Fatalf("%v: run `make prometheus-tools` (or `make tools`)", err)
 		}
-		var crd unstructured.Unstructured
-		if err := yaml.Unmarshal(data, &crd.Object); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if _, err := dyn.Resource(gvr).Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("install CRD %s: %v", crd.GetName(), err)
-		}
-		cluster.Eventually(t, 30*time.Second, "CRD "+crd.GetName()+" to be established", func() error {
-			got, err := dyn.Resource(gvr).Get(ctx, crd.GetName(), metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-			for _, c := range conds {
-				if m, _ := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
-					return nil
-				}
-			}
-			return fmt.Errorf("conditions %v", conds)
-		})
+		files = append(files, file)
 	}
+	installCRDs(t, dyn, files)
 }
 
-func monitoringResource(kind string) schema.GroupVersionResource {
-	return schema.GroupVersionResource{Group: "monitoring.coreos.com", Version: "v1", Resource: strings.ToLower(kind) + "s"}
-}
+const monitoringAPIVersion = "monitoring.coreos.com/v1"
 
 // The stack's PodMonitor and PrometheusRule are accepted by prometheus-operator's CRDs (strict
 // field validation: a misspelt field is refused, not pruned), and the API server stores them
@@ -89,16 +61,7 @@ func TestMonitoringObjectsAreAcceptedByTheOperatorsCRDs(t *testing.T) {
 		t.Fatalf("%d objects, want a PodMonitor and a PrometheusRule", len(objs))
 	}
 	for _, obj := range objs {
-		labels := map[string]any{}
-		for k, v := range obj.Labels {
-			labels[k] = v
-		}
-		u := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "monitoring.coreos.com/v1", "kind": obj.Kind,
-			"metadata": map[string]any{"name": obj.Name, "namespace": ns, "labels": labels},
-			"spec":     obj.Spec,
-		}}
-		got, err := dyn.Resource(monitoringResource(obj.Kind)).Namespace(ns).Create(ctx, u, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
+		got, err := createStrict(ctx, dyn, monitoringAPIVersion, obj.Kind, ns, obj.Name, obj.Labels, obj.Spec)
 		if err != nil {
 			t.Fatalf("the API server refused %s %s: %v", obj.Kind, obj.Name, err)
 		}
@@ -135,11 +98,7 @@ func TestMonitoringObjectsAreAcceptedByTheOperatorsCRDs(t *testing.T) {
 		"misspelt podMetricsEndpoint": {"selector": map[string]any{}, "podMetricsEndpoint": []any{map[string]any{"port": "metrics"}}},
 		"scheme ftp":                  {"selector": map[string]any{}, "podMetricsEndpoints": []any{map[string]any{"port": "metrics", "scheme": "ftp"}}},
 	} {
-		bad := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
-			"metadata": map[string]any{"name": "bad", "namespace": ns}, "spec": spec,
-		}}
-		if _, err := dyn.Resource(monitoringResource("PodMonitor")).Namespace(ns).Create(ctx, bad, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict}); err == nil {
+		if _, err := createStrict(ctx, dyn, monitoringAPIVersion, "PodMonitor", ns, "bad", nil, spec); err == nil {
 			t.Errorf("a PodMonitor with %s was accepted", what)
 		}
 	}
