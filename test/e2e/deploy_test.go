@@ -66,6 +66,36 @@ type summary struct {
 	Outputs map[string]any `json:"outputs"`
 }
 
+// failNowUnless returns must: must(t.Run(...)) ends the test at a failed step, for tests whose
+// steps build on each other.
+func failNowUnless(t *testing.T) func(ok bool) {
+	return func(ok bool) {
+		if !ok {
+			t.FailNow()
+		}
+	}
+}
+
+// destroyAtEnd saves the e2e stack's config and, when the test ends, destroys the stack, writes
+// the config back and then runs then (what must follow the destroy).
+func destroyAtEnd(t *testing.T, then ...func()) {
+	t.Helper()
+	stackFile := filepath.Join(env.workDir, "project", "Pulumi."+stackName+".yaml")
+	saved, err := os.ReadFile(stackFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deploy(t, "destroy")
+		if err := os.WriteFile(stackFile, saved, 0o644); err != nil {
+			t.Error(err)
+		}
+		for _, f := range then {
+			f()
+		}
+	})
+}
+
 // deploy runs the deploy command, as users do, on the e2e stack.
 func deploy(t *testing.T, args ...string) summary {
 	t.Helper()
@@ -82,12 +112,24 @@ func deployStack(t *testing.T, stack string, args ...string) summary {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
 	err := cmd.Run()
-	t.Logf("deploy %s: %v", strings.Join(args[5:], " "), time.Since(start).Round(time.Millisecond))
+	t.Logf("deploy %s: %v", argsForLog(args[5:]), time.Since(start).Round(time.Millisecond))
 	var s summary
 	if jerr := json.Unmarshal(stdout.Bytes(), &s); jerr != nil || err != nil {
-		t.Fatalf("deploy %s: %v\nstdout:\n%s\nstderr (last lines):\n%s", strings.Join(args, " "), err, stdout.String(), lastLines(stderr.String(), 60))
+		t.Fatalf("deploy %s: %v\nstdout:\n%s\nstderr (last lines):\n%s", argsForLog(args), err, stdout.String(), lastLines(stderr.String(), 60))
 	}
 	return s
+}
+
+// argsForLog joins a deploy command line for the test log, a long or multi-line --config value
+// (a whole profiles document) shown by its size.
+func argsForLog(args []string) string {
+	out := slices.Clone(args)
+	for i := 1; i < len(out); i++ {
+		if k, v, ok := strings.Cut(out[i], "="); ok && out[i-1] == "--config" && (len(v) > 80 || strings.Contains(v, "\n")) {
+			out[i] = fmt.Sprintf("%s=<%d bytes>", k, len(v))
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // readmeLoop returns the ARGS of the `make pulumi` lines of README's block
@@ -156,11 +198,7 @@ func stepsOf(s summary) []string {
 func TestPulumiUpEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	kube := env.cluster.Client
-	must := func(ok bool) {
-		if !ok {
-			t.FailNow()
-		}
-	}
+	must := failNowUnless(t)
 
 	must(t.Run("up creates every object, the Deployment becomes available", func(t *testing.T) {
 		s := deploy(t, "up")
@@ -363,20 +401,7 @@ type stack struct {
 func currentStack(t *testing.T, kube kubernetes.Interface) stack {
 	t.Helper()
 	ctx := context.Background()
-	var st stack
-	cluster.Eventually(t, 2*time.Minute, "the Deployment to roll out", func() error {
-		d, err := kube.AppsV1().Deployments(webhookNamespace).Get(ctx, appName, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		want := *d.Spec.Replicas
-		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != want ||
-			d.Status.AvailableReplicas != want || d.Status.Replicas != want {
-			return fmt.Errorf("deployment not rolled out: %+v", d.Status)
-		}
-		st.deployment = d
-		return nil
-	})
+	st := stack{deployment: waitAvailable(t, kube)}
 	d := st.deployment
 	if got := *d.Spec.Replicas; got != 2 {
 		t.Errorf("replicas = %d, want 2 (dev stack)", got)

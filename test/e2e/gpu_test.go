@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -58,21 +57,8 @@ const (
 func TestGPUClaimsAndDriftAudit(t *testing.T) {
 	ctx := context.Background()
 	kube := env.cluster.Client
-	must := func(ok bool) {
-		if !ok {
-			t.FailNow()
-		}
-	}
-	stackFile := filepath.Join(env.workDir, "project", "Pulumi."+stackName+".yaml")
-	saved, err := os.ReadFile(stackFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		deploy(t, "destroy")
-		if err := os.WriteFile(stackFile, saved, 0o644); err != nil {
-			t.Error(err)
-		}
+	must := failNowUnless(t)
+	destroyAtEnd(t, func() {
 		_ = kube.ResourceV1().DeviceClasses().Delete(context.Background(), deviceClass, metav1.DeleteOptions{})
 	})
 
@@ -431,9 +417,11 @@ func scaleWebhook(t *testing.T, kube kubernetes.Interface, n int32) {
 	})
 }
 
-// waitAvailable waits until the webhook Deployment has rolled out all its replicas.
-func waitAvailable(t *testing.T, kube kubernetes.Interface) {
+// waitAvailable waits until the webhook Deployment has rolled out all its replicas and returns
+// it as it was then.
+func waitAvailable(t *testing.T, kube kubernetes.Interface) *appsv1.Deployment {
 	t.Helper()
+	var rolled *appsv1.Deployment
 	cluster.Eventually(t, 2*time.Minute, "the webhook Deployment to roll out", func() error {
 		d, err := kube.AppsV1().Deployments(webhookNamespace).Get(context.Background(), appName, metav1.GetOptions{})
 		if err != nil {
@@ -444,8 +432,10 @@ func waitAvailable(t *testing.T, kube kubernetes.Interface) {
 			d.Status.AvailableReplicas != want || d.Status.Replicas != want {
 			return fmt.Errorf("not rolled out: %+v", d.Status)
 		}
+		rolled = d
 		return nil
 	})
+	return rolled
 }
 
 // waitFailingOpen waits until Pods of ns are admitted without the webhook (failurePolicy

@@ -40,16 +40,7 @@ func TestPrometheusWatchesTheWebhook(t *testing.T) {
 	if _, err := os.Stat(promBin); err != nil {
 		t.Fatalf("%s is not built: run `make tools` (tools/prometheus)", promBin)
 	}
-	stackFile := filepath.Join(env.workDir, "project", "Pulumi."+stackName+".yaml")
-	saved, err := os.ReadFile(stackFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		deploy(t, "destroy")
-		if err := os.WriteFile(stackFile, saved, 0o644); err != nil {
-			t.Error(err)
-		}
+	destroyAtEnd(t, func() {
 		cluster.Eventually(t, time.Minute, "the namespace to go", func() error {
 			if _, err := kube.CoreV1().Namespaces().Get(ctx, webhookNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				return fmt.Errorf("namespace %s still exists (%v)", webhookNamespace, err)
@@ -57,11 +48,7 @@ func TestPrometheusWatchesTheWebhook(t *testing.T) {
 			return nil
 		})
 	})
-	must := func(ok bool) {
-		if !ok {
-			t.FailNow()
-		}
-	}
+	must := failNowUnless(t)
 
 	deploy(t, "up", "--config", "failurePolicy=Ignore")
 	st := currentStack(t, kube)
@@ -120,14 +107,7 @@ func TestPrometheusWatchesTheWebhook(t *testing.T) {
 	}))
 
 	must(t.Run("the webhook stopped under failurePolicy Ignore: Pods admitted unmutated, the fail-open alert fires", func(t *testing.T) {
-		scale(t, kube, 0)
-		cluster.Eventually(t, time.Minute, "the webhook Pods to go", func() error {
-			l, err := kube.CoreV1().Pods(webhookNamespace).List(ctx, metav1.ListOptions{LabelSelector: cluster.WorkloadLabelKey + "=" + cluster.WorkloadLabelValue})
-			if err != nil || len(l.Items) != 0 {
-				return fmt.Errorf("webhook Pods left: %d (%v)", len(l.Items), err)
-			}
-			return nil
-		})
+		scaleWebhook(t, kube, 0) // and wait until its Pods are gone
 		// Pods keep being created, as a cluster's controllers would: each one fails open.
 		i := 0
 		cluster.Eventually(t, 2*time.Minute, "the fail-open alert to fire", func() error {
@@ -150,7 +130,7 @@ func TestPrometheusWatchesTheWebhook(t *testing.T) {
 	}))
 
 	must(t.Run("the webhook back: every dashboard query returns data", func(t *testing.T) {
-		scale(t, kube, 2)
+		scaleWebhook(t, kube, 2)
 		currentStack(t, kube)
 		waitMutating(t, kube, ns)
 		checkMutated(t, createPod(t, kube, ns, "watched-again", false))
@@ -188,21 +168,6 @@ func webhookName(t *testing.T) string {
 		t.Fatalf("webhook configuration %s: %v", webhookConfig, err)
 	}
 	return mwc.Webhooks[0].Name
-}
-
-// scale sets the webhook Deployment's replicas behind Pulumi's back (the test destroys the
-// stack at the end).
-func scale(t *testing.T, kube kubernetes.Interface, replicas int32) {
-	t.Helper()
-	ctx := context.Background()
-	s, err := kube.AppsV1().Deployments(webhookNamespace).GetScale(ctx, appName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Spec.Replicas = replicas
-	if _, err := kube.AppsV1().Deployments(webhookNamespace).UpdateScale(ctx, appName, s, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // createExamplePod creates README's example Pod (webhook/examples/pods/pytorch-training.yaml),

@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -37,22 +35,8 @@ const (
 func TestProductionKnobsAndASecondInstall(t *testing.T) {
 	ctx := context.Background()
 	kube := env.cluster.Client
-	must := func(ok bool) {
-		if !ok {
-			t.FailNow()
-		}
-	}
-	stackFile := filepath.Join(env.workDir, "project", "Pulumi."+stackName+".yaml")
-	saved, err := os.ReadFile(stackFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		deploy(t, "destroy")
-		if err := os.WriteFile(stackFile, saved, 0o644); err != nil {
-			t.Error(err)
-		}
-	})
+	must := failNowUnless(t)
+	destroyAtEnd(t)
 
 	must(t.Run("the e2e stack with other port, tolerations, labels, autoscaler and NetworkPolicy", func(t *testing.T) {
 		deploy(t, "up",

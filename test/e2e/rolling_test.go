@@ -33,6 +33,24 @@ type phaseCounts struct {
 	firstRefused, firstUnmutated atomic.Value // string
 }
 
+// checkPhases logs each phase's counts and fails where a phase created no Pod, had a create
+// refused or a Pod stored unmutated.
+func checkPhases(t *testing.T, phases ...*phaseCounts) {
+	t.Helper()
+	for _, ph := range phases {
+		t.Logf("%-36s created %5d  refused %d  unmutated %d", ph.name, ph.created.Load(), ph.refused.Load(), ph.unmutated.Load())
+		if ph.created.Load() == 0 {
+			t.Errorf("%s: no Pod was created", ph.name)
+		}
+		if n := ph.refused.Load(); n > 0 {
+			t.Errorf("%s: %d creates refused; first: %v", ph.name, n, ph.firstRefused.Load())
+		}
+		if n := ph.unmutated.Load(); n > 0 {
+			t.Errorf("%s: %d Pods not mutated; first: %v", ph.name, n, ph.firstUnmutated.Load())
+		}
+	}
+}
+
 // podLoad creates Pods of the pytorch-training profile in ns from
 // rollingClients goroutines until stopped, deleting each once checked, and
 // counts each create in the phase current when it began.
@@ -81,6 +99,20 @@ func startPodLoad(kube kubernetes.Interface, ns string, first *phaseCounts) *pod
 	return l
 }
 
+// steadyLoad creates ns selected for injection, waits until the webhook mutates there, and
+// runs a pod load in it for a few seconds of a first phase, "steady", before returning both.
+// The load ends with the test at the latest, should a check stop it early.
+func steadyLoad(t *testing.T, kube kubernetes.Interface, ns string) (*podLoad, *phaseCounts) {
+	t.Helper()
+	createNamespace(t, kube, ns, map[string]string{injectLabel: "enabled"})
+	waitMutating(t, kube, ns)
+	steady := &phaseCounts{name: "steady"}
+	load := startPodLoad(kube, ns, steady)
+	t.Cleanup(load.end)
+	time.Sleep(5 * time.Second)
+	return load, steady
+}
+
 // next starts counting in p from now on.
 func (l *podLoad) next(p *phaseCounts) { l.phase.Store(p) }
 
@@ -108,14 +140,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	st := currentStack(t, kube)
 	checkGoMemoryLimit(t, kube, st.deployment.Spec.Template.Spec.Containers[0])
 
-	ns := "e2e-rolling"
-	createNamespace(t, kube, ns, map[string]string{injectLabel: "enabled"})
-	waitMutating(t, kube, ns)
-
-	steady := &phaseCounts{name: "steady"}
-	load := startPodLoad(kube, ns, steady)
-	defer load.end() // when a check below stops the test early
-	time.Sleep(5 * time.Second)
+	load, steady := steadyLoad(t, kube, "e2e-rolling")
 
 	rolling := &phaseCounts{name: "pulumi up rolls the Deployment"}
 	load.next(rolling)
@@ -140,18 +165,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	load.end()
 
-	for _, ph := range []*phaseCounts{steady, rolling, deleted, after} {
-		t.Logf("%-32s created %5d  refused %d  unmutated %d", ph.name, ph.created.Load(), ph.refused.Load(), ph.unmutated.Load())
-		if ph.created.Load() == 0 {
-			t.Errorf("%s: no Pod was created", ph.name)
-		}
-		if n := ph.refused.Load(); n > 0 {
-			t.Errorf("%s: %d creates refused; first: %v", ph.name, n, ph.firstRefused.Load())
-		}
-		if n := ph.unmutated.Load(); n > 0 {
-			t.Errorf("%s: %d Pods not mutated; first: %v", ph.name, n, ph.firstUnmutated.Load())
-		}
-	}
+	checkPhases(t, steady, rolling, deleted, after)
 	// The replaced servers drained and exited 0, inside the grace period.
 	exits := env.cluster.WorkloadExits()[exitsBefore:]
 	if len(exits) < 3 {
