@@ -203,8 +203,10 @@ func TestPulumiYAMLDeclaresEveryKeyWithTheProgramDefault(t *testing.T) {
 			t.Errorf("Pulumi.yaml gives %q no description", key)
 		}
 	}
-	if decl := project.Config["image"]; decl.Default != nil {
-		t.Error("image has a default in Pulumi.yaml; it must stay required")
+	// Not required by Pulumi: backend policy runs no server; the program refuses an empty image
+	// for the others ("image missing" above).
+	if decl := project.Config["image"]; decl.Default != "" {
+		t.Errorf("image default in Pulumi.yaml %v, want \"\"", decl.Default)
 	}
 }
 
