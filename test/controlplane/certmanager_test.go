@@ -16,9 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/cluster"
@@ -38,50 +36,11 @@ func certManagerCRDs(t *testing.T) []string {
 	return files
 }
 
-var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-
 // installCertManagerCRDs creates cert-manager's CRDs (once per cluster) and waits until each is
 // established.
 func installCertManagerCRDs(t *testing.T, dyn dynamic.Interface) {
 	t.Helper()
-	ctx := context.Background()
-	var names []string
-	for _, file := range certManagerCRDs(t) {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var crd unstructured.Unstructured
-		if err := yaml.Unmarshal(data, &crd.Object); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if crd.GetKind() != "CustomResourceDefinition" {
-			continue
-		}
-		names = append(names, crd.GetName())
-		if _, err := dyn.Resource(crdResource).Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("install CRD %s: %v", crd.GetName(), err)
-		}
-	}
-	for _, name := range names {
-		cluster.Eventually(t, 30*time.Second, "CRD "+name+" to be established", func() error {
-			crd, err := dyn.Resource(crdResource).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
-			for _, c := range conds {
-				if m, _ := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
-					return nil
-				}
-			}
-			return fmt.Errorf("conditions %v", conds)
-		})
-	}
-}
-
-func certManagerResource(kind string) schema.GroupVersionResource {
-	return schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: strings.ToLower(kind) + "s"}
+	installCRDs(t, dyn, certManagerCRDs(t))
 }
 
 // The cert-manager objects of the stack's certManager mode are accepted by cert-manager's own
@@ -108,12 +67,8 @@ func TestCertManagerObjectsAreAcceptedAndWired(t *testing.T) {
 	stored := createCertManagerObjects(t, dyn, cfg)
 
 	// Strict validation is on: a field the CRD does not know is refused.
-	typo := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
-		"metadata": map[string]any{"name": "typo", "namespace": ns},
-		"spec":     map[string]any{"secretName": "x", "issuerRef": map[string]any{"name": "x"}, "dnsName": []any{"x"}},
-	}}
-	if _, err := dyn.Resource(certManagerResource("Certificate")).Namespace(ns).Create(ctx, typo, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict}); err == nil || !strings.Contains(err.Error(), "dnsName") {
+	typo := map[string]any{"secretName": "x", "issuerRef": map[string]any{"name": "x"}, "dnsName": []any{"x"}}
+	if _, err := createStrict(ctx, dyn, "cert-manager.io/v1", "Certificate", ns, "typo", nil, typo); err == nil || !strings.Contains(err.Error(), "dnsName") {
 		t.Errorf("a Certificate with the unknown field dnsName: err = %v, want it refused", err)
 	}
 
@@ -168,12 +123,7 @@ func createCertManagerObjects(t *testing.T, dyn dynamic.Interface, cfg webhookst
 	t.Helper()
 	stored := map[string]*unstructured.Unstructured{}
 	for _, obj := range webhookstack.CertManagerObjects(cfg) {
-		u := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": obj.APIVersion(), "kind": obj.Kind,
-			"metadata": map[string]any{"name": obj.Name, "namespace": cfg.Namespace},
-			"spec":     obj.Spec,
-		}}
-		got, err := dyn.Resource(certManagerResource(obj.Kind)).Namespace(cfg.Namespace).Create(context.Background(), u, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
+		got, err := createStrict(context.Background(), dyn, obj.APIVersion(), obj.Kind, cfg.Namespace, obj.Name, nil, obj.Spec)
 		if err != nil {
 			t.Fatalf("the API server refused %s %s: %v", obj.Kind, obj.Name, err)
 		}

@@ -37,14 +37,7 @@ func TestCAReplacementRefusesNoPod(t *testing.T) {
 		t.Fatalf("after the install caBundle holds %d certificates, want the CA alone", len(got))
 	}
 
-	ns := "e2e-carotation"
-	createNamespace(t, kube, ns, map[string]string{injectLabel: "enabled"})
-	waitMutating(t, kube, ns)
-
-	steady := &phaseCounts{name: "steady"}
-	load := startPodLoad(kube, ns, steady)
-	defer load.end() // when a check below stops the test early
-	time.Sleep(5 * time.Second)
+	load, steady := steadyLoad(t, kube, "e2e-carotation")
 
 	replacing := &phaseCounts{name: "up --replace the CA (Pods roll)"}
 	load.next(replacing)
@@ -81,18 +74,7 @@ func TestCAReplacementRefusesNoPod(t *testing.T) {
 	load.next(settled)
 	time.Sleep(3 * time.Second)
 	load.end()
-	for _, ph := range []*phaseCounts{steady, replacing, dropping, settled} {
-		t.Logf("%-36s created %5d  refused %d  unmutated %d", ph.name, ph.created.Load(), ph.refused.Load(), ph.unmutated.Load())
-		if ph.created.Load() == 0 {
-			t.Errorf("%s: no Pod was created", ph.name)
-		}
-		if n := ph.refused.Load(); n > 0 {
-			t.Errorf("%s: %d creates refused; first: %v", ph.name, n, ph.firstRefused.Load())
-		}
-		if n := ph.unmutated.Load(); n > 0 {
-			t.Errorf("%s: %d Pods not mutated; first: %v", ph.name, n, ph.firstUnmutated.Load())
-		}
-	}
+	checkPhases(t, steady, replacing, dropping, settled)
 }
 
 // bundleOf returns the DER of each certificate in the webhook configuration's caBundle.
