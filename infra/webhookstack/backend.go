@@ -40,7 +40,7 @@ func (c *Config) policies() ([]*policy.Compiled, []*policy.RefusedError, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	compiled, refused := policy.CompileSet(set, policy.Options{Domain: c.Domain,
+	compiled, refused := policy.CompileSet(set, policy.Options{Domain: c.Domain, Instance: c.Name,
 		FailurePolicy:     admissionregistrationv1.FailurePolicyType(c.FailurePolicy),
 		NamespaceSelector: NamespaceSelectorFor(c.NamespaceSelector, c.Domain, c.Namespace)})
 	return compiled, refused, nil
@@ -69,7 +69,8 @@ func (c *Config) validateBackend() []error {
 	return errs
 }
 
-// newPolicies registers a MutatingAdmissionPolicy and its binding per profile that compiles.
+// newPolicies registers a MutatingAdmissionPolicy and its binding per profile that compiles,
+// named after the instance (policy.Name): two instances never share one.
 func newPolicies(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.ResourceOption) ([]pulumi.Resource, []string, error) {
 	compiled, _, err := cfg.policies()
 	if err != nil {
@@ -147,7 +148,7 @@ func newPolicyStack(ctx *pulumi.Context, name string, cfg Config, stack *Webhook
 	if err != nil {
 		return nil, err
 	}
-	vap, vapBinding := policy.Refusals(set, policy.Options{Domain: cfg.Domain,
+	vap, vapBinding := policy.Refusals(set, policy.Options{Domain: cfg.Domain, Instance: cfg.Name,
 		FailurePolicy:     admissionregistrationv1.FailurePolicyType(cfg.FailurePolicy),
 		NamespaceSelector: NamespaceSelectorFor(cfg.NamespaceSelector, cfg.Domain, cfg.Namespace)})
 	var prev []pulumi.Resource
@@ -162,7 +163,7 @@ func newPolicyStack(ctx *pulumi.Context, name string, cfg Config, stack *Webhook
 		r, err := apiextensions.NewCustomResource(ctx, name+"-"+strings.ToLower(obj.kind), &apiextensions.CustomResourceArgs{
 			ApiVersion:  pulumi.String(admissionregistrationv1.SchemeGroupVersion.String()),
 			Kind:        pulumi.String(obj.kind),
-			Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(policy.RefusalsName), Labels: commonLabels(cfg.Name)},
+			Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(vap.Name), Labels: commonLabels(cfg.Name)},
 			OtherFields: kubernetes.UntypedArgs{"spec": spec},
 		}, append(opts, pulumi.DependsOn(prev))...)
 		if err != nil {

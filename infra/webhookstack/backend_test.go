@@ -37,14 +37,14 @@ func TestPolicyBackendDeploysOnlyPoliciesAndBindings(t *testing.T) {
 			t.Errorf("%d %s registered, want none without a server", n, typ)
 		}
 	}
-	want(t, "policies", names(res.byType(typeMAP), "metadata.name"), []string{"ai-profile-a", "ai-profile-b"})
-	want(t, "bindings", names(res.byType(typeMAPBinding), "spec.policyName"), []string{"ai-profile-a", "ai-profile-b"})
+	want(t, "policies", names(res.byType(typeMAP), "metadata.name"), []string{"ai-webhook.a", "ai-webhook.b"})
+	want(t, "bindings", names(res.byType(typeMAPBinding), "spec.policyName"), []string{"ai-webhook.a", "ai-webhook.b"})
 	b := res.byType(typeMAPBinding)[0]
 	sel := get(b.Inputs, "spec.matchResources.namespaceSelector.matchExpressions.0")
 	want(t, "binding selector key", str(sel, "key"), "ai.example.com/inject")
 	want(t, "binding selector operator", str(sel, "operator"), "NotIn")
 	want(t, "reinvocation", str(res.byType(typeMAP)[0].Inputs, "spec.reinvocationPolicy"), "IfNeeded")
-	want(t, "output", res.outputs[OutputPolicies].Value, []string{"ai-profile-a", "ai-profile-b"})
+	want(t, "output", res.outputs[OutputPolicies].Value, []string{"ai-webhook.a", "ai-webhook.b"})
 	// The Pods the webhook would refuse are refused by a ValidatingAdmissionPolicy.
 	vap := res.one(t, "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy")
 	if n := len(get(vap.Inputs, "spec.validations").([]any)); n != 4 {
@@ -53,6 +53,44 @@ func TestPolicyBackendDeploysOnlyPoliciesAndBindings(t *testing.T) {
 	vb := res.one(t, "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding")
 	want(t, "refusals binding", strs(vb.Inputs, "spec.validationActions"), []string{"Deny"})
 	want(t, "refusals selector", str(vb.Inputs, "spec.matchResources.namespaceSelector.matchExpressions.0.operator"), "NotIn")
+}
+
+// Two installations (issue 11) with policies: every cluster-scoped object is named after its
+// instance and labelled with it, so neither replaces or deletes the other's.
+func TestTwoInstancesWithPoliciesShareNoClusterScopedName(t *testing.T) {
+	t.Parallel()
+	clusterScoped := []string{typeMAP, typeMAPBinding, typeMWC,
+		"kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy",
+		"kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"}
+	for _, backend := range []string{"policy", "auto"} {
+		t.Run(backend, func(t *testing.T) {
+			seen := map[string]string{} // kind/name -> instance
+			for _, instance := range []string{"ai-webhook", "gpu-b"} {
+				config := map[string]string{"backend": backend, "name": instance, "namespace": instance}
+				if backend == "policy" {
+					config["profiles"], config["image"] = staticProfiles, ""
+				}
+				res := mustRun(t, config)
+				n := 0
+				for _, typ := range clusterScoped {
+					for _, r := range res.byType(typ) {
+						n++
+						key := typ + "/" + str(r.Inputs, "metadata.name")
+						if other, ok := seen[key]; ok {
+							t.Errorf("%s: instances %s and %s share it", key, other, instance)
+						}
+						seen[key] = instance
+						if l := str(r.Inputs, "metadata.labels.app\\.kubernetes\\.io/instance"); l != instance {
+							t.Errorf("%s: instance label %q, want %q", key, l, instance)
+						}
+					}
+				}
+				if n == 0 {
+					t.Fatalf("instance %s: no cluster-scoped object", instance)
+				}
+			}
+		})
+	}
 }
 
 func TestPolicyBackendRefusesWhatOnlyTheWebhookServes(t *testing.T) {
@@ -86,7 +124,7 @@ func TestAutoBackendSplitsTheProfilesBetweenPoliciesAndTheWebhook(t *testing.T) 
 	t.Parallel()
 	res := mustRun(t, map[string]string{"backend": "auto"}) // the shipped examples, one with DRA claims
 	got := names(res.byType(typeMAP), "metadata.name")
-	want(t, "policies", got, []string{"ai-profile-llm-inference", "ai-profile-llm-inference-oci-model", "ai-profile-notebook", "ai-profile-pytorch-training"})
+	want(t, "policies", got, []string{"ai-webhook.llm-inference", "ai-webhook.llm-inference-oci-model", "ai-webhook.notebook", "ai-webhook.pytorch-training"})
 	mwc := res.one(t, typeMWC)
 	conds := get(mwc.Inputs, "webhooks.0.matchConditions").([]any)
 	if len(conds) != 2 || str(conds[1], "name") != "not-served-by-a-policy" {

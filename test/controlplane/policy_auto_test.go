@@ -42,7 +42,7 @@ func TestPolicyAutoBackendHandlesEachPodOnce(t *testing.T) {
 	compiled, _ := policy.CompileSet(set, policy.Options{Domain: domain, FailurePolicy: admissionregistrationv1.Fail, NamespaceSelector: sel})
 	var served []string
 	for _, c := range compiled {
-		served = append(served, strings.TrimPrefix(c.Policy.Name, policy.Name("")))
+		served = append(served, strings.TrimPrefix(c.Policy.Name, policy.Name(policy.DefaultInstance, "")))
 	}
 	createCorpusClasses(t)
 	startCorpusWebhook(t, file)

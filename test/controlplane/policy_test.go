@@ -159,7 +159,7 @@ func startBothBackends(t *testing.T, file []byte, set *profile.Set) (viaWebhook,
 	}
 
 	for _, c := range compiled {
-		served = append(served, strings.TrimPrefix(c.Policy.Name, policy.Name("")))
+		served = append(served, strings.TrimPrefix(c.Policy.Name, policy.Name(policy.DefaultInstance, "")))
 	}
 	if len(served) == 0 {
 		t.Fatalf("none of %v compiles", set.Names())

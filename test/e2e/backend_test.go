@@ -23,8 +23,9 @@ import (
 )
 
 // The stacks of the backend tests: each its own stack, instance, namespace and domain, so only
-// its own policies (or webhook) match its Pods whatever else the cluster runs. They run one after
-// the other: policy names (ai-profile-<profile>, ai-profile-refusals) are cluster-wide.
+// its own policies (or webhook) match its Pods whatever else the cluster runs. The cluster-scoped
+// policy names derive from the instance (<name>.<profile>, <name>.refusals), so neither stack
+// touches the other's.
 const (
 	policyStack     = "backend-policy"
 	policyName      = "ai-policy"
@@ -61,7 +62,7 @@ func TestPolicyBackendServesPodsWithNoServer(t *testing.T) {
 	must(t.Run("up creates only the policies, their bindings and the refusals policy", func(t *testing.T) {
 		var want []string
 		for _, n := range set.Names() {
-			want = append(want, policy.Name(n))
+			want = append(want, policy.Name(policyName, n))
 		}
 		slices.Sort(want)
 		var got []string
@@ -91,11 +92,11 @@ func TestPolicyBackendServesPodsWithNoServer(t *testing.T) {
 				t.Errorf("binding %s binds %q", n, b.Spec.PolicyName)
 			}
 		}
-		if _, err := adm.ValidatingAdmissionPolicies().Get(ctx, policy.RefusalsName, metav1.GetOptions{}); err != nil {
-			t.Errorf("ValidatingAdmissionPolicy %s: %v", policy.RefusalsName, err)
+		if _, err := adm.ValidatingAdmissionPolicies().Get(ctx, policy.RefusalsName(policyName), metav1.GetOptions{}); err != nil {
+			t.Errorf("ValidatingAdmissionPolicy %s: %v", policy.RefusalsName(policyName), err)
 		}
-		if _, err := adm.ValidatingAdmissionPolicyBindings().Get(ctx, policy.RefusalsName, metav1.GetOptions{}); err != nil {
-			t.Errorf("ValidatingAdmissionPolicyBinding %s: %v", policy.RefusalsName, err)
+		if _, err := adm.ValidatingAdmissionPolicyBindings().Get(ctx, policy.RefusalsName(policyName), metav1.GetOptions{}); err != nil {
+			t.Errorf("ValidatingAdmissionPolicyBinding %s: %v", policy.RefusalsName(policyName), err)
 		}
 		// No server: nothing of the instance but admission policies.
 		if _, err := kube.CoreV1().Namespaces().Get(ctx, policyName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -148,12 +149,12 @@ func TestPolicyBackendServesPodsWithNoServer(t *testing.T) {
 	must(t.Run("destroy removes every policy", func(t *testing.T) {
 		deployStack(t, policyStack, "destroy")
 		for _, n := range set.Names() {
-			if _, err := kube.AdmissionregistrationV1().MutatingAdmissionPolicies().Get(ctx, policy.Name(n), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				t.Errorf("MutatingAdmissionPolicy %s after destroy: %v", policy.Name(n), err)
+			if _, err := kube.AdmissionregistrationV1().MutatingAdmissionPolicies().Get(ctx, policy.Name(policyName, n), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("MutatingAdmissionPolicy %s after destroy: %v", policy.Name(policyName, n), err)
 			}
 		}
-		if _, err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, policy.RefusalsName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("ValidatingAdmissionPolicy %s after destroy: %v", policy.RefusalsName, err)
+		if _, err := kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, policy.RefusalsName(policyName), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("ValidatingAdmissionPolicy %s after destroy: %v", policy.RefusalsName(policyName), err)
 		}
 	}))
 }
@@ -184,10 +185,10 @@ func TestAutoBackendSendsEachPodToOneBackend(t *testing.T) {
 		t.Fatalf("webhook configuration %s: %v", autoName, err)
 	}
 	webhook := mwc.Webhooks[0].Name
-	if _, err := kube.AdmissionregistrationV1().MutatingAdmissionPolicies().Get(ctx, policy.Name(compiledProfile), metav1.GetOptions{}); err != nil {
+	if _, err := kube.AdmissionregistrationV1().MutatingAdmissionPolicies().Get(ctx, policy.Name(autoName, compiledProfile), metav1.GetOptions{}); err != nil {
 		t.Fatalf("MutatingAdmissionPolicy of %s: %v", compiledProfile, err)
 	}
-	if _, err := kube.AdmissionregistrationV1().MutatingAdmissionPolicies().Get(ctx, policy.Name(draProfile), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := kube.AdmissionregistrationV1().MutatingAdmissionPolicies().Get(ctx, policy.Name(autoName, draProfile), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("MutatingAdmissionPolicy of %s, which needs the webhook: %v", draProfile, err)
 	}
 

@@ -35,6 +35,25 @@ type Options struct {
 	Default bool
 	// FailurePolicy of the policy; empty means Ignore, the stack's default for the webhook.
 	FailurePolicy admissionregistrationv1.FailurePolicyType
+	// Instance is the installation's name (the stack's config name): every object's name
+	// derives from it, and its app.kubernetes.io/instance label is it. Empty means
+	// DefaultInstance.
+	Instance string
+}
+
+// DefaultInstance is the instance name of a stack that sets none.
+const DefaultInstance = "ai-webhook"
+
+func (o Options) instance() string {
+	if o.Instance == "" {
+		return DefaultInstance
+	}
+	return o.Instance
+}
+
+// labels mark an object as the instance's, as the stack labels the rest of it.
+func (o Options) labels() map[string]string {
+	return map[string]string{"app.kubernetes.io/name": "ai-webhook", "app.kubernetes.io/instance": o.instance()}
 }
 
 // Compiled is one profile as a policy and its binding.
@@ -57,8 +76,15 @@ func (e *RefusedError) Error() string {
 // metadata; the shipped profiles compile to about 110 KiB each.
 const maxPolicyBytes = 1 << 20
 
-// Name is the policy's and the binding's name for a profile.
-func Name(profileName string) string { return "ai-profile-" + profileName }
+// Name is the policy's and the binding's name for a profile of an instance. The objects are
+// cluster-scoped, so two installations (issue 11) must not share a name: <instance>.<profile>.
+// The dot keeps the pair unambiguous (a profile name is a DNS label, without dots; with a dash,
+// instance a's profile b-c would be instance a-b's profile c). The default instance gets the
+// new name too rather than its old ai-profile-<profile>: keeping the old one would let an
+// instance named ai-profile take the default's names. Renaming costs an existing stack nothing:
+// Pulumi creates the new policy before it deletes the old, and while both exist a Pod gets the
+// profile once (each step adds only what is missing), so no Pod goes unmutated.
+func Name(instance, profileName string) string { return instance + "." + profileName }
 
 // Compile translates one profile, or refuses it with a *RefusedError.
 func Compile(p *profile.Compiled, o Options) (*Compiled, error) {
@@ -73,10 +99,10 @@ func Compile(p *profile.Compiled, o Options) (*Compiled, error) {
 	if fp == "" {
 		fp = admissionregistrationv1.Ignore
 	}
-	name := Name(p.Name)
+	name := Name(o.instance(), p.Name)
 	pol := &admissionregistrationv1.MutatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingAdmissionPolicy"},
-		ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{c.keys.Injected: p.Stamp}},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: o.labels(), Annotations: map[string]string{c.keys.Injected: p.Stamp}},
 		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
 			MatchConstraints: &admissionregistrationv1.MatchResources{
 				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
@@ -100,7 +126,7 @@ func Compile(p *profile.Compiled, o Options) (*Compiled, error) {
 	sel := o.NamespaceSelector
 	bind := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingAdmissionPolicyBinding"},
-		ObjectMeta: metav1.ObjectMeta{Name: name},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: o.labels()},
 		Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{
 			PolicyName:     name,
 			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &sel},

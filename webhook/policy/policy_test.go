@@ -46,7 +46,7 @@ func TestShippedProfilesCompileExceptThoseNeedingTheWebhook(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"pytorch-training", "llm-inference", "notebook", "llm-inference-oci-model"} {
-		if !slices.ContainsFunc(compiled, func(c *Compiled) bool { return c.Policy.Name == Name(name) }) {
+		if !slices.ContainsFunc(compiled, func(c *Compiled) bool { return c.Policy.Name == Name(DefaultInstance, name) }) {
 			t.Errorf("shipped profile %s does not compile", name)
 		}
 	}
@@ -118,8 +118,13 @@ func TestPolicyIsAPodCreateMutationReinvokedIfNeededAndBoundToTheNamespaces(t *t
 	if !slices.Equal(names, want) {
 		t.Errorf("match conditions %v, want %v", names, want)
 	}
-	if c.Binding.Spec.PolicyName != c.Policy.Name || c.Policy.Name != "ai-profile-p" {
+	if c.Binding.Spec.PolicyName != c.Policy.Name || c.Policy.Name != "ai-webhook.p" {
 		t.Errorf("binding %q names policy %q", c.Binding.Name, c.Binding.Spec.PolicyName)
+	}
+	for _, l := range []map[string]string{c.Policy.Labels, c.Binding.Labels} {
+		if l["app.kubernetes.io/instance"] != DefaultInstance {
+			t.Errorf("labels %v, want the instance %s", l, DefaultInstance)
+		}
 	}
 	if got := c.Binding.Spec.MatchResources.NamespaceSelector; got.String() != o.NamespaceSelector.String() {
 		t.Errorf("binding selects %v, want %v", got, o.NamespaceSelector)
@@ -186,7 +191,7 @@ func TestOnlyTheDefaultProfileMatchesGPUPodsNamingNone(t *testing.T) {
 	for _, c := range compiled {
 		last := c.Policy.Spec.MatchConditions[len(c.Policy.Spec.MatchConditions)-1].Expression
 		gpu := strings.Contains(last, `"nvidia.com/gpu"`)
-		if isDefault := c.Policy.Name == Name("a"); gpu != isDefault {
+		if isDefault := c.Policy.Name == Name(DefaultInstance, "a"); gpu != isDefault {
 			t.Errorf("%s: takes GPU Pods naming no profile: %v, want %v\n%s", c.Policy.Name, gpu, isDefault, last)
 		}
 	}

@@ -10,8 +10,10 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
-// RefusalsName names the ValidatingAdmissionPolicy (and binding) of Refusals.
-const RefusalsName = "ai-profile-refusals"
+// RefusalsName names the ValidatingAdmissionPolicy (and binding) of Refusals for an instance:
+// <instance>.refusals, cluster-scoped like Name. (A profile named refusals does not collide: its
+// policy is a MutatingAdmissionPolicy, another kind.)
+func RefusalsName(instance string) string { return instance + ".refusals" }
 
 // Refusals is the ValidatingAdmissionPolicy and binding that refuse the Pods the webhook
 // refuses (inject.choose): an unrecognised <domain>/inject value, a profile label and
@@ -58,9 +60,10 @@ func Refusals(set *profile.Set, o Options) (*admissionregistrationv1.ValidatingA
 	if fp == "" {
 		fp = admissionregistrationv1.Ignore
 	}
+	objName := RefusalsName(o.instance())
 	pol := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
-		ObjectMeta: metav1.ObjectMeta{Name: RefusalsName},
+		ObjectMeta: metav1.ObjectMeta{Name: objName, Labels: o.labels()},
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
 			MatchConstraints: &admissionregistrationv1.MatchResources{
 				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
@@ -80,9 +83,9 @@ func Refusals(set *profile.Set, o Options) (*admissionregistrationv1.ValidatingA
 	sel := o.NamespaceSelector
 	bind := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicyBinding"},
-		ObjectMeta: metav1.ObjectMeta{Name: RefusalsName},
+		ObjectMeta: metav1.ObjectMeta{Name: objName, Labels: o.labels()},
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
-			PolicyName:        RefusalsName,
+			PolicyName:        objName,
 			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
 			MatchResources:    &admissionregistrationv1.MatchResources{NamespaceSelector: &sel},
 		},

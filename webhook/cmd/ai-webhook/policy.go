@@ -10,6 +10,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ai-webhook/ai-webhook/webhook/policy"
@@ -29,6 +30,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 	mode := fs.String("namespace-mode", policy.ModeOptIn, "namespaces the bindings select: "+strings.Join(policy.Modes, ", "))
 	custom := fs.String("namespace-selector", "", "label selector of mode custom, e.g. 'team=ml,tier in (gpu)'")
 	own := fs.String("namespace", "ai-webhook", "namespace excluded with kube-system, kube-public and kube-node-lease (the stack's own)")
+	name := fs.String("name", policy.DefaultInstance, "instance name (the stack's config name): the objects are named <name>.<profile> and <name>.refusals")
 	failure := fs.String("failure-policy", string(admissionregistrationv1.Ignore), "Ignore or Fail: what the API server does when a policy fails to evaluate")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
@@ -38,6 +40,9 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if !slices.Contains(policy.Modes, *mode) {
 		return usageError{fmt.Errorf("policy: --namespace-mode must be one of %s, got %q", strings.Join(policy.Modes, ", "), *mode)}
+	}
+	if msgs := validation.IsDNS1123Label(*name); len(msgs) > 0 {
+		return usageError{fmt.Errorf("policy: --name must be a DNS label, got %q: %s", *name, strings.Join(msgs, "; "))}
 	}
 	var sel metav1.LabelSelector
 	switch {
@@ -60,7 +65,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := policy.Options{Domain: *domain, FailurePolicy: fp, NamespaceSelector: policy.NamespaceSelector(*mode, sel, *domain, *own)}
+	opts := policy.Options{Domain: *domain, Instance: *name, FailurePolicy: fp, NamespaceSelector: policy.NamespaceSelector(*mode, sel, *domain, *own)}
 	compiled, refused := policy.CompileSet(set, opts)
 	for _, r := range refused {
 		fmt.Fprintf(stderr, "ai-webhook policy: %v\n", r)

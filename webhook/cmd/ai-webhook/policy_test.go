@@ -28,9 +28,14 @@ func TestPolicyPrintsCompiledProfilesAndNamesRefusedOnes(t *testing.T) {
 		wantErr    string
 	}{
 		{"mixed file: the static profile, the DRA one refused", []string{"--profiles-file", mixed},
-			[]string{"MutatingAdmissionPolicy/ai-profile-static", "MutatingAdmissionPolicyBinding/ai-profile-static",
-				"ValidatingAdmissionPolicy/ai-profile-refusals", "ValidatingAdmissionPolicyBinding/ai-profile-refusals"},
+			[]string{"MutatingAdmissionPolicy/ai-webhook.static", "MutatingAdmissionPolicyBinding/ai-webhook.static",
+				"ValidatingAdmissionPolicy/ai-webhook.refusals", "ValidatingAdmissionPolicyBinding/ai-webhook.refusals"},
 			"profile dra needs the webhook: container.resourceClaims", ""},
+		{"--name: every object named after the instance", []string{"--profiles-file", mixed, "--name", "gpu-b"},
+			[]string{"MutatingAdmissionPolicy/gpu-b.static", "MutatingAdmissionPolicyBinding/gpu-b.static",
+				"ValidatingAdmissionPolicy/gpu-b.refusals", "ValidatingAdmissionPolicyBinding/gpu-b.refusals"},
+			"profile dra needs the webhook: container.resourceClaims", ""},
+		{"--name not a DNS label: usage error", []string{"--name", "Bad_Name"}, nil, "", "--name"},
 		{"nothing compiles: exit 1", []string{"--profiles-file", onlyDRA}, nil, "profile dra needs the webhook", "no profile compiles (1 refused)"},
 	}
 	for _, tc := range cases {
