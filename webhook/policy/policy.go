@@ -95,23 +95,13 @@ func Compile(p *profile.Compiled, o Options) (*Compiled, error) {
 		return nil, errors.New("policy: no domain")
 	}
 	c := &compiler{p: p, keys: profile.KeysFor(o.Domain)}
-	fp := o.FailurePolicy
-	if fp == "" {
-		fp = admissionregistrationv1.Ignore
-	}
+	fp := o.failurePolicy()
 	name := Name(o.instance(), p.Name)
 	pol := &admissionregistrationv1.MutatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingAdmissionPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: o.labels(), Annotations: map[string]string{c.keys.Injected: p.Stamp}},
 		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
-			MatchConstraints: &admissionregistrationv1.MatchResources{
-				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-					Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"},
-						Resources: []string{"pods"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-				}}},
-				MatchPolicy: ptr.To(admissionregistrationv1.Equivalent),
-			},
+			MatchConstraints:   podCreates(),
 			MatchConditions:    c.matchConditions(o.Default),
 			Variables:          c.variables(),
 			Mutations:          c.mutations(),
@@ -189,4 +179,25 @@ func CompileSet(set *profile.Set, o Options) ([]*Compiled, []*RefusedError) {
 		}
 	}
 	return out, refused
+}
+
+// podCreates is what every policy of ours matches: Pod creates, in any
+// equivalent API version.
+func podCreates() *admissionregistrationv1.MatchResources {
+	return &admissionregistrationv1.MatchResources{
+		ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+			Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"},
+				Resources: []string{"pods"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
+		}}},
+		MatchPolicy: ptr.To(admissionregistrationv1.Equivalent),
+	}
+}
+
+// failurePolicy is the configured one, Ignore when unset (as the webhook's default).
+func (o Options) failurePolicy() admissionregistrationv1.FailurePolicyType {
+	if o.FailurePolicy == "" {
+		return admissionregistrationv1.Ignore
+	}
+	return o.FailurePolicy
 }

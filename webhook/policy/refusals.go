@@ -5,7 +5,6 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
@@ -56,23 +55,13 @@ func Refusals(set *profile.Set, o Options) (*admissionregistrationv1.ValidatingA
 		{Expression: or("!"+chooses, disagree, name+` == ""`, name+" in "+quoted(set.Names())),
 			MessageExpression: `"unknown profile \"" + ` + name + ` + "\" in ` + keys.Profile + `; known profiles: ` + strings.Join(set.Names(), ", ") + `"`},
 	}
-	fp := o.FailurePolicy
-	if fp == "" {
-		fp = admissionregistrationv1.Ignore
-	}
+	fp := o.failurePolicy()
 	objName := RefusalsName(o.instance())
 	pol := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingAdmissionPolicy"},
 		ObjectMeta: metav1.ObjectMeta{Name: objName, Labels: o.labels()},
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			MatchConstraints: &admissionregistrationv1.MatchResources{
-				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-					Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"},
-						Resources: []string{"pods"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-				}}},
-				MatchPolicy: ptr.To(admissionregistrationv1.Equivalent),
-			},
+			MatchConstraints: podCreates(),
 			MatchConditions: []admissionregistrationv1.MatchCondition{
 				{Name: "not-mirror-pod", Expression: "!has(object.metadata.annotations) || !(" + q(mirrorPodAnnotation) + " in object.metadata.annotations)"},
 			},
