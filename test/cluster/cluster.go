@@ -5,7 +5,7 @@
 // kube-controller-manager; kwok with simulated nodes; and the workload runner.
 //
 // kwok gives Pods addresses from their node's spec.podCIDR. Inside a private
-// network namespace where all of 10.250.0.0/24 is local (package netns), the
+// network namespace where all of 10.250.0.0/16 is local (package netns), the
 // EndpointSlices kube-controller-manager publishes for a Service then point at
 // local addresses. kwok never runs containers; for the Pods of the ai-webhook
 // Deployment (labelled WorkloadLabelKey=WorkloadLabelValue) the workload
@@ -52,10 +52,12 @@ type Node struct {
 }
 
 // DefaultNodes are two nodes in netns.PrivateRange, so a Deployment's
-// replicas spread.
+// replicas spread. kwok hands out Pod addresses past the end of a node's
+// podCIDR once it is used up (10.250.1.x after a /26), where nothing can
+// listen: a /20 each holds the thousands of Pods the load tests leave behind.
 var DefaultNodes = []Node{
-	{Name: "kwok-node-0", IP: "10.250.0.10", PodCIDR: "10.250.0.128/26"},
-	{Name: "kwok-node-1", IP: "10.250.0.11", PodCIDR: "10.250.0.192/26"},
+	{Name: "kwok-node-0", IP: "10.250.0.10", PodCIDR: "10.250.16.0/20"},
+	{Name: "kwok-node-1", IP: "10.250.0.11", PodCIDR: "10.250.32.0/20"},
 }
 
 // PrivateAddress is the API server's address inside a private network

@@ -8,7 +8,7 @@
 // modules, see tools/k8s). The tests run inside a private network namespace so
 // that EndpointSlice addresses (which must not be loopback) are local: TestMain
 // re-executes the test binary under `unshare`, brings up lo there and routes
-// 10.250.0.0/24 to it. Nothing leaves that namespace.
+// 10.250.0.0/16 to it. Nothing leaves that namespace.
 //
 // Run with: go test ./test/controlplane/... (as root, or where unprivileged
 // user namespaces are enabled).

@@ -25,7 +25,7 @@ import (
 )
 
 // Names and addresses of the cluster the tests build. Everything in
-// 10.250.0.0/24 is local inside the test's network namespace.
+// 10.250.0.0/16 is local inside the test's network namespace.
 const (
 	domain           = profile.DefaultDomain
 	gpuProfile       = "gpu-training" // in testdata/profiles.yaml

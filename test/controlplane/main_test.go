@@ -15,7 +15,7 @@ import (
 // it checks prerequisites and builds the webhook binary (the Go module cache
 // and the network are there), then re-executed by `unshare` inside fresh
 // network and PID namespaces (package netns), marked by envInNetns. Inside,
-// lo is brought up and 10.250.0.0/24 is routed to it, so every address of that
+// lo is brought up and 10.250.0.0/16 is routed to it, so every address of that
 // range is local: the webhook listens on 0.0.0.0 and EndpointSlices can name
 // 10.250.0.x (they reject loopback addresses). The PID namespace makes sure etcd,
 // kube-apiserver and the webhook die with the test, however it ends.

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/cluster/netns"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 
@@ -534,7 +536,7 @@ func checkServedCertificates(t *testing.T, kube kubernetes.Interface, st stack) 
 			return fmt.Errorf("ready endpoints %v, want 2", addrs)
 		}
 		for _, a := range addrs {
-			if !strings.HasPrefix(a, "10.250.0.") {
+			if ip, err := netip.ParseAddr(a); err != nil || !netip.MustParsePrefix(netns.PrivateRange).Contains(ip) {
 				return fmt.Errorf("endpoint %s is outside the local range", a)
 			}
 			conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 3 * time.Second}, "tcp", net.JoinHostPort(a, "8443"), &tls.Config{

@@ -1,6 +1,6 @@
 // Package netns runs a program in fresh network and PID namespaces, where lo
 // is up and every address of PrivateRange is local. Servers can then listen
-// on 10.250.0.x addresses (EndpointSlices reject loopback ones) without
+// on 10.250.x.x addresses (EndpointSlices reject loopback ones) without
 // touching the machine's own network, and everything started inside dies
 // with the namespace's init process, however the run ends.
 //
@@ -21,7 +21,7 @@ import (
 )
 
 // PrivateRange is routed to lo inside the namespace.
-const PrivateRange = "10.250.0.0/24"
+const PrivateRange = "10.250.0.0/16"
 
 // CheckTools reports a missing unshare or ip, saying what to install.
 func CheckTools() error {
