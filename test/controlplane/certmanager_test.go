@@ -36,27 +36,28 @@ func certManagerCRDs(t *testing.T) []string {
 	return files
 }
 
-// installCertManagerCRDs creates cert-manager's CRDs (once per cluster) and waits until each is
-// established.
-func installCertManagerCRDs(t *testing.T, dyn dynamic.Interface) {
+// installCertManagerCRDs creates cert-manager's CRDs (once per cluster), waits until each is
+// established, and returns the dynamic client the tests create cert-manager objects with.
+func installCertManagerCRDs(t *testing.T) dynamic.Interface {
 	t.Helper()
+	dyn, err := dynamic.NewForConfig(fx.cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	installCRDs(t, dyn, certManagerCRDs(t))
+	return dyn
 }
 
 // The cert-manager objects of the stack's certManager mode are accepted by cert-manager's own
 // CRDs (strict field validation, so a misspelt field is an error, not silently pruned) and are
 // wired: the serving Certificate writes the Secret the Pods mount, for the names the API server
 // dials, issued by the CA Issuer the stack creates, whose CA Secret is the CA Certificate's; the
-// webhook configuration's inject-ca-from names it. cert-manager's controller and CA injector
-// do not run here (README, "Certificates"): nothing is issued.
+// webhook configuration's inject-ca-from names it. cert-manager's controller does not run here
+// (README, "Certificates"): nothing is issued; its CA injector runs in the test below.
 func TestCertManagerObjectsAreAcceptedAndWired(t *testing.T) {
 	requireControlPlane(t)
 	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(fx.cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	installCertManagerCRDs(t, dyn)
+	dyn := installCertManagerCRDs(t)
 	ns := newNamespace(t, nil)
 
 	cfg := webhookstack.Config{
@@ -156,11 +157,7 @@ func TestCertManagerCAInjectorFillsTheStacksCABundle(t *testing.T) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%v: run `make tools` (or `make certmanager-tools`)", err)
 	}
-	dyn, err := dynamic.NewForConfig(fx.cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	installCertManagerCRDs(t, dyn)
+	dyn := installCertManagerCRDs(t)
 	ns := newNamespace(t, nil)
 	cfg := webhookstack.Config{
 		Name: "ai-webhook", Namespace: ns,
