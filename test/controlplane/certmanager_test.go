@@ -20,7 +20,7 @@ import (
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/cluster"
-	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 // certManagerCRDs returns cert-manager's CRD files (deploy/crds of the
@@ -194,7 +194,14 @@ func TestCertManagerCAInjectorFillsTheStacksCABundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { injector.Stop(5 * time.Second) })
+	t.Cleanup(func() {
+		injector.Stop(5 * time.Second)
+		if t.Failed() {
+			if log, err := os.ReadFile(injector.Log); err == nil {
+				t.Logf("cainjector log:\n%s", log)
+			}
+		}
+	})
 
 	bundle := func() (string, error) {
 		got, err := fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mwc.Name, metav1.GetOptions{})

@@ -7,7 +7,8 @@
 //	cainjector --kubeconfig FILE
 //
 // Only the MutatingWebhookConfiguration reconciler runs, cluster-wide, with
-// the Certificate data source on; no leader election, no metrics server.
+// the Certificate data source on, Secrets read uncached as cert-manager's own
+// cainjector reads them; no leader election, no metrics server.
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
 
@@ -61,6 +63,11 @@ func run(kubeconfig string) error {
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		LeaderElection:         false,
+		// As cert-manager's own cainjector: Secrets are watched as metadata only and read
+		// from the API server. Read from a cache of their own, a Secret's create event can
+		// reach the reconciler before that cache holds it; the reconciler then drops the
+		// not-found and waits for an event that never comes.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 	})
 	if err != nil {
 		return err
