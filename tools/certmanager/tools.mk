@@ -9,7 +9,7 @@
 #
 # cert-manager's controller (issuance and renewal) is not built: see README,
 # "Certificates". Included by the top-level Makefile, which defines ROOT and BIN.
-# Each target is a file: when it exists, nothing happens; `make
+# Each target is a file: when it is newer than its sources, nothing happens; `make
 # certmanager-tools-clean` forgets them. The module is not in go.work and is
 # always built with GOWORK=off, under the shared build lock.
 
@@ -24,7 +24,7 @@ CERT_MANAGER_TOOLS := $(BIN)/cainjector $(CERT_MANAGER_CRDS)/cert-manager.io_cer
 .PHONY: certmanager-tools certmanager-tools-clean
 certmanager-tools: $(CERT_MANAGER_TOOLS) ## Build cert-manager's CA injector and copy its CRDs into bin/
 
-$(BIN)/cainjector:
+$(BIN)/cainjector: $(CERT_MANAGER_TOOLS_DIR)/cainjector/main.go $(CERT_MANAGER_TOOLS_DIR)/go.mod
 	mkdir -p $(BIN) && cd $(CERT_MANAGER_TOOLS_DIR) && GOWORK=off flock $(BUILD_LOCK) \
 		go build -ldflags '-s -w' -o $(abspath $@) ./cainjector
 
