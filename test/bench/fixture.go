@@ -10,8 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ai-webhook/ai-webhook/test/internal/review"
-	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 // Domain is the key prefix every server of the benchmark uses.

@@ -43,7 +43,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/client-go/util/keyutil"
 
-	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 // Node is a simulated node; its Pods get addresses from PodCIDR.

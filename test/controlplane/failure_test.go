@@ -14,7 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
 )

@@ -20,8 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
-	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 // Names and addresses of the cluster the tests build. Everything in

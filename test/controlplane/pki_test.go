@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
-	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 // issueServing issues a serving certificate for the Service svc in namespace

@@ -27,9 +27,9 @@ import (
 	imonitoring "github.com/ai-webhook/ai-webhook/infra/monitoring"
 	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
-	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 	"github.com/ai-webhook/ai-webhook/webhook/server"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 // APIServerMetrics are the API server's metrics the alerts and the dashboard use, as

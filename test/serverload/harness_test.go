@@ -22,8 +22,8 @@ import (
 	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 	reviews "github.com/ai-webhook/ai-webhook/test/internal/review"
-	"github.com/ai-webhook/ai-webhook/test/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 const serviceName = "ai-webhook.ai-webhook.svc"

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -19,23 +20,23 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/ai-webhook/ai-webhook/webhook/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/metrics"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 // tlsServer serves h over real TLS with a certificate for the Service name the API server dials.
 func tlsServer(t *testing.T, h http.Handler) (*httptest.Server, *http.Client) {
 	t.Helper()
-	ca, err := testpki.NewCA()
+	ca, err := testpki.NewCA("ai-webhook test CA", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.Issue("ai-webhook.ai-webhook.svc")
+	leaf, err := ca.Serving("ai-webhook.ai-webhook.svc", "ai-webhook.ai-webhook.svc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

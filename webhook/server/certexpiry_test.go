@@ -14,12 +14,12 @@ import (
 // writeExpired replaces the pair with one that expired an hour ago.
 func (f *fixture) writeExpired(t *testing.T) {
 	t.Helper()
-	cert, key, err := f.ca.IssueValid(time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour), serviceName)
+	leaf, err := f.ca.ServingValid(time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour), serviceName, serviceName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeAtomic(t, f.cfg.KeyFile, key)
-	writeAtomic(t, f.cfg.CertFile, cert)
+	writeAtomic(t, f.cfg.KeyFile, leaf.KeyPEM)
+	writeAtomic(t, f.cfg.CertFile, leaf.CertPEM)
 }
 
 // readyz asks /readyz without checking the certificate (it may have expired).

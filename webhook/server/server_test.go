@@ -20,8 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/ai-webhook/ai-webhook/webhook/internal/testpki"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 const serviceName = "ai-webhook.ai-webhook.svc"
@@ -70,18 +70,18 @@ func writeAtomic(t *testing.T, path string, data []byte) {
 
 func (f *fixture) issue(t *testing.T) {
 	t.Helper()
-	cert, key, err := f.ca.Issue(serviceName)
+	leaf, err := f.ca.Serving(serviceName, serviceName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeAtomic(t, f.cfg.KeyFile, key)
-	writeAtomic(t, f.cfg.CertFile, cert)
+	writeAtomic(t, f.cfg.KeyFile, leaf.KeyPEM)
+	writeAtomic(t, f.cfg.CertFile, leaf.CertPEM)
 }
 
 func newFixture(t *testing.T, delay time.Duration) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	ca, err := testpki.NewCA()
+	ca, err := testpki.NewCA("ai-webhook test CA", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,8 +210,8 @@ func TestMismatchedKeyPairKeepsTheOldCertificate(t *testing.T) {
 	f := newFixture(t, 0)
 	f.start(t)
 	before := f.servedSerial(t)
-	cert, _, _ := f.ca.Issue(serviceName)
-	writeAtomic(t, f.cfg.CertFile, cert) // new cert, old key: half of a rotation
+	leaf, _ := f.ca.Serving(serviceName, serviceName)
+	writeAtomic(t, f.cfg.CertFile, leaf.CertPEM) // new cert, old key: half of a rotation
 	eventually(t, "reload error counted", func() bool {
 		return testutil.ToFloat64(f.srv.Metrics().ReloadsTotal.WithLabelValues("certificate", "error")) >= 1
 	})
@@ -269,8 +269,8 @@ func TestStartupRefusesInvalidFiles(t *testing.T) {
 		}, `unknown field "profiles[0].contianer"`},
 		{"missing certificate", func(t *testing.T, f *fixture) { os.Remove(f.cfg.CertFile) }, "certificate"},
 		{"key that does not match", func(t *testing.T, f *fixture) {
-			_, key, _ := f.ca.Issue(serviceName)
-			writeAtomic(t, f.cfg.KeyFile, key)
+			leaf, _ := f.ca.Serving(serviceName, serviceName)
+			writeAtomic(t, f.cfg.KeyFile, leaf.KeyPEM)
 		}, "private key does not match"},
 	}
 	for _, tc := range cases {

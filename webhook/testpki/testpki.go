@@ -1,11 +1,11 @@
-// Package testpki makes throw-away certificates for the tests, the benchmarks
-// and the local cluster: a CA and certificates it signs, with ECDSA P-256 keys
-// as the Pulumi stack makes them (never P-224, which Go's TLS refuses), PEM
-// encoded (certificates as "CERTIFICATE", leaf keys as PKCS #8 "PRIVATE KEY",
-// the form a kubernetes.io/tls Secret holds).
-//
-// webhook/internal/testpki is the webhook module's own copy for its TLS
-// server tests; this module cannot import it.
+// Package testpki makes throw-away certificates for the webhook's TLS tests and
+// for the test module (control-plane tests, benchmarks, the local cluster): a
+// CA and certificates it signs, with ECDSA P-256 keys as the Pulumi stack makes
+// them (never P-224, which Go's TLS refuses), PEM encoded (certificates as
+// "CERTIFICATE", leaf keys as PKCS #8 "PRIVATE KEY", the form a
+// kubernetes.io/tls Secret holds). It sits outside internal/ so that both
+// modules share it; only tests and test code import it, never the ai-webhook
+// binary.
 package testpki
 
 import (
@@ -31,7 +31,8 @@ type CA struct {
 }
 
 // NewCA makes a CA valid from an hour ago (some clock skew is fine) for
-// validity. The certificates it issues have the same validity period.
+// validity. The certificates it issues have the same validity period unless
+// told otherwise (ServingValid).
 func NewCA(commonName string, validity time.Duration) (*CA, error) {
 	notBefore := time.Now().Add(-time.Hour)
 	ca := &CA{cert: &x509.Certificate{
@@ -61,11 +62,18 @@ type Leaf struct {
 	key             *ecdsa.PrivateKey
 }
 
-// Serving issues a server certificate for hosts: each is an IP address SAN if
-// it parses as one, a DNS SAN otherwise.
+// Serving issues a server certificate for hosts, valid as the CA is: each
+// host is an IP address SAN if it parses as one, a DNS SAN otherwise.
 func (ca *CA) Serving(commonName string, hosts ...string) (*Leaf, error) {
+	return ca.ServingValid(time.Time{}, time.Time{}, commonName, hosts...)
+}
+
+// ServingValid is Serving with a validity period of its own (an expired
+// certificate, say); zero times take the CA's.
+func (ca *CA) ServingValid(notBefore, notAfter time.Time, commonName string, hosts ...string) (*Leaf, error) {
 	tmpl := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: commonName},
+		Subject:   pkix.Name{CommonName: commonName},
+		NotBefore: notBefore, NotAfter: notAfter,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	for _, h := range hosts {
@@ -106,7 +114,8 @@ func (ca *CA) Client(user string, groups ...string) (*Leaf, error) {
 }
 
 // issue makes a new P-256 key and the certificate tmpl (given a random serial and, for a
-// leaf, the CA's validity) for it, signed by the CA, or by itself before the CA has a key.
+// leaf, key usages and, unless it has its own, the CA's validity) for it, signed by the CA,
+// or by itself before the CA has a key.
 func (ca *CA) issue(tmpl *x509.Certificate) (*Leaf, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -116,8 +125,10 @@ func (ca *CA) issue(tmpl *x509.Certificate) (*Leaf, error) {
 	if parentKey == nil {
 		parent, parentKey = tmpl, key
 	} else {
-		tmpl.NotBefore, tmpl.NotAfter = ca.cert.NotBefore, ca.cert.NotAfter
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+		if tmpl.NotAfter.IsZero() {
+			tmpl.NotBefore, tmpl.NotAfter = ca.cert.NotBefore, ca.cert.NotAfter
+		}
 	}
 	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
 		return nil, err
