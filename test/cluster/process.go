@@ -60,9 +60,6 @@ func StartProcess(c Command) (*Process, error) {
 // PID of the process.
 func (p *Process) PID() int { return p.cmd.Process.Pid }
 
-// Done is closed once the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
-
 // Failure is nil while the process runs; once it has exited, an error with
 // its exit status and the end of its log.
 func (p *Process) Failure() error {
@@ -74,21 +71,11 @@ func (p *Process) Failure() error {
 	}
 }
 
-// Err is the process's exit status once Done is closed (as exec.Cmd.Wait
-// returns it), nil while it runs.
-func (p *Process) Err() error {
-	select {
-	case <-p.done:
-		return p.err
-	default:
-		return nil
-	}
-}
-
 // Stop sends SIGTERM and kills the process if it has not exited after grace.
-func (p *Process) Stop(grace time.Duration) {
+// It returns how the process ended (ExitCode is -1 when a signal ended it).
+func (p *Process) Stop(grace time.Duration) *os.ProcessState {
 	if p == nil {
-		return
+		return nil
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -97,6 +84,7 @@ func (p *Process) Stop(grace time.Duration) {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+	return p.cmd.ProcessState
 }
 
 // Tail returns the last lines of a log file, for failure reports.

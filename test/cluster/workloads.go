@@ -441,14 +441,13 @@ func (p *podProc) supervise(ctx context.Context, proc *Process, restarts int) bo
 			// after the grace period.
 			report(false)
 			start := time.Now()
-			proc.Stop(grace)
-			st := proc.cmd.ProcessState
+			st := proc.Stop(grace)
 			p.r.mu.Lock()
 			p.r.exits = append(p.r.exits, WorkloadExit{Pod: p.ns + "/" + p.name, Status: st.String(), ExitCode: st.ExitCode(), Took: time.Since(start), Grace: grace})
 			p.r.mu.Unlock()
 			p.finish(ctx)
 			return true
-		case <-proc.Done():
+		case <-proc.done:
 			report(false)
 			return false
 		case <-tick.C:

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -121,15 +119,8 @@ func (s *server) alive() bool { return s.proc.Failure() == nil }
 func (s *server) sigterm(within time.Duration) (int, time.Duration) {
 	s.t.Helper()
 	start := time.Now()
-	s.proc.Stop(within)
-	took := time.Since(start)
-	var exit *exec.ExitError
-	if err := s.proc.Err(); errors.As(err, &exit) {
-		return exit.ExitCode(), took
-	} else if err != nil {
-		return -2, took
-	}
-	return 0, took
+	exit := s.proc.Stop(within)
+	return exit.ExitCode(), time.Since(start)
 }
 
 // rss is the process's resident set now and its high-water mark (VmRSS, VmHWM), in
