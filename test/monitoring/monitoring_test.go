@@ -207,23 +207,19 @@ func ourMetrics(t *testing.T) map[string]bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := ca.Serving("ai-webhook.ai-webhook.svc", "ai-webhook.ai-webhook.svc")
-	if err != nil {
+	cfg := server.Defaults()
+	cfg.ProfilesFile = filepath.Join(dir, "profiles.yaml")
+	if cfg.CertFile, cfg.KeyFile, err = ca.ServingFiles(dir, "ai-webhook.ai-webhook.svc", "ai-webhook.ai-webhook.svc"); err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{"tls.crt": leaf.CertPEM, "tls.key": leaf.KeyPEM, "profiles.yaml": profile.Examples}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(cfg.ProfilesFile, profile.Examples, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	ports, err := cluster.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Defaults()
 	cfg.Listen, cfg.MetricsListen = "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1]
-	cfg.CertFile, cfg.KeyFile, cfg.ProfilesFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "profiles.yaml")
 	cfg.Domain, cfg.ReloadInterval, cfg.ShutdownDelay = profile.DefaultDomain, time.Second, 0
 	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
