@@ -271,7 +271,7 @@ func programAfter(prev previous) func(*pulumi.Context) error {
 		if err != nil {
 			return err
 		}
-		stack, err := newWebhookStack(ctx, "ai-webhook", cfg, prev)
+		stack, err := newWebhookStack(ctx, "ai-webhook", cfg, func(*pulumi.Context, pulumi.Resource) (previous, error) { return prev, nil })
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/internals"
 )
 
 // previous is what the stack's last update left in its outputs. It is the program's memory
@@ -23,7 +24,19 @@ type previous struct {
 // before this update sets them. In preview and up alike; a stack never updated has none. An
 // invoke leaves nothing in the state, unlike a StackReference to the stack itself, which every
 // refresh would find changed.
-func readPrevious(ctx *pulumi.Context) (previous, error) {
+//
+// registered must be a resource of this program whose registration was sent (the WebhookStack
+// component). getResource does not look in the last snapshot: it answers from the states this
+// update's steps have produced (pkg/resource/deploy/builtins.go getResource, the news map,
+// filled in step_executor.go before a step's registration is answered), else "unknown
+// resource". The SDK registers the root Stack asynchronously, so an invoke sent at once can
+// overtake it (it did, one up in two under load). A child's registration is sent only once its
+// parent's URN is resolved, so once registered's URN resolves the root Stack's step has run:
+// its state then holds the last outputs (a same step keeps them), or none on a first install.
+func readPrevious(ctx *pulumi.Context, registered pulumi.Resource) (previous, error) {
+	if _, err := internals.UnsafeAwaitOutput(ctx.Context(), registered.URN()); err != nil {
+		return previous{}, fmt.Errorf("wait for the root Stack's registration: %w", err)
+	}
 	root := fmt.Sprintf("urn:pulumi:%s::%s::pulumi:pulumi:Stack::%s-%s", ctx.Stack(), ctx.Project(), ctx.Project(), ctx.Stack())
 	var stack struct {
 		State map[string]any `pulumi:"state"`

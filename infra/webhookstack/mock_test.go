@@ -54,7 +54,8 @@ type mocks struct {
 	mu        sync.Mutex
 	resources []registered
 	// previous, when set, is what the stack's last update left (certs_trust.go): the mocked
-	// engine keeps no root Stack state for readPrevious to read, so the program is given it.
+	// engine keeps no root Stack state for readPrevious to read, so the program is given it
+	// (certs_trust_test.go reads it through a fake monitor).
 	previous *previous
 }
 

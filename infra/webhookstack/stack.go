@@ -56,20 +56,24 @@ type WebhookStack struct {
 
 // NewWebhookStack registers the component and all its children. cfg must have passed Validate.
 func NewWebhookStack(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.ResourceOption) (*WebhookStack, error) {
-	prev, err := readPrevious(ctx)
-	if err != nil {
-		// A real engine always has the root Stack; without its outputs the stack is deployed as
-		// a first install (one CA in caBundle, the configuration after the Deployment).
-		_ = ctx.Log.Warn(err.Error()+"; deploying as a first install", nil)
-	}
-	return newWebhookStack(ctx, name, cfg, prev, opts...)
+	return newWebhookStack(ctx, name, cfg, readPrevious, opts...)
 }
 
-// newWebhookStack is NewWebhookStack after an update that left prev (certs_trust.go).
-func newWebhookStack(ctx *pulumi.Context, name string, cfg Config, prev previous, opts ...pulumi.ResourceOption) (*WebhookStack, error) {
+// newWebhookStack is NewWebhookStack with the last update's outputs read by readPrev (certs_trust.go)
+// once the component is registered; the mock tests give a fixed value.
+func newWebhookStack(ctx *pulumi.Context, name string, cfg Config,
+	readPrev func(*pulumi.Context, pulumi.Resource) (previous, error), opts ...pulumi.ResourceOption,
+) (*WebhookStack, error) {
 	stack := &WebhookStack{}
 	if err := ctx.RegisterComponentResource(ComponentType, name, stack, opts...); err != nil {
 		return nil, err
+	}
+	prev, err := readPrev(ctx, stack)
+	if err != nil {
+		// A real engine has the root Stack's state once the component is registered; without
+		// its outputs the stack is deployed as a first install (one CA in caBundle, the
+		// configuration after the Deployment).
+		_ = ctx.Log.Warn(err.Error()+"; deploying as a first install", nil)
 	}
 	child := pulumi.Parent(stack)
 	if cfg.Backend == BackendPolicy { // no server: only policies and bindings (backend.go)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/pem"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,14 +21,19 @@ const caKeyURN = "urn:pulumi:" + stackName + "::ai-webhook::ai-webhook:index:Web
 // to back while `pulumi up --replace` gives the stack a new CA (new key, new CA certificate, new
 // serving certificate, the Deployment rolled), and while the next `pulumi up` drops the old CA.
 // caBundle must trust the old and the new CA while old and new Pods serve side by side: zero
-// refused creates, every Pod mutated.
+// refused creates, every Pod mutated. The stack is first installed and destroyed, as an earlier
+// test leaves it: each update after that must still read the last one's outputs (no fallback to
+// first-install ordering).
 func TestCAReplacementRefusesNoPod(t *testing.T) {
 	kube := env.cluster.Client
-	first := deploy(t, "up", "--config", "failurePolicy=Fail")
+	readLastOutputs(t, deploy(t, "up", "--config", "failurePolicy=Fail"))
 	t.Cleanup(func() {
 		// The dev stack's settings again, for whatever runs next in this cluster.
 		deploy(t, "destroy", "--config", "failurePolicy=Ignore")
 	})
+	deploy(t, "destroy")
+	first := deploy(t, "up")
+	readLastOutputs(t, first)
 	before := currentStack(t, kube)
 	oldCA, _ := first.Outputs["ca_cert_pem"].(string)
 	if oldCA == "" || oldCA != string(before.secret.Data["ca.crt"]) {
@@ -43,6 +49,7 @@ func TestCAReplacementRefusesNoPod(t *testing.T) {
 	load.next(replacing)
 	oldPods := webhookPods(t, kube)
 	s := deploy(t, "up", "--replace", caKeyURN)
+	readLastOutputs(t, s)
 	for _, step := range []string{"update " + mwcType, "update kubernetes:apps/v1:Deployment"} {
 		if !slices.Contains(stepsOf(s), step) {
 			t.Errorf("steps %v lack %q", stepsOf(s), step)
@@ -63,6 +70,7 @@ func TestCAReplacementRefusesNoPod(t *testing.T) {
 	dropping := &phaseCounts{name: "next up drops the old CA"}
 	load.next(dropping)
 	s = deploy(t, "up")
+	readLastOutputs(t, s)
 	if got := stepsOf(s); !slices.Equal(got, []string{"update " + mwcType}) {
 		t.Errorf("steps %v, want only the webhook configuration updated", got)
 	}
@@ -75,6 +83,18 @@ func TestCAReplacementRefusesNoPod(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	load.end()
 	checkPhases(t, steady, replacing, dropping, settled)
+}
+
+// readLastOutputs fails unless the update read the stack's last outputs: a fallback to a first
+// install (certs_trust.go readPrevious) would put the new CA alone in caBundle and update the
+// webhook configuration only after the Deployment, the window in which Pods are refused.
+func readLastOutputs(t *testing.T, s summary) {
+	t.Helper()
+	for _, sign := range []string{"unknown resource", "deploying as a first install"} {
+		if strings.Contains(s.log, sign) {
+			t.Errorf("the update could not read the last outputs (%q):\n%s", sign, lastLines(s.log, 20))
+		}
+	}
 }
 
 // bundleOf returns the DER of each certificate in the webhook configuration's caBundle.

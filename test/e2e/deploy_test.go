@@ -66,6 +66,7 @@ type summary struct {
 		URN  string `json:"urn"`
 	} `json:"steps"`
 	Outputs map[string]any `json:"outputs"`
+	log     string         // the progress display and diagnostics (stderr)
 }
 
 // failNowUnless returns must: must(t.Run(...)) ends the test at a failed step, for tests whose
@@ -119,6 +120,7 @@ func deployStack(t *testing.T, stack string, args ...string) summary {
 	if jerr := json.Unmarshal(stdout.Bytes(), &s); jerr != nil || err != nil {
 		t.Fatalf("deploy %s: %v\nstdout:\n%s\nstderr (last lines):\n%s", argsForLog(args), err, stdout.String(), lastLines(stderr.String(), 60))
 	}
+	s.log = stderr.String()
 	return s
 }
 
