@@ -49,20 +49,7 @@ func TestPolicyBackendStoresTheSamePodsAsTheWebhook(t *testing.T) {
 	viaWebhook, viaPolicy, served := startBothBackends(t, file, set)
 
 	shapes := generateShapes(rand.New(rand.NewPCG(corpusSeed, 1)), policyShapes)
-	type job struct {
-		shape   *podShape
-		variant string
-		sidecar bool
-	}
-	var jobs []job
-	for i := range shapes {
-		for _, v := range served {
-			jobs = append(jobs, job{&shapes[i], v, false})
-			if i%2 == 0 {
-				jobs = append(jobs, job{&shapes[i], v, true})
-			}
-		}
-	}
+	jobs := corpusJobs(shapes, served)
 	type outcome struct {
 		pod *corev1.Pod
 		err error
