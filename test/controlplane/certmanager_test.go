@@ -3,6 +3,9 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,14 +16,14 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/cluster"
-	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 // certManagerCRDs returns cert-manager's CRD files (deploy/crds of the
@@ -52,8 +55,8 @@ func installCertManagerCRDs(t *testing.T) dynamic.Interface {
 // CRDs (strict field validation, so a misspelt field is an error, not silently pruned) and are
 // wired: the serving Certificate writes the Secret the Pods mount, for the names the API server
 // dials, issued by the CA Issuer the stack creates, whose CA Secret is the CA Certificate's; the
-// webhook configuration's inject-ca-from names it. cert-manager's controller does not run here
-// (README, "Certificates"): nothing is issued; its CA injector runs in the test below.
+// webhook configuration's inject-ca-from names it. Nothing is issued here: cert-manager's
+// controller and CA injector run in the test below.
 func TestCertManagerObjectsAreAcceptedAndWired(t *testing.T) {
 	requireControlPlane(t)
 	ctx := context.Background()
@@ -144,39 +147,179 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// cert-manager's real CA injector (bin/cainjector: the reconcilers of the cert-manager module,
-// tools/certmanager) fills the caBundle of a webhook configuration carrying the stack's
-// inject-ca-from annotation from the serving Certificate's Secret, and follows that Secret when
-// a renewal brings another CA. cert-manager's controller does not run (README, "Certificates"):
-// the test writes the Secret as the controller does after issuing (with its
-// cert-manager.io/certificate-name annotation, which the injector requires).
-func TestCertManagerCAInjectorFillsTheStacksCABundle(t *testing.T) {
+// cert-manager's real controller (bin/cert-manager-controller: the issuance loops of the
+// cert-manager module, tools/certmanager) issues the stack's CA and serving certificate from
+// the objects of certManager mode into the Secret the Pods mount, and its real CA injector
+// (bin/cainjector) fills the webhook configuration's caBundle with that CA. A renewal (what
+// `cmctl renew` asks for) brings a new serving key and certificate under the same CA, the
+// bundle unchanged; a CA renewal followed by a serving renewal leaves old and new CA in the
+// bundle (cert-manager's CAInjectorMerging), so a Pod still serving the old certificate stays
+// trusted while the kubelet and the server's hot reload catch up.
+func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	requireControlPlane(t)
 	ctx := context.Background()
-	bin := filepath.Join(os.Getenv(envRepoRoot), "bin", "cainjector")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%v: run `make tools` (or `make certmanager-tools`)", err)
-	}
+	controllerBin, injectorBin := certManagerBinary(t, "cert-manager-controller"), certManagerBinary(t, "cainjector")
 	dyn := installCertManagerCRDs(t)
 	ns := newNamespace(t, nil)
 	cfg := webhookstack.Config{
 		Name: "ai-webhook", Namespace: ns,
-		CAValidityHours: 87600, CertValidityHours: 8760, EarlyRenewalHours: 5880,
+		CAValidityHours: 87600, CertValidityHours: 2160, EarlyRenewalHours: 720,
 		Certificates: webhookstack.Certificates{Mode: webhookstack.CertModeCertManager},
 	}
-	createCertManagerObjects(t, dyn, cfg)
+	mwc := createInjectTarget(t, cfg)
+	controller := runCertManagerPart(t, controllerBin)
+	injector := runCertManagerPart(t, injectorBin)
+	waitFor := func(what string, check func() error) {
+		t.Helper()
+		if err := cluster.Wait(ctx, 30*time.Second, func(context.Context) error { return check() }, controller, injector); err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+	}
+	bundle := func() ([]*x509.Certificate, error) {
+		got, err := fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mwc, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return parseCerts(got.Webhooks[0].ClientConfig.CABundle)
+	}
 
-	// The configuration as the stack makes it in certManager mode: the annotation, no caBundle.
-	// It selects no namespace, so it never takes part in another test's admissions.
+	createCertManagerObjects(t, dyn, cfg)
+	caName := cfg.Name + "-ca" // the CA Certificate and its Secret, behind the CA Issuer
+	servingName := webhookstack.ServingCertificateName(cfg)
+	certs := dyn.Resource(certificateGVR).Namespace(ns)
+
+	// issued waits until Certificate name is Ready at revision and returns its Secret's contents.
+	issued := func(name, secretName string, revision int64) issuedSecret {
+		t.Helper()
+		var got issuedSecret
+		waitFor(fmt.Sprintf("cert-manager to issue Certificate %s (revision %d)", name, revision), func() error {
+			crt, err := certs.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != revision {
+				return fmt.Errorf("revision %d; conditions %v", rev, crt.Object["status"])
+			}
+			if !hasCondition(crt, "Ready", "True") {
+				return fmt.Errorf("not Ready: %v", crt.Object["status"])
+			}
+			secret, err := fx.client.CoreV1().Secrets(ns).Get(ctx, secretName, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			got, err = readIssuedSecret(secret)
+			return err
+		})
+		return got
+	}
+
+	// Issuance: the self-signed CA, then the serving certificate under it.
+	ca := issued(caName, caName, 1)
+	if !ca.leaf.IsCA || ca.leaf.CheckSignatureFrom(ca.leaf) != nil {
+		t.Errorf("the CA Secret holds %q (isCA %v), want a self-signed CA", ca.leaf.Subject, ca.leaf.IsCA)
+	}
+	checkLifetime(t, "the CA", ca.leaf, cfg.CAValidityHours)
+	first := issued(servingName, webhookstack.ServingSecretName(cfg), 1)
+	if !first.ca.Equal(ca.leaf) {
+		t.Errorf("the serving Secret's ca.crt is %q (serial %v), not the CA the stack's Certificate issued", first.ca.Subject, first.ca.SerialNumber)
+	}
+	checkServing(t, first, cfg)
+
+	// Injection: caBundle is that CA.
+	waitFor("the CA injector to put the issued CA in caBundle", func() error {
+		return sameCerts(bundle, first.ca)
+	})
+
+	// Renewal, as `cmctl renew` asks for it: a new key (rotationPolicy Always) and certificate
+	// under the same CA; the bundle stays.
+	requestRenewal(t, certs, servingName)
+	renewed := issued(servingName, webhookstack.ServingSecretName(cfg), 2)
+	if renewed.leaf.Equal(first.leaf) {
+		t.Fatalf("the renewal left the Secret's certificate as it was (serial %v)", renewed.leaf.SerialNumber)
+	}
+	if bytes.Equal(renewed.keyPEM, first.keyPEM) {
+		t.Error("the renewal kept the private key; the Certificate's rotationPolicy is Always")
+	}
+	checkServing(t, renewed, cfg)
+	if !renewed.ca.Equal(first.ca) {
+		t.Errorf("a serving renewal changed ca.crt")
+	}
+	if err := sameCerts(bundle, first.ca); err != nil {
+		t.Errorf("after a serving renewal: %v, want the one CA", err)
+	}
+
+	// CA rotation: the CA renewed, then the serving certificate under the new CA. The injector
+	// keeps the old CA beside the new one, so both the certificate a Pod may still serve and
+	// the new one verify against caBundle.
+	requestRenewal(t, certs, caName)
+	newCA := issued(caName, caName, 2)
+	if newCA.leaf.Equal(ca.leaf) {
+		t.Fatal("the CA renewal left the CA Secret as it was")
+	}
+	requestRenewal(t, certs, servingName)
+	underNewCA := issued(servingName, webhookstack.ServingSecretName(cfg), 3)
+	if !underNewCA.ca.Equal(newCA.leaf) {
+		t.Errorf("after the CA renewal the serving Secret's ca.crt has serial %v, want the new CA's %v", underNewCA.ca.SerialNumber, newCA.leaf.SerialNumber)
+	}
+	checkServing(t, underNewCA, cfg)
+	waitFor("the CA injector to carry the old and the new CA in caBundle", func() error {
+		return sameCerts(bundle, ca.leaf, newCA.leaf)
+	})
+	got, err := bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []issuedSecret{renewed, underNewCA} {
+		if err := verifyServing(s, got, webhookServerNameIn(cfg.Name, ns)); err != nil {
+			t.Errorf("the certificate of serial %v against caBundle: %v", s.leaf.SerialNumber, err)
+		}
+	}
+}
+
+var certificateGVR = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
+
+// certManagerBinary is bin/name, which `make certmanager-tools` builds.
+func certManagerBinary(t *testing.T, name string) string {
+	t.Helper()
+	bin := filepath.Join(os.Getenv(envRepoRoot), "bin", name)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%v: run `make tools` (or `make certmanager-tools`)", err)
+	}
+	return bin
+}
+
+// runCertManagerPart runs a cert-manager binary against the cluster until the test ends, and
+// prints the end of its log when the test fails.
+func runCertManagerPart(t *testing.T, bin string) *cluster.Process {
+	t.Helper()
+	p, err := fx.cluster.Run(bin, "--kubeconfig="+fx.cluster.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop(5 * time.Second)
+		if t.Failed() {
+			t.Logf("end of %s:\n%s", p.Log, cluster.Tail(p.Log, 80))
+		}
+	})
+	return p
+}
+
+// createInjectTarget creates a webhook configuration as the stack makes it in certManager mode
+// (the inject-ca-from annotation, no caBundle) and returns its name. It selects no namespace,
+// so it never takes part in another test's admissions.
+func createInjectTarget(t *testing.T, cfg webhookstack.Config) string {
+	t.Helper()
 	none := admissionregistrationv1.SideEffectClassNone
 	ignore := admissionregistrationv1.Ignore
-	mwc, err := fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+	mwcs := fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	mwc, err := mwcs.Create(context.Background(), &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "cainjector-test-", Annotations: map[string]string{
 			webhookstack.InjectCAFromAnnotation: webhookstack.InjectCAFrom(cfg),
 		}},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name:                    "cainjector.test.example.com",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: ns, Name: cfg.Name}},
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: cfg.Namespace, Name: cfg.Name}},
 			SideEffects:             &none,
 			FailurePolicy:           &ignore,
 			AdmissionReviewVersions: []string{"v1"},
@@ -186,83 +329,139 @@ func TestCertManagerCAInjectorFillsTheStacksCABundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), mwc.Name, metav1.DeleteOptions{})
-	})
+	t.Cleanup(func() { _ = mwcs.Delete(context.Background(), mwc.Name, metav1.DeleteOptions{}) })
+	return mwc.Name
+}
 
-	injector, err := fx.cluster.Run(bin, "--kubeconfig="+fx.cluster.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		injector.Stop(5 * time.Second)
-		if t.Failed() {
-			if log, err := os.ReadFile(injector.Log); err == nil {
-				t.Logf("cainjector log:\n%s", log)
-			}
-		}
-	})
-
-	bundle := func() (string, error) {
-		got, err := fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mwc.Name, metav1.GetOptions{})
+// requestRenewal asks cert-manager to renew Certificate name now, as `cmctl renew` does: the
+// Issuing condition set to True through the status subresource.
+func requestRenewal(t *testing.T, certs dynamic.ResourceInterface, name string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		crt, err := certs.Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
-			return "", err
+			return err
 		}
-		return string(got.Webhooks[0].ClientConfig.CABundle), injector.Failure()
-	}
-	// Nothing to inject before the Secret exists.
-	time.Sleep(2 * time.Second)
-	if got, err := bundle(); err != nil || got != "" {
-		t.Fatalf("caBundle before the Secret exists: %q (%v), want none", got, err)
-	}
-
-	secrets := fx.client.CoreV1().Secrets(ns)
-	issue := func(name string) []byte {
-		t.Helper()
-		ca, err := testpki.NewCA(name, 24*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		leaf, err := ca.Serving(webhookServerNameIn(cfg.Name, ns), webhookstack.ServiceDNSNames(cfg.Name, ns)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		secret := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: webhookstack.ServingSecretName(cfg), Annotations: map[string]string{
-				"cert-manager.io/certificate-name": webhookstack.ServingCertificateName(cfg),
-			}},
-			Type: corev1.SecretTypeTLS,
-			Data: map[string][]byte{corev1.TLSCertKey: leaf.CertPEM, corev1.TLSPrivateKeyKey: leaf.KeyPEM, "ca.crt": ca.CertPEM},
-		}
-		if _, err := secrets.Get(ctx, secret.Name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-			_, err = secrets.Create(ctx, secret, metav1.CreateOptions{})
-		} else if err == nil {
-			_, err = secrets.Update(ctx, secret, metav1.UpdateOptions{})
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ca.CertPEM
-	}
-	// The first issuance: caBundle is its CA. A renewal under another CA: the injector adds the
-	// new CA and keeps the old one until it expires (cert-manager's CAInjectorMerging, GA and on
-	// by default), so Pods still serving the old Secret's certificate stay trusted while the
-	// kubelet and the server's hot reload catch up.
-	first := issue("first-ca")
-	waitBundle := func(what string, want []byte) {
-		t.Helper()
-		cluster.Eventually(t, 30*time.Second, "the CA injector to make caBundle "+what, func() error {
-			got, err := bundle()
-			if err != nil {
-				return err
-			}
-			if got != string(want) {
-				return fmt.Errorf("caBundle %q", got)
-			}
-			return nil
+		conditions, _, _ := unstructured.NestedSlice(crt.Object, "status", "conditions")
+		conditions = slices.DeleteFunc(conditions, func(c any) bool {
+			m, _ := c.(map[string]any)
+			return m["type"] == "Issuing"
 		})
+		conditions = append(conditions, map[string]any{
+			"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+			"message":            "renewal requested by the test",
+			"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
+			"observedGeneration": crt.GetGeneration(),
+		})
+		if err := unstructured.SetNestedSlice(crt.Object, conditions, "status", "conditions"); err != nil {
+			return err
+		}
+		_, err = certs.UpdateStatus(context.Background(), crt, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("request the renewal of Certificate %s: %v", name, err)
 	}
-	waitBundle("the first CA", first)
-	second := issue("renewed-under-a-new-ca")
-	waitBundle("the first and the new CA", append(bytes.Clone(first), second...))
+}
+
+func hasCondition(u *unstructured.Unstructured, kind, status string) bool {
+	conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	return slices.ContainsFunc(conditions, func(c any) bool {
+		m, _ := c.(map[string]any)
+		return m["type"] == kind && m["status"] == status
+	})
+}
+
+// issuedSecret is what cert-manager wrote into a Certificate's Secret.
+type issuedSecret struct {
+	leaf           *x509.Certificate // tls.crt's first certificate
+	ca             *x509.Certificate // ca.crt
+	certPEM        []byte
+	keyPEM         []byte
+	certificateFor string // its cert-manager.io/certificate-name annotation
+}
+
+func readIssuedSecret(s *corev1.Secret) (issuedSecret, error) {
+	chain, err := parseCerts(s.Data[corev1.TLSCertKey])
+	if err != nil || len(chain) == 0 {
+		return issuedSecret{}, fmt.Errorf("Secret %s: tls.crt: %d certificates, %v", s.Name, len(chain), err)
+	}
+	cas, err := parseCerts(s.Data["ca.crt"])
+	if err != nil || len(cas) != 1 {
+		return issuedSecret{}, fmt.Errorf("Secret %s: ca.crt: %d certificates, %v", s.Name, len(cas), err)
+	}
+	if _, err := tls.X509KeyPair(s.Data[corev1.TLSCertKey], s.Data[corev1.TLSPrivateKeyKey]); err != nil {
+		return issuedSecret{}, fmt.Errorf("Secret %s: tls.crt and tls.key: %v", s.Name, err)
+	}
+	return issuedSecret{leaf: chain[0], ca: cas[0], certPEM: s.Data[corev1.TLSCertKey], keyPEM: s.Data[corev1.TLSPrivateKeyKey],
+		certificateFor: s.Annotations["cert-manager.io/certificate-name"]}, nil
+}
+
+// checkServing: the serving certificate chains to the Secret's ca.crt for every name the API
+// server may check, for server auth, and lives as long as the stack configures.
+func checkServing(t *testing.T, s issuedSecret, cfg webhookstack.Config) {
+	t.Helper()
+	if err := verifyServing(s, []*x509.Certificate{s.ca}, webhookstack.ServiceDNSNames(cfg.Name, cfg.Namespace)...); err != nil {
+		t.Error(err)
+	}
+	checkLifetime(t, "the serving certificate", s.leaf, cfg.CertValidityHours)
+	if want := webhookstack.ServingCertificateName(cfg); s.certificateFor != want {
+		t.Errorf("the serving Secret is annotated as Certificate %q's, want %q", s.certificateFor, want)
+	}
+}
+
+func verifyServing(s issuedSecret, roots []*x509.Certificate, names ...string) error {
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	for _, name := range names {
+		if _, err := s.leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			return fmt.Errorf("serving certificate for %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// checkLifetime: cert-manager issues for exactly the Certificate's duration.
+func checkLifetime(t *testing.T, what string, c *x509.Certificate, hours int) {
+	t.Helper()
+	if got, want := c.NotAfter.Sub(c.NotBefore), time.Duration(hours)*time.Hour; got != want {
+		t.Errorf("%s is valid for %v, the stack configures %v", what, got, want)
+	}
+}
+
+func parseCerts(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return out, nil
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+}
+
+// sameCerts: get returns exactly want, in order.
+func sameCerts(get func() ([]*x509.Certificate, error), want ...*x509.Certificate) error {
+	got, err := get()
+	if err != nil {
+		return err
+	}
+	if !slices.EqualFunc(got, want, (*x509.Certificate).Equal) {
+		serials := func(cs []*x509.Certificate) []string {
+			var out []string
+			for _, c := range cs {
+				out = append(out, c.Subject.CommonName+"#"+c.SerialNumber.String())
+			}
+			return out
+		}
+		return fmt.Errorf("caBundle holds %v, want %v", serials(got), serials(want))
+	}
+	return nil
 }
