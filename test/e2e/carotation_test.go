@@ -93,6 +93,7 @@ func readLastOutputs(t *testing.T, s summary) {
 	for _, sign := range []string{"unknown resource", "deploying as a first install"} {
 		if strings.Contains(s.log, sign) {
 			t.Errorf("the update could not read the last outputs (%q):\n%s", sign, lastLines(s.log, 20))
+			return
 		}
 	}
 }
