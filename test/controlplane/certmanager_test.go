@@ -5,25 +5,35 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 // certManagerCRDs returns cert-manager's CRD files (deploy/crds of the
@@ -154,7 +164,9 @@ func keys[V any](m map[string]V) []string {
 // `cmctl renew` asks for) brings a new serving key and certificate under the same CA, the
 // bundle unchanged; a CA renewal followed by a serving renewal leaves old and new CA in the
 // bundle (cert-manager's CAInjectorMerging), so a Pod still serving the old certificate stays
-// trusted while the kubelet and the server's hot reload catch up.
+// trusted while the kubelet and the server's hot reload catch up. At each step the API server
+// calls a webhook of the test's own behind the stack's Service that serves the issued Secret,
+// trusting only the injected caBundle.
 func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	requireControlPlane(t)
 	ctx := context.Background()
@@ -167,6 +179,7 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 		Certificates: webhookstack.Certificates{Mode: webhookstack.CertModeCertManager},
 	}
 	mwc := createInjectTarget(t, cfg)
+	serving := serveAdmissionForTest(t, cfg, certManagerTestAddress, certManagerTestPort)
 	controller := runCertManagerPart(t, controllerBin)
 	injector := runCertManagerPart(t, injectorBin)
 	waitFor := func(what string, check func() error) {
@@ -230,6 +243,22 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 		return sameCerts(bundle, first.ca)
 	})
 
+	// The API server calls through the Service, checking the issued certificate against the
+	// injected bundle; a certificate from another CA is refused (the policy is Fail).
+	other, err := testpki.NewCA("not-the-issued-ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := other.Serving(webhookServerNameIn(cfg.Name, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving.serve(t, stranger.CertPEM, stranger.KeyPEM)
+	if _, err := serving.call(ns); err == nil || !strings.Contains(err.Error(), "x509") {
+		t.Errorf("a call to a server whose certificate another CA signed: %v, want it refused for its certificate", err)
+	}
+	serving.mustServe(t, first, ns)
+
 	// Renewal, as `cmctl renew` asks for it: a new key (rotationPolicy Always) and certificate
 	// under the same CA; the bundle stays.
 	requestRenewal(t, certs, servingName)
@@ -247,6 +276,7 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	if err := sameCerts(bundle, first.ca); err != nil {
 		t.Errorf("after a serving renewal: %v, want the one CA", err)
 	}
+	serving.mustServe(t, renewed, ns)
 
 	// CA rotation: the CA renewed, then the serving certificate under the new CA. The injector
 	// keeps the old CA beside the new one, so both the certificate a Pod may still serve and
@@ -265,15 +295,9 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	waitFor("the CA injector to carry the old and the new CA in caBundle", func() error {
 		return sameCerts(bundle, ca.leaf, newCA.leaf)
 	})
-	got, err := bundle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []issuedSecret{renewed, underNewCA} {
-		if err := verifyServing(s, got, webhookServerNameIn(cfg.Name, ns)); err != nil {
-			t.Errorf("the certificate of serial %v against caBundle: %v", s.leaf.SerialNumber, err)
-		}
-	}
+	// A Pod still serving the certificate issued under the old CA, and one serving the new.
+	serving.mustServe(t, renewed, ns)
+	serving.mustServe(t, underNewCA, ns)
 }
 
 var certificateGVR = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
@@ -306,24 +330,32 @@ func runCertManagerPart(t *testing.T, bin string) *cluster.Process {
 }
 
 // createInjectTarget creates a webhook configuration as the stack makes it in certManager mode
-// (the inject-ca-from annotation, no caBundle) and returns its name. It selects no namespace,
-// so it never takes part in another test's admissions.
+// (the inject-ca-from annotation, no caBundle, the stack's Service) and returns its name. It is
+// called only for ConfigMaps labelled certManagerCallLabel in cfg.Namespace, so it never takes
+// part in another test's admissions; its policy is Fail, so a failed call refuses the create.
 func createInjectTarget(t *testing.T, cfg webhookstack.Config) string {
 	t.Helper()
 	none := admissionregistrationv1.SideEffectClassNone
-	ignore := admissionregistrationv1.Ignore
+	fail := admissionregistrationv1.Fail
 	mwcs := fx.client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	mwc, err := mwcs.Create(context.Background(), &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "cainjector-test-", Annotations: map[string]string{
 			webhookstack.InjectCAFromAnnotation: webhookstack.InjectCAFrom(cfg),
 		}},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    "cainjector.test.example.com",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{Namespace: cfg.Namespace, Name: cfg.Name}},
+			Name: "cainjector.test.example.com",
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+				Namespace: cfg.Namespace, Name: cfg.Name, Path: ptr.To("/mutate"), Port: ptr.To[int32](443),
+			}},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"configmaps"}},
+			}},
 			SideEffects:             &none,
-			FailurePolicy:           &ignore,
+			FailurePolicy:           &fail,
 			AdmissionReviewVersions: []string{"v1"},
-			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"cainjector-test": "no-namespace-has-this"}},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: cfg.Namespace}},
+			ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{certManagerCallLabel: "true"}},
 		}},
 	}, metav1.CreateOptions{})
 	if err != nil {
@@ -464,4 +496,105 @@ func sameCerts(get func() ([]*x509.Certificate, error), want ...*x509.Certificat
 		return fmt.Errorf("caBundle holds %v, want %v", serials(got), serials(want))
 	}
 	return nil
+}
+
+const (
+	certManagerTestAddress = "10.250.0.15"
+	certManagerTestPort    = 9446
+	certManagerCallLabel   = "certmanager-test/call"
+	servedByAnnotation     = "certmanager-test/served-by"
+)
+
+// admissionForTest is an admission webhook of the test's own, exposed as the stack's Service,
+// serving whichever certificate the test gives it. Keep-alive is off: every call is a new TLS
+// handshake, which checks the certificate served now against the caBundle the API server holds.
+type admissionForTest struct {
+	pair atomic.Pointer[tls.Certificate]
+}
+
+func serveAdmissionForTest(t *testing.T, cfg webhookstack.Config, ip string, port int32) *admissionForTest {
+	t.Helper()
+	a := &admissionForTest{}
+	mux := http.NewServeMux()
+	// Every ConfigMap gets an annotation naming the serial of the certificate that served it.
+	mux.HandleFunc("POST /mutate", func(w http.ResponseWriter, r *http.Request) {
+		var review admissionv1.AdmissionReview
+		if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
+			http.Error(w, "bad AdmissionReview", http.StatusBadRequest)
+			return
+		}
+		patch, _ := json.Marshal([]map[string]any{{"op": "add", "path": "/metadata/annotations",
+			"value": map[string]string{servedByAnnotation: a.pair.Load().Leaf.SerialNumber.String()}}})
+		review.Response = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true,
+			Patch: patch, PatchType: ptr.To(admissionv1.PatchTypeJSONPatch)}
+		review.Request = nil
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(review)
+	})
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(int(port))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return a.pair.Load(), nil },
+	}}
+	srv.SetKeepAlivesEnabled(false)
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	ctx := context.Background()
+	_, err = fx.client.CoreV1().Services(cfg.Namespace).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: cfg.Name},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromInt32(port)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fx.client.DiscoveryV1().EndpointSlices(cfg.Namespace).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: cfg.Name + "-manual", Labels: map[string]string{
+			discoveryv1.LabelServiceName: cfg.Name, discoveryv1.LabelManagedBy: "controlplane-test",
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *admissionForTest) serve(t *testing.T, certPEM, keyPEM []byte) {
+	t.Helper()
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.pair.Store(&pair)
+}
+
+// call creates a ConfigMap the webhook configuration selects and returns the serial of the
+// certificate that served the API server's call.
+func (a *admissionForTest) call(ns string) (string, error) {
+	cm, err := fx.client.CoreV1().ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "call-", Labels: map[string]string{certManagerCallLabel: "true"}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	return cm.Annotations[servedByAnnotation], nil
+}
+
+// mustServe serves s's certificate and key and checks that the API server's call reaches it.
+func (a *admissionForTest) mustServe(t *testing.T, s issuedSecret, ns string) {
+	t.Helper()
+	a.serve(t, s.certPEM, s.keyPEM)
+	got, err := a.call(ns)
+	if err != nil {
+		t.Fatalf("the API server's call to the webhook serving the issued certificate (serial %v): %v", s.leaf.SerialNumber, err)
+	}
+	if got != s.leaf.SerialNumber.String() {
+		t.Fatalf("the call was served by the certificate of serial %q, want %v", got, s.leaf.SerialNumber)
+	}
 }
