@@ -312,8 +312,8 @@ func certManagerBinary(t *testing.T, name string) string {
 	return bin
 }
 
-// runCertManagerPart runs a cert-manager binary against the cluster until the test ends, and
-// prints the end of its log when the test fails.
+// runCertManagerPart runs a cert-manager binary against the cluster until the test ends, when
+// SIGTERM must stop it cleanly, and prints the end of its log when the test fails.
 func runCertManagerPart(t *testing.T, bin string) *cluster.Process {
 	t.Helper()
 	p, err := fx.cluster.Run(bin, "--kubeconfig="+fx.cluster.Kubeconfig)
@@ -321,7 +321,9 @@ func runCertManagerPart(t *testing.T, bin string) *cluster.Process {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		p.Stop(5 * time.Second)
+		if st := p.Stop(5 * time.Second); st == nil || !st.Success() {
+			t.Errorf("%s did not stop cleanly on SIGTERM: %v", p.Name, st)
+		}
 		if t.Failed() {
 			t.Logf("end of %s:\n%s", p.Log, cluster.Tail(p.Log, 80))
 		}
