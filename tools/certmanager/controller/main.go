@@ -98,7 +98,7 @@ func run(kubeconfig string) error {
 	// Construct every loop before any informer starts: constructing one asks the shared
 	// factories for the informers it needs, and a factory starts only those asked for.
 	known := controller.Known()
-	run := make(map[string]controller.Interface, len(loops))
+	constructed := make(map[string]controller.Interface, len(loops))
 	for _, name := range loops {
 		construct, ok := known[name]
 		if !ok {
@@ -108,7 +108,7 @@ func run(kubeconfig string) error {
 		if err != nil {
 			return fmt.Errorf("control loop %s: %w", name, err)
 		}
-		run[name] = loop
+		constructed[name] = loop
 	}
 	shared, err := factory.Build()
 	if err != nil {
@@ -117,27 +117,24 @@ func run(kubeconfig string) error {
 	shared.KubeSharedInformerFactory.Start(ctx.Done())
 	shared.SharedInformerFactory.Start(ctx.Done())
 
-	// Each loop waits for its informers to sync, then works until ctx ends (SIGTERM).
-	errs := make(chan error, len(run))
-	var wg sync.WaitGroup
-	for name, loop := range run {
+	// Each loop waits for its informers to sync, then works until ctx ends (SIGTERM); one that
+	// fails stops them all.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for name, loop := range constructed {
 		wg.Go(func() {
 			if err := loop.Run(workers, ctx); err != nil {
-				errs <- fmt.Errorf("control loop %s: %w", name, err)
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("control loop %s: %w", name, err))
+				mu.Unlock()
 				stop()
 			}
 		})
 	}
 	klog.FromContext(ctx).Info("running", "loops", loops)
 	wg.Wait()
-	close(errs)
-	return errors.Join(slicesOf(errs)...)
-}
-
-func slicesOf(ch <-chan error) []error {
-	var out []error
-	for err := range ch {
-		out = append(out, err)
-	}
-	return out
+	return errors.Join(errs...)
 }
