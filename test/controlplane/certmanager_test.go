@@ -73,11 +73,7 @@ func TestCertManagerObjectsAreAcceptedAndWired(t *testing.T) {
 	dyn := installCertManagerCRDs(t)
 	ns := newNamespace(t, nil)
 
-	cfg := webhookstack.Config{
-		Name: "ai-webhook", Namespace: ns,
-		CAValidityHours: 87600, CertValidityHours: 2160, EarlyRenewalHours: 720,
-		Certificates: webhookstack.Certificates{Mode: webhookstack.CertModeCertManager},
-	}
+	cfg := certManagerConfig(ns)
 	stored := createCertManagerObjects(t, dyn, cfg)
 
 	// Strict validation is on: a field the CRD does not know is refused.
@@ -131,6 +127,15 @@ func TestCertManagerObjectsAreAcceptedAndWired(t *testing.T) {
 	}
 }
 
+// certManagerConfig is the stack's configuration in certManager mode, installed in ns.
+func certManagerConfig(ns string) webhookstack.Config {
+	return webhookstack.Config{
+		Name: "ai-webhook", Namespace: ns,
+		CAValidityHours: 87600, CertValidityHours: 2160, EarlyRenewalHours: 720,
+		Certificates: webhookstack.Certificates{Mode: webhookstack.CertModeCertManager},
+	}
+}
+
 // createCertManagerObjects creates the cert-manager objects the stack renders for cfg, with
 // strict field validation, and returns them as stored, by kind/name.
 func createCertManagerObjects(t *testing.T, dyn dynamic.Interface, cfg webhookstack.Config) map[string]*unstructured.Unstructured {
@@ -173,11 +178,7 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	controllerBin, injectorBin := certManagerBinary(t, "cert-manager-controller"), certManagerBinary(t, "cainjector")
 	dyn := installCertManagerCRDs(t)
 	ns := newNamespace(t, nil)
-	cfg := webhookstack.Config{
-		Name: "ai-webhook", Namespace: ns,
-		CAValidityHours: 87600, CertValidityHours: 2160, EarlyRenewalHours: 720,
-		Certificates: webhookstack.Certificates{Mode: webhookstack.CertModeCertManager},
-	}
+	cfg := certManagerConfig(ns)
 	mwc := createInjectTarget(t, cfg)
 	serving := serveAdmissionForTest(t, cfg, certManagerTestAddress, certManagerTestPort)
 	controller := runCertManagerPart(t, controllerBin)

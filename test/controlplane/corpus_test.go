@@ -883,8 +883,8 @@ func userValueProblems(sent, stored *corev1.Pod, p *profile.Compiled) []string {
 	if ps.Derived.Shm != nil {
 		profilePaths = append(profilePaths, path.Clean(ps.Derived.Shm.MountPath))
 	}
-	storedContainers := byName(append(slices.Clone(gs.InitContainers), gs.Containers...), func(c corev1.Container) string { return c.Name })
-	for _, w := range append(slices.Clone(ws.InitContainers), ws.Containers...) {
+	storedContainers := containersByName(gs)
+	for _, w := range runContainers(ws) {
 		g, ok := storedContainers[w.Name]
 		if !ok {
 			bad("container %s is gone", w.Name)
@@ -1035,7 +1035,7 @@ func podView(p *corev1.Pod) any {
 			v.Tolerations = append(v.Tolerations, t)
 		}
 	}
-	for _, c := range append(slices.Clone(p.Spec.InitContainers), p.Spec.Containers...) {
+	for _, c := range runContainers(&p.Spec) {
 		v.Containers = append(v.Containers, container{c.Name, c.Env, c.VolumeMounts, c.Resources})
 	}
 	return v
@@ -1183,8 +1183,8 @@ func addedDuplicates(sent, stored *corev1.Pod) []string {
 	}
 	check("volume", volumes(sent), volumes(stored))
 	check("toleration", tolerations(sent), tolerations(stored))
-	mine := byName(append(slices.Clone(sent.Spec.InitContainers), sent.Spec.Containers...), func(c corev1.Container) string { return c.Name })
-	for _, c := range append(slices.Clone(stored.Spec.InitContainers), stored.Spec.Containers...) {
+	mine := containersByName(&sent.Spec)
+	for _, c := range runContainers(&stored.Spec) {
 		m := mine[c.Name]
 		env := func(c corev1.Container) []string {
 			return mappedNames(c.Env, func(e corev1.EnvVar) string { return e.Name })
@@ -1231,8 +1231,8 @@ func gpuHidingProblems(sent, stored *corev1.Pod, p *profile.Compiled) []string {
 		return nil
 	}
 	var probs []string
-	mine := byName(append(slices.Clone(sent.Spec.InitContainers), sent.Spec.Containers...), func(c corev1.Container) string { return c.Name })
-	for _, c := range append(slices.Clone(stored.Spec.InitContainers), stored.Spec.Containers...) {
+	mine := containersByName(&sent.Spec)
+	for _, c := range runContainers(&stored.Spec) {
 		vis := envNamed(c.Env, profile.EnvNvidiaVisibleDevices)
 		own := envNamed(mine[c.Name].Env, profile.EnvNvidiaVisibleDevices)
 		voided := len(vis) > 0 && vis[len(vis)-1].Value == "void" && len(own) == 0
@@ -1289,7 +1289,7 @@ func shmProblem(sent, stored *corev1.Pod, p *profile.Compiled) string {
 		return "the added " + shm.VolumeName + " volume is not a memory emptyDir: " + describeVolume(stored.Spec.Volumes[i])
 	}
 	var limit *resource.Quantity
-	for _, c := range append(slices.Clone(stored.Spec.InitContainers), stored.Spec.Containers...) {
+	for _, c := range runContainers(&stored.Spec) {
 		q, ok := c.Resources.Limits[corev1.ResourceMemory]
 		mounts := slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == shm.VolumeName })
 		if ok && !q.IsZero() && mounts && (limit == nil || q.Cmp(*limit) > 0) {
@@ -1320,8 +1320,8 @@ func ompProblems(sent, stored *corev1.Pod, p *profile.Compiled) []string {
 		return nil
 	}
 	var probs []string
-	mine := byName(append(slices.Clone(sent.Spec.InitContainers), sent.Spec.Containers...), func(c corev1.Container) string { return c.Name })
-	for _, c := range append(slices.Clone(stored.Spec.InitContainers), stored.Spec.Containers...) {
+	mine := containersByName(&sent.Spec)
+	for _, c := range runContainers(&stored.Spec) {
 		env := envNamed(c.Env, profile.EnvOMPNumThreads)
 		if len(env) == 0 || len(envNamed(mine[c.Name].Env, profile.EnvOMPNumThreads)) > 0 || slices.ContainsFunc(p.Container.Env,
 			func(e corev1.EnvVar) bool { return e.Name == profile.EnvOMPNumThreads }) {

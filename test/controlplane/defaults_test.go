@@ -3,6 +3,7 @@ package controlplane
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -146,6 +147,16 @@ func byName[T any](items []T, name func(T) string) map[string]T {
 		m[name(it)] = it
 	}
 	return m
+}
+
+// runContainers are a Pod's init and app containers, in order.
+func runContainers(spec *corev1.PodSpec) []corev1.Container {
+	return append(slices.Clone(spec.InitContainers), spec.Containers...)
+}
+
+// containersByName are runContainers by name.
+func containersByName(spec *corev1.PodSpec) map[string]corev1.Container {
+	return byName(runContainers(spec), func(c corev1.Container) string { return c.Name })
 }
 
 // clone deep-copies a slice of API values through JSON, so a Pod never shares them.
