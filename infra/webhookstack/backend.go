@@ -87,7 +87,7 @@ func newPolicies(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.Re
 			if err != nil {
 				return nil, nil, err
 			}
-			r, err := apiextensions.NewCustomResource(ctx, name+"-"+strings.ToLower(obj.kind)+"-"+c.Policy.Name, &apiextensions.CustomResourceArgs{
+			r, err := newCustomResource(ctx, name+"-"+strings.ToLower(obj.kind)+"-"+c.Policy.Name, &apiextensions.CustomResourceArgs{
 				ApiVersion:  pulumi.String(admissionregistrationv1.SchemeGroupVersion.String()),
 				Kind:        pulumi.String(obj.kind),
 				Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(c.Policy.Name), Labels: commonLabels(cfg.Name)},
@@ -160,7 +160,7 @@ func newPolicyStack(ctx *pulumi.Context, name string, cfg Config, stack *Webhook
 		if err != nil {
 			return nil, err
 		}
-		r, err := apiextensions.NewCustomResource(ctx, name+"-"+strings.ToLower(obj.kind), &apiextensions.CustomResourceArgs{
+		r, err := newCustomResource(ctx, name+"-"+strings.ToLower(obj.kind), &apiextensions.CustomResourceArgs{
 			ApiVersion:  pulumi.String(admissionregistrationv1.SchemeGroupVersion.String()),
 			Kind:        pulumi.String(obj.kind),
 			Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(vap.Name), Labels: commonLabels(cfg.Name)},

@@ -5,6 +5,7 @@ import (
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	pmetav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/utilities"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -101,7 +102,7 @@ func hours(h int) string { return strconv.Itoa(h) + "h" }
 func newCertManagerCertificates(ctx *pulumi.Context, name string, cfg Config, namespace pulumi.StringOutput, opts ...pulumi.ResourceOption) (*certificates, error) {
 	var created []pulumi.Resource
 	for _, obj := range CertManagerObjects(cfg) {
-		cr, err := apiextensions.NewCustomResource(ctx, name+"-"+obj.Name+"-"+lowerKind(obj.Kind), &apiextensions.CustomResourceArgs{
+		cr, err := newCustomResource(ctx, name+"-"+obj.Name+"-"+lowerKind(obj.Kind), &apiextensions.CustomResourceArgs{
 			ApiVersion:  pulumi.String(obj.APIVersion()),
 			Kind:        pulumi.String(obj.Kind),
 			Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(obj.Name), Namespace: namespace, Labels: commonLabels(cfg.Name)},
@@ -123,6 +124,14 @@ func newCertManagerCertificates(ctx *pulumi.Context, name string, cfg Config, na
 		// The namespace output (not cfg.Namespace) keeps the dependency on the Namespace resource.
 		webhookAnnotations: pulumi.StringMap{InjectCAFromAnnotation: namespace.ApplyT(func(string) string { return InjectCAFrom(cfg) }).(pulumi.StringOutput)},
 	}, nil
+}
+
+// newCustomResource is apiextensions.NewCustomResource asking for the Kubernetes provider version
+// the SDK's typed resources ask for. NewCustomResource asks for none, and the engine then made a
+// second, unversioned default provider on a first install, which the next update deleted: the
+// first preview after an install was not a no-change one (seen end to end in certManager mode).
+func newCustomResource(ctx *pulumi.Context, name string, args *apiextensions.CustomResourceArgs, opts ...pulumi.ResourceOption) (*apiextensions.CustomResource, error) {
+	return apiextensions.NewCustomResource(ctx, name, args, utilities.PkgResourceDefaultOpts(opts)...)
 }
 
 func lowerKind(kind string) string {

@@ -281,3 +281,31 @@ func programAfter(prev previous) func(*pulumi.Context) error {
 		return nil
 	}
 }
+
+// Custom resources (cert-manager's objects, the monitoring objects, admission policies) ask for
+// the same Kubernetes provider version as the typed resources: one default provider, so the
+// first preview after an install has nothing to do.
+func TestEveryKubernetesResourceAsksForOneProviderVersion(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		config map[string]string
+	}{
+		{"certManager mode", map[string]string{"certificates": `{"mode":"certManager"}`}},
+		{"monitoring objects", map[string]string{"monitoring": `{"podMonitor":true,"prometheusRule":true}`}},
+		{"auto backend", map[string]string{"backend": "auto"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			versions := map[string][]string{}
+			for _, r := range mustRun(t, tc.config).resources {
+				if strings.HasPrefix(r.Type, "kubernetes:") {
+					versions[r.Version] = append(versions[r.Version], r.Type)
+				}
+			}
+			if len(versions) != 1 || versions[""] != nil {
+				t.Errorf("provider versions asked for, with the types asking: %v; want one, not empty", versions)
+			}
+		})
+	}
+}

@@ -45,6 +45,7 @@ type registered struct {
 	Inputs             map[string]any // secrets unwrapped
 	State              map[string]any // what the mock returned as outputs, secrets unwrapped
 	Dependencies       []string       // URNs
+	Version            string         // the provider version the registration asks for
 }
 
 // mocks stands in for the engine and the providers. pulumi-tls resources under mocks would only
@@ -156,6 +157,7 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		Inputs:       in,
 		State:        plain(resource.NewProperty(outs)).(map[string]any),
 		Dependencies: args.RegisterRPC.GetDependencies(),
+		Version:      args.RegisterRPC.GetVersion(),
 	})
 	m.mu.Unlock()
 	return args.Name + "-id", outs, nil

@@ -154,7 +154,7 @@ func newMonitoring(ctx *pulumi.Context, name string, cfg Config, namespace pulum
 		return err
 	}
 	for _, o := range objs {
-		if _, err := apiextensions.NewCustomResource(ctx, name+"-"+strings.ToLower(o.Kind), &apiextensions.CustomResourceArgs{
+		if _, err := newCustomResource(ctx, name+"-"+strings.ToLower(o.Kind), &apiextensions.CustomResourceArgs{
 			ApiVersion:  pulumi.String(monitoringAPIVersion),
 			Kind:        pulumi.String(o.Kind),
 			Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(o.Name), Namespace: namespace, Labels: pulumi.ToStringMap(o.Labels)},

@@ -1,0 +1,325 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ai-webhook/ai-webhook/test/cluster"
+)
+
+// What the stack creates in certManager mode for the dev stack's name and namespace
+// (webhookstack.CertManagerObjects).
+const (
+	servingCertificate = appName + "-serving" // inject-ca-from names it
+	servingTLSSecret   = appName + "-tls"     // the Pods mount it, cert-manager writes it
+)
+
+func certManagerResource(resource string) schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: resource}
+}
+
+// TestCertManagerModeIssuesInjectsAndRenewsInPlace deploys the stack with certificates.mode
+// certManager under failurePolicy Fail, with cert-manager's real controller and CA injector
+// (bin/cert-manager-controller, bin/cainjector, from tools/certmanager) running against the
+// local cluster: `pulumi up` completes once cert-manager has issued the Secret the webhook Pods
+// mount, the injector fills caBundle, Pods of a selected namespace come back mutated. With Pods
+// created in a loop, cert-manager renews the serving certificate (as `cmctl renew` asks): the
+// running webhook processes serve the new certificate without a restart (the server's hot
+// reload), and an up that changes the webhook configuration keeps the injected caBundle; zero
+// refused, zero unmutated. destroy leaves no cert-manager object behind.
+func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
+	ctx := context.Background()
+	kube := env.cluster.Client
+	dyn, err := dynamic.NewForConfig(env.cluster.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCertManagerCRDs(t, dyn)
+	controller := startCertManagerPart(t, "cert-manager-controller")
+	injector := startCertManagerPart(t, "cainjector")
+	// Registered after the processes: the destroy runs while they still do.
+	destroyAtEnd(t, func() { waitNamespaceGone(t, kube) })
+	certs := dyn.Resource(certManagerResource("certificates")).Namespace(webhookNamespace)
+	waitFor := func(what string, check func() error) {
+		t.Helper()
+		if err := cluster.Wait(ctx, time.Minute, func(context.Context) error { return check() }, controller, injector); err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+	}
+
+	// The up: the Deployment's Pods wait for the Secret cert-manager writes, and the up for them.
+	s := deploy(t, "up", "--config", "certificates.mode=certManager", "--config", "failurePolicy=Fail")
+	upEnded := time.Now()
+	readLastOutputs(t, s)
+	for typ, want := range map[string]int{"kubernetes:cert-manager.io/v1:Issuer": 2, "kubernetes:cert-manager.io/v1:Certificate": 2} {
+		if n := countSteps(s, "create", typ); n != want {
+			t.Errorf("steps %v create %d %s, want %d", stepsOf(s), n, typ, want)
+		}
+	}
+	if slices.ContainsFunc(stepsOf(s), func(st string) bool {
+		return strings.Contains(st, " tls:") || strings.HasSuffix(st, " kubernetes:core/v1:Secret")
+	}) {
+		t.Errorf("steps %v: pulumi-tls or a Secret of the stack's own in certManager mode", stepsOf(s))
+	}
+	st := currentStack(t, kube)
+	if st.secret.Name != servingTLSSecret || st.secret.Annotations["cert-manager.io/certificate-name"] != servingCertificate {
+		t.Fatalf("the Pods mount Secret %s (annotations %v), want %s written by cert-manager for Certificate %s",
+			st.secret.Name, st.secret.Annotations, servingTLSSecret, servingCertificate)
+	}
+	mwc, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mwc.Annotations["cert-manager.io/inject-ca-from"], webhookNamespace+"/"+servingCertificate; got != want {
+		t.Errorf("inject-ca-from = %q, want %q", got, want)
+	}
+	if p := mwc.Webhooks[0].FailurePolicy; p == nil || *p != "Fail" {
+		t.Errorf("failurePolicy = %v, want Fail", p)
+	}
+	ca := certsOf(t, string(st.secret.Data["ca.crt"]))
+	waitFor("the CA injector to put the issued CA in caBundle", func() error {
+		if got := bundleOf(t, kube); !slices.EqualFunc(got, ca, bytes.Equal) {
+			return fmt.Errorf("caBundle holds %d certificates, want the Secret's CA", len(got))
+		}
+		return nil
+	})
+	t.Logf("caBundle injected %v after the up ended", time.Since(upEnded).Round(time.Millisecond))
+	checkServedCertificates(t, kube, st)
+	// Nothing left to do: cert-manager's status and the injected caBundle are not drift, and the
+	// custom resources share the typed resources' provider (certs_certmanager.go newCustomResource).
+	if again := deploy(t, "preview", "--expect-no-changes"); len(again.Steps) != 0 {
+		t.Errorf("the preview after the install has steps %v", stepsOf(again))
+	}
+
+	load, steady := steadyLoad(t, kube, "e2e-certmanager")
+
+	// Renewal: a new key and certificate in the same Secret, under the same CA; the processes
+	// that serve the Pods must pick it up themselves.
+	renewing := &phaseCounts{name: "cert-manager renews (hot reload)"}
+	load.next(renewing)
+	pods := webhookPodStates(t, kube)
+	d := st.deployment
+	requested := time.Now()
+	requestRenewal(t, certs, servingCertificate)
+	waitFor("cert-manager to issue revision 2 of "+servingCertificate, func() error {
+		crt, err := certs.Get(ctx, servingCertificate, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != 2 || !hasReadyCondition(crt) {
+			return fmt.Errorf("revision %d; status %v", rev, crt.Object["status"])
+		}
+		return nil
+	})
+	renewed := currentStack(t, kube)
+	if bytes.Equal(renewed.cert.Raw, st.cert.Raw) || bytes.Equal(renewed.secret.Data[corev1.TLSPrivateKeyKey], st.secret.Data[corev1.TLSPrivateKeyKey]) {
+		t.Fatal("the renewal left the Secret's certificate or key as it was")
+	}
+	if !bytes.Equal(renewed.secret.Data["ca.crt"], st.secret.Data["ca.crt"]) {
+		t.Error("a serving renewal changed the CA")
+	}
+	checkServedCertificates(t, kube, renewed)
+	t.Logf("both webhook Pods serve the renewed certificate %v after the request", time.Since(requested).Round(time.Millisecond))
+	if got := webhookPodStates(t, kube); !slices.Equal(got, pods) {
+		t.Errorf("the webhook Pods were replaced or restarted: before %v, after %v", pods, got)
+	}
+	if renewed.deployment.Generation != d.Generation {
+		t.Errorf("the Deployment went from generation %d to %d: the renewal rolled it", d.Generation, renewed.deployment.Generation)
+	}
+
+	// An up that changes the webhook configuration, after reading the cluster (the injected
+	// caBundle, cert-manager's status), must leave the injector's caBundle alone.
+	updating := &phaseCounts{name: "up --refresh changes the config"}
+	load.next(updating)
+	s = deploy(t, "up", "--refresh", "--config", "timeoutSeconds=9")
+	readLastOutputs(t, s)
+	if got := stepsOf(s); !slices.Equal(got, []string{"update " + mwcType}) {
+		t.Errorf("steps %v, want only the webhook configuration updated", got)
+	}
+	if got := bundleOf(t, kube); !slices.EqualFunc(got, ca, bytes.Equal) {
+		t.Errorf("after an up that updated the webhook configuration caBundle holds %d certificates, want the injected CA", len(got))
+	}
+
+	settled := &phaseCounts{name: "after"}
+	load.next(settled)
+	time.Sleep(3 * time.Second)
+	load.end()
+	checkPhases(t, steady, renewing, updating, settled)
+
+	// destroy: the namespace goes with the Secrets cert-manager wrote and the CertificateRequests
+	// it made; no cert-manager object is left anywhere.
+	deploy(t, "destroy")
+	waitNamespaceGone(t, kube)
+	for _, resource := range []string{"certificates", "certificaterequests", "issuers"} {
+		l, err := dyn.Resource(certManagerResource(resource)).List(ctx, metav1.ListOptions{})
+		if err != nil || len(l.Items) != 0 {
+			t.Errorf("%s left after destroy: %d (%v)", resource, len(l.Items), err)
+		}
+	}
+	secrets, err := kube.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range secrets.Items {
+		if sec.Annotations["cert-manager.io/certificate-name"] != "" {
+			t.Errorf("Secret %s/%s of cert-manager left after destroy", sec.Namespace, sec.Name)
+		}
+	}
+	if _, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("MutatingWebhookConfiguration after destroy: %v", err)
+	}
+}
+
+// installCertManagerCRDs creates cert-manager's CRDs (bin/cert-manager-crds, from the module
+// tools/certmanager pins) unless the cluster has them, and waits until each is established.
+func installCertManagerCRDs(t *testing.T, dyn dynamic.Interface) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(env.root, "bin", "cert-manager-crds", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no cert-manager CRDs in bin/cert-manager-crds (%v): run `make tools` (or `make certmanager-tools`)", err)
+	}
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd unstructured.Unstructured
+		if err := yaml.Unmarshal(data, &crd.Object); err != nil || crd.GetKind() != "CustomResourceDefinition" {
+			t.Fatalf("%s: not a CRD (%v)", file, err)
+		}
+		if _, err := crds.Create(context.Background(), &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("install CRD %s: %v", crd.GetName(), err)
+		}
+		cluster.Eventually(t, 30*time.Second, "CRD "+crd.GetName()+" to be established", func() error {
+			got, err := crds.Get(context.Background(), crd.GetName(), metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if !hasCondition(got, "Established") {
+				return fmt.Errorf("status %v", got.Object["status"])
+			}
+			return nil
+		})
+	}
+}
+
+// startCertManagerPart runs bin/name against the cluster until the test ends (after its
+// destroy), printing the end of its log when the test failed.
+func startCertManagerPart(t *testing.T, name string) *cluster.Process {
+	t.Helper()
+	bin := filepath.Join(env.root, "bin", name)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%v: run `make tools` (or `make certmanager-tools`)", err)
+	}
+	p, err := cluster.StartProcess(cluster.Command{Name: name, Log: filepath.Join(env.workDir, name+".log"),
+		Argv: []string{bin, "--kubeconfig=" + env.cluster.Kubeconfig}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop(5 * time.Second)
+		if t.Failed() {
+			t.Logf("end of %s:\n%s", p.Log, cluster.Tail(p.Log, 60))
+		}
+	})
+	return p
+}
+
+// requestRenewal asks cert-manager to renew Certificate name now, as `cmctl renew` does: the
+// Issuing condition set to True through the status subresource.
+func requestRenewal(t *testing.T, certs dynamic.ResourceInterface, name string) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		crt, err := certs.Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		conditions, _, _ := unstructured.NestedSlice(crt.Object, "status", "conditions")
+		conditions = slices.DeleteFunc(conditions, func(c any) bool { m, _ := c.(map[string]any); return m["type"] == "Issuing" })
+		conditions = append(conditions, map[string]any{
+			"type": "Issuing", "status": "True", "reason": "ManuallyTriggered", "message": "renewal requested by the e2e test",
+			"lastTransitionTime": time.Now().UTC().Format(time.RFC3339), "observedGeneration": crt.GetGeneration(),
+		})
+		if err := unstructured.SetNestedSlice(crt.Object, conditions, "status", "conditions"); err != nil {
+			return err
+		}
+		_, err = certs.UpdateStatus(context.Background(), crt, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("request the renewal of Certificate %s: %v", name, err)
+	}
+}
+
+func hasReadyCondition(u *unstructured.Unstructured) bool { return hasCondition(u, "Ready") }
+
+// hasCondition: u's status has condition kind with status True.
+func hasCondition(u *unstructured.Unstructured, kind string) bool {
+	conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	return slices.ContainsFunc(conditions, func(c any) bool {
+		m, _ := c.(map[string]any)
+		return m["type"] == kind && m["status"] == "True"
+	})
+}
+
+func countSteps(s summary, op, typ string) int {
+	n := 0
+	for _, st := range s.Steps {
+		if st.Op == op && st.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// webhookPodStates describes each webhook Pod by name, UID, restarts and when its process
+// started (the workload runner's container status), sorted: equal lists mean the same
+// processes still run.
+func webhookPodStates(t *testing.T, kube kubernetes.Interface) []string {
+	t.Helper()
+	l, err := kube.CoreV1().Pods(webhookNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: cluster.WorkloadLabelKey + "=" + cluster.WorkloadLabelValue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range l.Items {
+		state := p.Name + " " + string(p.UID)
+		for _, c := range p.Status.ContainerStatuses {
+			state += fmt.Sprintf(" restarts=%d", c.RestartCount)
+			if c.State.Running != nil {
+				state += " started=" + c.State.Running.StartedAt.UTC().Format(time.RFC3339)
+			}
+		}
+		out = append(out, state)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func waitNamespaceGone(t *testing.T, kube kubernetes.Interface) {
+	t.Helper()
+	cluster.Eventually(t, time.Minute, "namespace "+webhookNamespace+" to go", func() error {
+		if _, err := kube.CoreV1().Namespaces().Get(context.Background(), webhookNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s still exists (%v)", webhookNamespace, err)
+		}
+		return nil
+	})
+}
