@@ -128,7 +128,7 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != 2 || !hasReadyCondition(crt) {
+		if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != 2 || !hasCondition(crt, "Ready") {
 			return fmt.Errorf("revision %d; status %v", rev, crt.Object["status"])
 		}
 		return nil
@@ -273,8 +273,6 @@ func requestRenewal(t *testing.T, certs dynamic.ResourceInterface, name string) 
 		t.Fatalf("request the renewal of Certificate %s: %v", name, err)
 	}
 }
-
-func hasReadyCondition(u *unstructured.Unstructured) bool { return hasCondition(u, "Ready") }
 
 // hasCondition: u's status has condition kind with status True.
 func hasCondition(u *unstructured.Unstructured, kind string) bool {
