@@ -28,11 +28,11 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/internal/certmanager"
 	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
@@ -57,7 +57,9 @@ func installCertManagerCRDs(t *testing.T) dynamic.Interface {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installCRDs(t, dyn, certManagerCRDs(t))
+	if err := cluster.InstallCRDs(context.Background(), dyn, certManagerCRDs(t)); err != nil {
+		t.Fatal(err)
+	}
 	return dyn
 }
 
@@ -201,6 +203,12 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	caName := cfg.Name + "-ca" // the CA Certificate and its Secret, behind the CA Issuer
 	servingName := webhookstack.ServingCertificateName(cfg)
 	certs := dyn.Resource(certificateGVR).Namespace(ns)
+	renew := func(name string) {
+		t.Helper()
+		if err := certmanager.RequestRenewal(ctx, certs, name); err != nil {
+			t.Fatalf("request the renewal of Certificate %s: %v", name, err)
+		}
+	}
 
 	// issued waits until Certificate name is Ready at revision and returns its Secret's contents.
 	issued := func(name, secretName string, revision int64) issuedSecret {
@@ -214,7 +222,7 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 			if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != revision {
 				return fmt.Errorf("revision %d; conditions %v", rev, crt.Object["status"])
 			}
-			if !hasCondition(crt, "Ready", "True") {
+			if !cluster.HasCondition(crt, "Ready", "True") {
 				return fmt.Errorf("not Ready: %v", crt.Object["status"])
 			}
 			secret, err := fx.client.CoreV1().Secrets(ns).Get(ctx, secretName, metav1.GetOptions{})
@@ -262,7 +270,7 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 
 	// Renewal, as `cmctl renew` asks for it: a new key (rotationPolicy Always) and certificate
 	// under the same CA; the bundle stays.
-	requestRenewal(t, certs, servingName)
+	renew(servingName)
 	renewed := issued(servingName, webhookstack.ServingSecretName(cfg), 2)
 	if renewed.leaf.Equal(first.leaf) {
 		t.Fatalf("the renewal left the Secret's certificate as it was (serial %v)", renewed.leaf.SerialNumber)
@@ -282,12 +290,12 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	// CA rotation: the CA renewed, then the serving certificate under the new CA. The injector
 	// keeps the old CA beside the new one, so both the certificate a Pod may still serve and
 	// the new one verify against caBundle.
-	requestRenewal(t, certs, caName)
+	renew(caName)
 	newCA := issued(caName, caName, 2)
 	if newCA.leaf.Equal(ca.leaf) {
 		t.Fatal("the CA renewal left the CA Secret as it was")
 	}
-	requestRenewal(t, certs, servingName)
+	renew(servingName)
 	underNewCA := issued(servingName, webhookstack.ServingSecretName(cfg), 3)
 	if !underNewCA.ca.Equal(newCA.leaf) {
 		t.Errorf("after the CA renewal the serving Secret's ca.crt has serial %v, want the new CA's %v", underNewCA.ca.SerialNumber, newCA.leaf.SerialNumber)
@@ -366,45 +374,6 @@ func createInjectTarget(t *testing.T, cfg webhookstack.Config) string {
 	}
 	t.Cleanup(func() { _ = mwcs.Delete(context.Background(), mwc.Name, metav1.DeleteOptions{}) })
 	return mwc.Name
-}
-
-// requestRenewal asks cert-manager to renew Certificate name now, as `cmctl renew` does: the
-// Issuing condition set to True through the status subresource.
-func requestRenewal(t *testing.T, certs dynamic.ResourceInterface, name string) {
-	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		crt, err := certs.Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		conditions, _, _ := unstructured.NestedSlice(crt.Object, "status", "conditions")
-		conditions = slices.DeleteFunc(conditions, func(c any) bool {
-			m, _ := c.(map[string]any)
-			return m["type"] == "Issuing"
-		})
-		conditions = append(conditions, map[string]any{
-			"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
-			"message":            "renewal requested by the test",
-			"lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
-			"observedGeneration": crt.GetGeneration(),
-		})
-		if err := unstructured.SetNestedSlice(crt.Object, conditions, "status", "conditions"); err != nil {
-			return err
-		}
-		_, err = certs.UpdateStatus(context.Background(), crt, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("request the renewal of Certificate %s: %v", name, err)
-	}
-}
-
-func hasCondition(u *unstructured.Unstructured, kind, status string) bool {
-	conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	return slices.ContainsFunc(conditions, func(c any) bool {
-		m, _ := c.(map[string]any)
-		return m["type"] == kind && m["status"] == status
-	})
 }
 
 // issuedSecret is what cert-manager wrote into a Certificate's Secret.

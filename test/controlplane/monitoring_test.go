@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
+	"github.com/ai-webhook/ai-webhook/test/cluster"
 )
 
 // installMonitoringCRDs creates prometheus-operator's PodMonitor and PrometheusRule CRDs, which
@@ -28,7 +29,9 @@ func installMonitoringCRDs(t *testing.T, dyn dynamic.Interface) {
 		}
 		files = append(files, file)
 	}
-	installCRDs(t, dyn, files)
+	if err := cluster.InstallCRDs(context.Background(), dyn, files); err != nil {
+		t.Fatal(err)
+	}
 }
 
 const monitoringAPIVersion = "monitoring.coreos.com/v1"

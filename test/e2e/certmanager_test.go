@@ -18,10 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/internal/certmanager"
 )
 
 // What the stack creates in certManager mode for the dev stack's name and namespace
@@ -122,13 +121,15 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 	pods := webhookPodStates(t, kube)
 	d := st.deployment
 	requested := time.Now()
-	requestRenewal(t, certs, servingCertificate)
+	if err := certmanager.RequestRenewal(ctx, certs, servingCertificate); err != nil {
+		t.Fatalf("request the renewal of Certificate %s: %v", servingCertificate, err)
+	}
 	waitFor("cert-manager to issue revision 2 of "+servingCertificate, func() error {
 		crt, err := certs.Get(ctx, servingCertificate, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != 2 || !hasCondition(crt, "Ready") {
+		if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != 2 || !cluster.HasCondition(crt, "Ready", "True") {
 			return fmt.Errorf("revision %d; status %v", rev, crt.Object["status"])
 		}
 		return nil
@@ -200,29 +201,8 @@ func installCertManagerCRDs(t *testing.T, dyn dynamic.Interface) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no cert-manager CRDs in bin/cert-manager-crds (%v): run `make tools` (or `make certmanager-tools`)", err)
 	}
-	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
-	for _, file := range files {
-		data, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var crd unstructured.Unstructured
-		if err := yaml.Unmarshal(data, &crd.Object); err != nil || crd.GetKind() != "CustomResourceDefinition" {
-			t.Fatalf("%s: not a CRD (%v)", file, err)
-		}
-		if _, err := crds.Create(context.Background(), &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("install CRD %s: %v", crd.GetName(), err)
-		}
-		cluster.Eventually(t, 30*time.Second, "CRD "+crd.GetName()+" to be established", func() error {
-			got, err := crds.Get(context.Background(), crd.GetName(), metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			if !hasCondition(got, "Established") {
-				return fmt.Errorf("status %v", got.Object["status"])
-			}
-			return nil
-		})
+	if err := cluster.InstallCRDs(context.Background(), dyn, files); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -246,41 +226,6 @@ func startCertManagerPart(t *testing.T, name string) *cluster.Process {
 		}
 	})
 	return p
-}
-
-// requestRenewal asks cert-manager to renew Certificate name now, as `cmctl renew` does: the
-// Issuing condition set to True through the status subresource.
-func requestRenewal(t *testing.T, certs dynamic.ResourceInterface, name string) {
-	t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		crt, err := certs.Get(context.Background(), name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		conditions, _, _ := unstructured.NestedSlice(crt.Object, "status", "conditions")
-		conditions = slices.DeleteFunc(conditions, func(c any) bool { m, _ := c.(map[string]any); return m["type"] == "Issuing" })
-		conditions = append(conditions, map[string]any{
-			"type": "Issuing", "status": "True", "reason": "ManuallyTriggered", "message": "renewal requested by the e2e test",
-			"lastTransitionTime": time.Now().UTC().Format(time.RFC3339), "observedGeneration": crt.GetGeneration(),
-		})
-		if err := unstructured.SetNestedSlice(crt.Object, conditions, "status", "conditions"); err != nil {
-			return err
-		}
-		_, err = certs.UpdateStatus(context.Background(), crt, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		t.Fatalf("request the renewal of Certificate %s: %v", name, err)
-	}
-}
-
-// hasCondition: u's status has condition kind with status True.
-func hasCondition(u *unstructured.Unstructured, kind string) bool {
-	conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	return slices.ContainsFunc(conditions, func(c any) bool {
-		m, _ := c.(map[string]any)
-		return m["type"] == kind && m["status"] == "True"
-	})
 }
 
 func countSteps(s summary, op, typ string) int {
