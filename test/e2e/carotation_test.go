@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -78,11 +77,7 @@ func TestCAReplacementRefusesNoPod(t *testing.T) {
 		t.Errorf("after the next up caBundle holds %d certificates, want the new CA alone", len(got))
 	}
 
-	settled := &phaseCounts{name: "after"}
-	load.next(settled)
-	time.Sleep(3 * time.Second)
-	load.end()
-	checkPhases(t, steady, replacing, dropping, settled)
+	load.settle(t, steady, replacing, dropping)
 }
 
 // readLastOutputs fails unless the update read the stack's last outputs: a fallback to a first

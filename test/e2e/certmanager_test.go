@@ -163,11 +163,7 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 		t.Errorf("after an up that updated the webhook configuration caBundle holds %d certificates, want the injected CA", len(got))
 	}
 
-	settled := &phaseCounts{name: "after"}
-	load.next(settled)
-	time.Sleep(3 * time.Second)
-	load.end()
-	checkPhases(t, steady, renewing, updating, settled)
+	load.settle(t, steady, renewing, updating)
 
 	// destroy: the namespace goes with the Secrets cert-manager wrote and the CertificateRequests
 	// it made; no cert-manager object is left anywhere.

@@ -121,6 +121,17 @@ func (l *podLoad) end() {
 	l.wg.Wait()
 }
 
+// settle counts a last phase, "after", for a few seconds once the change is done, ends the
+// load and checks every phase, that one included.
+func (l *podLoad) settle(t *testing.T, phases ...*phaseCounts) {
+	t.Helper()
+	after := &phaseCounts{name: "after"}
+	l.next(after)
+	time.Sleep(3 * time.Second)
+	l.end()
+	checkPhases(t, append(phases, after)...)
+}
+
 // TestRollingUpdateUnderLoad: with failurePolicy Fail and two replicas, Pods
 // are created (for real, not dry-run) back to back in a selected namespace
 // while `pulumi up` rolls the Deployment and, separately, while one webhook
@@ -160,12 +171,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	}
 	waitReplaced(t, kube, []string{victim})
 
-	after := &phaseCounts{name: "after"}
-	load.next(after)
-	time.Sleep(3 * time.Second)
-	load.end()
-
-	checkPhases(t, steady, rolling, deleted, after)
+	load.settle(t, steady, rolling, deleted)
 	// The replaced servers drained and exited 0, inside the grace period.
 	exits := env.cluster.WorkloadExits()[exitsBefore:]
 	if len(exits) < 3 {
