@@ -16,6 +16,10 @@ const (
 	// InjectCAFromAnnotation on a webhook configuration makes cert-manager's CA injector copy the
 	// named Certificate's CA (its Secret's ca.crt) into every caBundle.
 	InjectCAFromAnnotation = "cert-manager.io/inject-ca-from"
+	// WaitForAnnotation is pulumi-kubernetes' generic await: the resource is ready once the
+	// JSONPath WaitForCABundle names exists.
+	WaitForAnnotation = "pulumi.com/waitFor"
+	WaitForCABundle   = "jsonpath={.webhooks[0].clientConfig.caBundle}"
 )
 
 // CertManagerObject is one cert-manager object the stack creates in the webhook's namespace.
@@ -122,7 +126,14 @@ func newCertManagerCertificates(ctx *pulumi.Context, name string, cfg Config, na
 		caCertPEM:         pulumi.String("").ToStringOutput(),
 		servingCertExpiry: pulumi.String("").ToStringOutput(),
 		// The namespace output (not cfg.Namespace) keeps the dependency on the Namespace resource.
-		webhookAnnotations: pulumi.StringMap{InjectCAFromAnnotation: namespace.ApplyT(func(string) string { return InjectCAFrom(cfg) }).(pulumi.StringOutput)},
+		webhookAnnotations: pulumi.StringMap{
+			InjectCAFromAnnotation: namespace.ApplyT(func(string) string { return InjectCAFrom(cfg) }).(pulumi.StringOutput),
+			// The provider's await: `pulumi up` returns once cert-manager's CA injector has
+			// filled caBundle. Without it the up returned with no caBundle, and under Fail every
+			// Pod create in a selected namespace was refused until the injector caught up (or
+			// for ever, with no injector: then the up fails at its timeout instead, loudly).
+			WaitForAnnotation: pulumi.String(WaitForCABundle),
+		},
 	}, nil
 }
 

@@ -102,6 +102,8 @@ func TestCertManagerModeIssuesThroughCertManagerAndLeavesCABundleToItsInjector(t
 	if b := get(mwc, "webhooks.0.clientConfig.caBundle"); b != nil {
 		t.Errorf("caBundle = %v, want none (the CA injector fills it)", b)
 	}
+	// ... and the up waits for it: a webhook with no caBundle under Fail refuses every Pod.
+	want(t, "waitFor", str(mwc, "metadata.annotations.pulumi\\.com/waitFor"), "jsonpath={.webhooks[0].clientConfig.caBundle}")
 	// The Deployment comes after the Certificate: its Pods need the Secret.
 	dep := res.one(t, typeDeployment)
 	if !slices.ContainsFunc(dep.Dependencies, func(urn string) bool { return strings.HasSuffix(urn, "::"+serving.Name) }) {

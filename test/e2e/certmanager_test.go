@@ -38,10 +38,11 @@ func certManagerResource(resource string) schema.GroupVersionResource {
 // certManager under failurePolicy Fail, with cert-manager's real controller and CA injector
 // (bin/cert-manager-controller, bin/cainjector, from tools/certmanager) running against the
 // local cluster: `pulumi up` completes once cert-manager has issued the Secret the webhook Pods
-// mount, the injector fills caBundle, Pods of a selected namespace come back mutated. With Pods
+// mount and the injector has filled caBundle; Pods of a selected namespace come back mutated. With Pods
 // created in a loop, cert-manager renews the serving certificate (as `cmctl renew` asks): the
 // running webhook processes serve the new certificate without a restart (the server's hot
-// reload), and an up that changes the webhook configuration keeps the injected caBundle; zero
+// reload), and an up that changes the webhook configuration keeps the injected caBundle (with
+// the injector stopped, so it cannot put it back); zero
 // refused, zero unmutated. destroy leaves no cert-manager object behind.
 func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 	ctx := context.Background()
@@ -52,20 +53,49 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 	}
 	installCertManagerCRDs(t, dyn)
 	controller := startCertManagerPart(t, "cert-manager-controller")
-	injector := startCertManagerPart(t, "cainjector")
-	// Registered after the processes: the destroy runs while they still do.
+	// Registered before the injector starts: the destroy runs while the controller still does.
 	destroyAtEnd(t, func() { waitNamespaceGone(t, kube) })
 	certs := dyn.Resource(certManagerResource("certificates")).Namespace(webhookNamespace)
+	mwcs := kube.AdmissionregistrationV1().MutatingWebhookConfigurations()
+
+	// The up: the Deployment's Pods wait for the Secret cert-manager writes, and the up for them
+	// and for caBundle. The CA injector starts only some seconds after the webhook configuration
+	// exists: the up must still be waiting then, and return with caBundle filled, else Pods
+	// would be refused under Fail for want of a caBundle.
+	upDone := make(chan summary, 1)
+	go func() {
+		upDone <- deploy(t, "up", "--config", "certificates.mode=certManager", "--config", "failurePolicy=Fail")
+	}()
+	err = cluster.Wait(ctx, 3*time.Minute, func(ctx context.Context) error {
+		_, err := mwcs.Get(ctx, webhookConfig, metav1.GetOptions{})
+		return err
+	}, controller)
+	if err != nil {
+		t.Fatalf("waiting for the up to create the webhook configuration: %v", err)
+	}
+	time.Sleep(3 * time.Second)
+	select {
+	case <-upDone:
+		t.Fatal("the up returned with no CA injector running: it does not wait for caBundle")
+	default:
+	}
+	injector := startCertManagerPart(t, "cainjector")
+	var s summary
+	select {
+	case s = <-upDone:
+	case <-time.After(5 * time.Minute):
+		t.Fatal("the up did not return within 5 minutes of the CA injector's start")
+	}
+	mwc, err := mwcs.Get(ctx, webhookConfig, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor := func(what string, check func() error) {
 		t.Helper()
-		if err := cluster.Wait(ctx, time.Minute, func(context.Context) error { return check() }, controller, injector); err != nil {
+		if err := cluster.Wait(ctx, 2*time.Minute, func(context.Context) error { return check() }, controller, injector); err != nil {
 			t.Fatalf("waiting for %s: %v", what, err)
 		}
 	}
-
-	// The up: the Deployment's Pods wait for the Secret cert-manager writes, and the up for them.
-	s := deploy(t, "up", "--config", "certificates.mode=certManager", "--config", "failurePolicy=Fail")
-	upEnded := time.Now()
 	readLastOutputs(t, s)
 	for typ, want := range map[string]int{"kubernetes:cert-manager.io/v1:Issuer": 2, "kubernetes:cert-manager.io/v1:Certificate": 2} {
 		if n := countSteps(s, "create", typ); n != want {
@@ -82,32 +112,21 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 		t.Fatalf("the Pods mount Secret %s (annotations %v), want %s written by cert-manager for Certificate %s",
 			st.secret.Name, st.secret.Annotations, servingTLSSecret, servingCertificate)
 	}
-	mwc, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if got, want := mwc.Annotations["cert-manager.io/inject-ca-from"], webhookNamespace+"/"+servingCertificate; got != want {
 		t.Errorf("inject-ca-from = %q, want %q", got, want)
 	}
 	if p := mwc.Webhooks[0].FailurePolicy; p == nil || *p != "Fail" {
 		t.Errorf("failurePolicy = %v, want Fail", p)
 	}
+	// The up returned only once the injector had filled caBundle (the pulumi.com/waitFor
+	// annotation): no window in which Pods are refused under Fail for want of a caBundle.
 	ca := certsOf(t, string(st.secret.Data["ca.crt"]))
-	waitFor("the CA injector to put the issued CA in caBundle", func() error {
-		mwc, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		// bundleOf would end the test at an empty bundle, which is what the injector starts from.
-		if got := mwc.Webhooks[0].ClientConfig.CABundle; len(got) == 0 || !slices.EqualFunc(certsOf(t, string(got)), ca, bytes.Equal) {
-			return fmt.Errorf("caBundle is %q, want the Secret's CA", got)
-		}
-		return nil
-	})
-	t.Logf("caBundle injected %v after the up ended", time.Since(upEnded).Round(time.Millisecond))
+	if got := mwc.Webhooks[0].ClientConfig.CABundle; len(got) == 0 || !slices.EqualFunc(certsOf(t, string(got)), ca, bytes.Equal) {
+		t.Errorf("when the up returned, caBundle was %q, want the Secret's CA", got)
+	}
 	checkServedCertificates(t, kube, st)
-	// Nothing left to do: cert-manager's status and the injected caBundle are not drift, and the
-	// custom resources share the typed resources' provider (certs_certmanager.go newCustomResource).
+	// Nothing left to do: the custom resources share the typed resources' provider
+	// (certs_certmanager.go newCustomResource), so no second default provider is deleted.
 	if again := deploy(t, "preview", "--expect-no-changes"); len(again.Steps) != 0 {
 		t.Errorf("the preview after the install has steps %v", stepsOf(again))
 	}
@@ -151,7 +170,11 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 	}
 
 	// An up that changes the webhook configuration, after reading the cluster (the injected
-	// caBundle, cert-manager's status), must leave the injector's caBundle alone.
+	// caBundle, cert-manager's status), must leave the injector's caBundle alone. The injector is
+	// stopped first, so it cannot put back what the up would clear.
+	if st := injector.Stop(30 * time.Second); st == nil || !st.Success() {
+		t.Errorf("cainjector did not stop cleanly on SIGTERM: %v", st)
+	}
 	updating := &phaseCounts{name: "up --refresh changes the config"}
 	load.next(updating)
 	s = deploy(t, "up", "--refresh", "--config", "timeoutSeconds=9")

@@ -11,9 +11,11 @@ import (
 const renewalWarning = "inside earlyRenewalHours"
 
 // TestRenewalIsAnnouncedByPreviewAndUp: once the serving certificate the last update issued is
-// inside its renewal window, every preview and up says so, and the up replaces it; outside the
-// window nothing is said. A certificate of 2 hours renewed in its last hour is outside; the
-// default window (the last 5,880 of 8,760 hours) puts the same certificate inside.
+// inside its renewal window, every preview and up says so; outside the window nothing is said,
+// nor after the up that renewed it. A certificate of 2 hours renewed in its last hour is outside;
+// the default window (the last 5,880 of 8,760 hours) puts the same certificate inside. That
+// change of certValidityHours alone makes the up replace the certificate, so the replace checked
+// below is the renewal the warning announces, not proof that the window triggers it.
 func TestRenewalIsAnnouncedByPreviewAndUp(t *testing.T) {
 	t.Cleanup(func() {
 		deploy(t, "destroy", "--config", "certValidityHours=8760", "--config", "earlyRenewalHours=5880")
