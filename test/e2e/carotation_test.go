@@ -25,11 +25,12 @@ const caKeyURN = "urn:pulumi:" + stackName + "::ai-webhook::ai-webhook:index:Web
 // first-install ordering).
 func TestCAReplacementRefusesNoPod(t *testing.T) {
 	kube := env.cluster.Client
-	readLastOutputs(t, deploy(t, "up", "--config", "failurePolicy=Fail"))
 	t.Cleanup(func() {
-		// The dev stack's settings again, for whatever runs next in this cluster.
+		// The dev stack's settings again, for whatever runs next in this cluster (also when
+		// the first up fails half way).
 		deploy(t, "destroy", "--config", "failurePolicy=Ignore")
 	})
+	readLastOutputs(t, deploy(t, "up", "--config", "failurePolicy=Fail"))
 	deploy(t, "destroy")
 	first := deploy(t, "up")
 	readLastOutputs(t, first)
