@@ -185,9 +185,11 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	serving := serveAdmissionForTest(t, cfg, certManagerTestAddress, certManagerTestPort)
 	controller := runCertManagerPart(t, controllerBin)
 	injector := runCertManagerPart(t, injectorBin)
+	// Two minutes: a failed issuance step is retried by cert-manager's rate limiter after 5,
+	// 10, 20 s; the wait costs time only when something is broken.
 	waitFor := func(what string, check func() error) {
 		t.Helper()
-		if err := cluster.Wait(ctx, 30*time.Second, func(context.Context) error { return check() }, controller, injector); err != nil {
+		if err := cluster.Wait(ctx, 2*time.Minute, func(context.Context) error { return check() }, controller, injector); err != nil {
 			t.Fatalf("waiting for %s: %v", what, err)
 		}
 	}
@@ -253,20 +255,23 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	})
 
 	// The API server calls through the Service, checking the issued certificate against the
-	// injected bundle; a certificate from another CA is refused (the policy is Fail).
-	other, err := testpki.NewCA("not-the-issued-ca", time.Hour)
+	// injected bundle. Once such a call succeeded (so the API server holds that bundle), a
+	// certificate from another CA is refused (the policy is Fail).
+	serving.mustServe(t, first, ns)
+	// NewCA's validity starts an hour ago: a day keeps the certificate valid, so only its CA
+	// can get it refused.
+	other, err := testpki.NewCA("not-the-issued-ca", 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stranger, err := other.Serving(webhookServerNameIn(cfg.Name, ns))
+	stranger, err := other.Serving(webhookServerNameIn(cfg.Name, ns), webhookServerNameIn(cfg.Name, ns))
 	if err != nil {
 		t.Fatal(err)
 	}
 	serving.serve(t, stranger.CertPEM, stranger.KeyPEM)
-	if _, err := serving.call(ns); err == nil || !strings.Contains(err.Error(), "x509") {
-		t.Errorf("a call to a server whose certificate another CA signed: %v, want it refused for its certificate", err)
+	if _, err := serving.call(ns); err == nil || !strings.Contains(err.Error(), "x509: certificate signed by unknown authority") {
+		t.Errorf("a call to a server whose certificate another CA signed: %v, want it refused for its unknown CA", err)
 	}
-	serving.mustServe(t, first, ns)
 
 	// Renewal, as `cmctl renew` asks for it: a new key (rotationPolicy Always) and certificate
 	// under the same CA; the bundle stays.
@@ -286,6 +291,10 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 		t.Errorf("after a serving renewal: %v, want the one CA", err)
 	}
 	serving.mustServe(t, renewed, ns)
+	// Again once the renewed certificate served a call, giving the injector time to react.
+	if err := sameCerts(bundle, first.ca); err != nil {
+		t.Errorf("after a serving renewal, once the renewed certificate served: %v, want the one CA", err)
+	}
 
 	// CA rotation: the CA renewed, then the serving certificate under the new CA. The injector
 	// keeps the old CA beside the new one, so both the certificate a Pod may still serve and
@@ -330,7 +339,7 @@ func runCertManagerPart(t *testing.T, bin string) *cluster.Process {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if st := p.Stop(5 * time.Second); st == nil || !st.Success() {
+		if st := p.Stop(30 * time.Second); st == nil || !st.Success() {
 			t.Errorf("%s did not stop cleanly on SIGTERM: %v", p.Name, st)
 		}
 		if t.Failed() {
@@ -559,13 +568,16 @@ func (a *admissionForTest) call(ns string) (string, error) {
 }
 
 // mustServe serves s's certificate and key and checks that the API server's call reaches it.
+// It calls until a call succeeds, for up to 30 s: the API server takes up a changed webhook
+// configuration (its caBundle) a little after it is stored.
 func (a *admissionForTest) mustServe(t *testing.T, s issuedSecret, ns string) {
 	t.Helper()
 	a.serve(t, s.certPEM, s.keyPEM)
-	got, err := a.call(ns)
-	if err != nil {
-		t.Fatalf("the API server's call to the webhook serving the issued certificate (serial %v): %v", s.leaf.SerialNumber, err)
-	}
+	var got string
+	cluster.Eventually(t, 30*time.Second, fmt.Sprintf("the API server's call to the webhook serving the issued certificate (serial %v)", s.leaf.SerialNumber), func() (err error) {
+		got, err = a.call(ns)
+		return err
+	})
 	if got != s.leaf.SerialNumber.String() {
 		t.Fatalf("the call was served by the certificate of serial %q, want %v", got, s.leaf.SerialNumber)
 	}
