@@ -316,6 +316,26 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	// A Pod still serving the certificate issued under the old CA, and one serving the new.
 	serving.mustServe(t, renewed, ns)
 	serving.mustServe(t, underNewCA, ns)
+
+	// Renewals do not pile up: cert-manager's revision manager keeps the last CertificateRequest
+	// of each Certificate (revisionHistoryLimit unset: 1) and deletes the others.
+	requests := dyn.Resource(certificateGVR.GroupVersion().WithResource("certificaterequests")).Namespace(ns)
+	waitFor("the revision manager to keep one CertificateRequest of "+servingName, func() error {
+		list, err := requests.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		var revisions []string
+		for _, cr := range list.Items {
+			if cr.GetAnnotations()["cert-manager.io/certificate-name"] == servingName {
+				revisions = append(revisions, cr.GetAnnotations()["cert-manager.io/certificate-revision"])
+			}
+		}
+		if !slices.Equal(revisions, []string{"3"}) {
+			return fmt.Errorf("CertificateRequests of revisions %v, want only 3", revisions)
+		}
+		return nil
+	})
 }
 
 var certificateGVR = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
