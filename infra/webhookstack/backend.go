@@ -4,7 +4,6 @@ package webhookstack
 // MutatingAdmissionPolicies with no server at all, or both, each Pod handled by exactly one.
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -40,10 +39,16 @@ func (c *Config) policies() ([]*policy.Compiled, []*policy.RefusedError, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	compiled, refused := policy.CompileSet(set, policy.Options{Domain: c.Domain, Instance: c.Name,
-		FailurePolicy:     admissionregistrationv1.FailurePolicyType(c.FailurePolicy),
-		NamespaceSelector: NamespaceSelectorFor(c.NamespaceSelector, c.Domain, c.Namespace)})
+	compiled, refused := policy.CompileSet(set, c.policyOptions())
 	return compiled, refused, nil
+}
+
+// policyOptions are the compiler's options for this configuration: the instance's names, its
+// failure policy and the namespaces its bindings select.
+func (c *Config) policyOptions() policy.Options {
+	return policy.Options{Domain: c.Domain, Instance: c.Name,
+		FailurePolicy:     admissionregistrationv1.FailurePolicyType(c.FailurePolicy),
+		NamespaceSelector: NamespaceSelectorFor(c.NamespaceSelector, c.Domain, c.Namespace)}
 }
 
 // validateBackend reports a backend that cannot serve the configuration.
@@ -83,16 +88,8 @@ func newPolicies(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.Re
 			kind string
 			spec any
 		}{{"MutatingAdmissionPolicy", c.Policy.Spec}, {"MutatingAdmissionPolicyBinding", c.Binding.Spec}} {
-			spec, err := plainMap(obj.spec)
-			if err != nil {
-				return nil, nil, err
-			}
-			r, err := newCustomResource(ctx, name+"-"+strings.ToLower(obj.kind)+"-"+c.Policy.Name, &apiextensions.CustomResourceArgs{
-				ApiVersion:  pulumi.String(admissionregistrationv1.SchemeGroupVersion.String()),
-				Kind:        pulumi.String(obj.kind),
-				Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(c.Policy.Name), Labels: commonLabels(cfg.Name)},
-				OtherFields: kubernetes.UntypedArgs{"spec": spec},
-			}, append(opts, pulumi.DependsOn(out))...) // each binding after its policy
+			// Each binding after its policy.
+			r, err := newAdmissionObject(ctx, name+"-"+strings.ToLower(obj.kind)+"-"+c.Policy.Name, cfg, obj.kind, c.Policy.Name, obj.spec, out, opts...)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -103,13 +100,20 @@ func newPolicies(ctx *pulumi.Context, name string, cfg Config, opts ...pulumi.Re
 	return out, names, nil
 }
 
-func plainMap(v any) (map[string]any, error) {
-	b, err := json.Marshal(v)
+// newAdmissionObject registers an admissionregistration.k8s.io/v1 object of the stack (an
+// admission policy or a binding: the SDK has no type for the mutating ones) named objName,
+// after the resources in after.
+func newAdmissionObject(ctx *pulumi.Context, name string, cfg Config, kind, objName string, spec any, after []pulumi.Resource, opts ...pulumi.ResourceOption) (pulumi.Resource, error) {
+	m, err := toMap(spec)
 	if err != nil {
 		return nil, err
 	}
-	var m map[string]any
-	return m, json.Unmarshal(b, &m)
+	return newCustomResource(ctx, name, &apiextensions.CustomResourceArgs{
+		ApiVersion:  pulumi.String(admissionregistrationv1.SchemeGroupVersion.String()),
+		Kind:        pulumi.String(kind),
+		Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(objName), Labels: commonLabels(cfg.Name)},
+		OtherFields: kubernetes.UntypedArgs{"spec": m},
+	}, append(opts, pulumi.DependsOn(after))...)
 }
 
 // WebhookMatchConditions are the webhook's: mirror Pods skipped and, with backend auto, every
@@ -148,24 +152,13 @@ func newPolicyStack(ctx *pulumi.Context, name string, cfg Config, stack *Webhook
 	if err != nil {
 		return nil, err
 	}
-	vap, vapBinding := policy.Refusals(set, policy.Options{Domain: cfg.Domain, Instance: cfg.Name,
-		FailurePolicy:     admissionregistrationv1.FailurePolicyType(cfg.FailurePolicy),
-		NamespaceSelector: NamespaceSelectorFor(cfg.NamespaceSelector, cfg.Domain, cfg.Namespace)})
+	vap, vapBinding := policy.Refusals(set, cfg.policyOptions())
 	var prev []pulumi.Resource
 	for _, obj := range []struct {
 		kind string
 		spec any
 	}{{"ValidatingAdmissionPolicy", vap.Spec}, {"ValidatingAdmissionPolicyBinding", vapBinding.Spec}} {
-		spec, err := plainMap(obj.spec)
-		if err != nil {
-			return nil, err
-		}
-		r, err := newCustomResource(ctx, name+"-"+strings.ToLower(obj.kind), &apiextensions.CustomResourceArgs{
-			ApiVersion:  pulumi.String(admissionregistrationv1.SchemeGroupVersion.String()),
-			Kind:        pulumi.String(obj.kind),
-			Metadata:    &pmetav1.ObjectMetaArgs{Name: pulumi.String(vap.Name), Labels: commonLabels(cfg.Name)},
-			OtherFields: kubernetes.UntypedArgs{"spec": spec},
-		}, append(opts, pulumi.DependsOn(prev))...)
+		r, err := newAdmissionObject(ctx, name+"-"+strings.ToLower(obj.kind), cfg, obj.kind, vap.Name, obj.spec, prev, opts...)
 		if err != nil {
 			return nil, err
 		}

@@ -412,10 +412,6 @@ func container(cfg Config) (*pcorev1.ContainerArgs, error) {
 	}, nil
 }
 
-// The functions below turn the Kubernetes API values of the knobs into the Pulumi SDK's input
-// types, leaving out what is unset (an empty list sent would read as a change on the next
-// preview of an object created without it).
-
 // containerPort is a TCP port of the server container; with hostNetwork it is also the host's
 // port, which is what the API server would default it to.
 func containerPort(cfg Config, name string, port int) *pcorev1.ContainerPortArgs {
@@ -429,6 +425,10 @@ func containerPort(cfg Config, name string, port int) *pcorev1.ContainerPortArgs
 	}
 	return p
 }
+
+// The functions below turn the Kubernetes API values of the knobs into the Pulumi SDK's input
+// types, leaving out what is unset (an empty list sent would read as a change on the next
+// preview of an object created without it).
 
 func optString[T ~string](s T) pulumi.StringPtrInput {
 	if s == "" {
