@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +24,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
@@ -36,19 +34,6 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
-// certManagerCRDs returns cert-manager's CRD files (deploy/crds of the
-// github.com/cert-manager/cert-manager module that tools/certmanager pins), which `make tools`
-// copies into bin/cert-manager-crds.
-func certManagerCRDs(t *testing.T) []string {
-	t.Helper()
-	dir := filepath.Join(os.Getenv(envRepoRoot), "bin", "cert-manager-crds")
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no cert-manager CRDs in %s (%v): run `make tools` (or `make certmanager-tools`)", dir, err)
-	}
-	return files
-}
-
 // installCertManagerCRDs creates cert-manager's CRDs (once per cluster), waits until each is
 // established, and returns the dynamic client the tests create cert-manager objects with.
 func installCertManagerCRDs(t *testing.T) dynamic.Interface {
@@ -57,7 +42,7 @@ func installCertManagerCRDs(t *testing.T) dynamic.Interface {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cluster.InstallCRDs(context.Background(), dyn, certManagerCRDs(t)); err != nil {
+	if err := certmanager.InstallCRDs(context.Background(), dyn, os.Getenv(envRepoRoot)); err != nil {
 		t.Fatal(err)
 	}
 	return dyn
@@ -177,14 +162,13 @@ func keys[V any](m map[string]V) []string {
 func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	requireControlPlane(t)
 	ctx := context.Background()
-	controllerBin, injectorBin := certManagerBinary(t, "cert-manager-controller"), certManagerBinary(t, "cainjector")
 	dyn := installCertManagerCRDs(t)
 	ns := newNamespace(t, nil)
 	cfg := certManagerConfig(ns)
 	mwc := createInjectTarget(t, cfg)
 	serving := serveAdmissionForTest(t, cfg, certManagerTestAddress, certManagerTestPort)
-	controller := runCertManagerPart(t, controllerBin)
-	injector := runCertManagerPart(t, injectorBin)
+	controller := certmanager.Start(t, fx.cluster, os.Getenv(envRepoRoot), "cert-manager-controller")
+	injector := certmanager.Start(t, fx.cluster, os.Getenv(envRepoRoot), "cainjector")
 	// Two minutes: a failed issuance step is retried by cert-manager's rate limiter after 5,
 	// 10, 20 s; the wait costs time only when something is broken.
 	waitFor := func(what string, check func() error) {
@@ -204,7 +188,7 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 	createCertManagerObjects(t, dyn, cfg)
 	caName := cfg.Name + "-ca" // the CA Certificate and its Secret, behind the CA Issuer
 	servingName := webhookstack.ServingCertificateName(cfg)
-	certs := dyn.Resource(certificateGVR).Namespace(ns)
+	certs := dyn.Resource(certmanager.Resource("certificates")).Namespace(ns)
 	renew := func(name string) {
 		t.Helper()
 		if err := certmanager.RequestRenewal(ctx, certs, name); err != nil {
@@ -319,7 +303,7 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 
 	// Renewals do not pile up: cert-manager's revision manager keeps the last CertificateRequest
 	// of each Certificate (revisionHistoryLimit unset: 1) and deletes the others.
-	requests := dyn.Resource(certificateGVR.GroupVersion().WithResource("certificaterequests")).Namespace(ns)
+	requests := dyn.Resource(certmanager.Resource("certificaterequests")).Namespace(ns)
 	waitFor("the revision manager to keep one CertificateRequest of "+servingName, func() error {
 		list, err := requests.List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -336,37 +320,6 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-var certificateGVR = schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}
-
-// certManagerBinary is bin/name, which `make certmanager-tools` builds.
-func certManagerBinary(t *testing.T, name string) string {
-	t.Helper()
-	bin := filepath.Join(os.Getenv(envRepoRoot), "bin", name)
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%v: run `make tools` (or `make certmanager-tools`)", err)
-	}
-	return bin
-}
-
-// runCertManagerPart runs a cert-manager binary against the cluster until the test ends, when
-// SIGTERM must stop it cleanly, and prints the end of its log when the test fails.
-func runCertManagerPart(t *testing.T, bin string) *cluster.Process {
-	t.Helper()
-	p, err := fx.cluster.Run(bin, "--kubeconfig="+fx.cluster.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if st := p.Stop(30 * time.Second); st == nil || !st.Success() {
-			t.Errorf("%s did not stop cleanly on SIGTERM: %v", p.Name, st)
-		}
-		if t.Failed() {
-			t.Logf("end of %s:\n%s", p.Log, cluster.Tail(p.Log, 80))
-		}
-	})
-	return p
 }
 
 // createInjectTarget creates a webhook configuration as the stack makes it in certManager mode

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -29,10 +26,6 @@ const (
 	servingCertificate = appName + "-serving" // inject-ca-from names it
 	servingTLSSecret   = appName + "-tls"     // the Pods mount it, cert-manager writes it
 )
-
-func certManagerResource(resource string) schema.GroupVersionResource {
-	return schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: resource}
-}
 
 // TestCertManagerModeIssuesInjectsAndRenewsInPlace deploys the stack with certificates.mode
 // certManager under failurePolicy Fail, with cert-manager's real controller and CA injector
@@ -51,11 +44,13 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installCertManagerCRDs(t, dyn)
-	controller := startCertManagerPart(t, "cert-manager-controller")
+	if err := certmanager.InstallCRDs(ctx, dyn, env.root); err != nil {
+		t.Fatal(err)
+	}
+	controller := certmanager.Start(t, env.cluster, env.root, "cert-manager-controller")
 	// Registered before the injector starts: the destroy runs while the controller still does.
 	destroyAtEnd(t, func() { waitNamespaceGone(t, kube) })
-	certs := dyn.Resource(certManagerResource("certificates")).Namespace(webhookNamespace)
+	certs := dyn.Resource(certmanager.Resource("certificates")).Namespace(webhookNamespace)
 	mwcs := kube.AdmissionregistrationV1().MutatingWebhookConfigurations()
 
 	// The up: the Deployment's Pods wait for the Secret cert-manager writes, and the up for them
@@ -79,7 +74,7 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 		t.Fatal("the up returned with no CA injector running: it does not wait for caBundle")
 	default:
 	}
-	injector := startCertManagerPart(t, "cainjector")
+	injector := certmanager.Start(t, env.cluster, env.root, "cainjector")
 	var s summary
 	select {
 	case s = <-upDone:
@@ -98,7 +93,7 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 	}
 	readLastOutputs(t, s)
 	for typ, want := range map[string]int{"kubernetes:cert-manager.io/v1:Issuer": 2, "kubernetes:cert-manager.io/v1:Certificate": 2} {
-		if n := countSteps(s, "create", typ); n != want {
+		if n := len(slices.DeleteFunc(stepsOf(s), func(st string) bool { return st != "create "+typ })); n != want {
 			t.Errorf("steps %v create %d %s, want %d", stepsOf(s), n, typ, want)
 		}
 	}
@@ -193,7 +188,7 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 	deploy(t, "destroy")
 	waitNamespaceGone(t, kube)
 	for _, resource := range []string{"certificates", "certificaterequests", "issuers"} {
-		l, err := dyn.Resource(certManagerResource(resource)).List(ctx, metav1.ListOptions{})
+		l, err := dyn.Resource(certmanager.Resource(resource)).List(ctx, metav1.ListOptions{})
 		if err != nil || len(l.Items) != 0 {
 			t.Errorf("%s left after destroy: %d (%v)", resource, len(l.Items), err)
 		}
@@ -210,51 +205,6 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 	if _, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("MutatingWebhookConfiguration after destroy: %v", err)
 	}
-}
-
-// installCertManagerCRDs creates cert-manager's CRDs (bin/cert-manager-crds, from the module
-// tools/certmanager pins) unless the cluster has them, and waits until each is established.
-func installCertManagerCRDs(t *testing.T, dyn dynamic.Interface) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(env.root, "bin", "cert-manager-crds", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no cert-manager CRDs in bin/cert-manager-crds (%v): run `make tools` (or `make certmanager-tools`)", err)
-	}
-	if err := cluster.InstallCRDs(context.Background(), dyn, files); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// startCertManagerPart runs bin/name against the cluster until the test ends (after its
-// destroy), printing the end of its log when the test failed.
-func startCertManagerPart(t *testing.T, name string) *cluster.Process {
-	t.Helper()
-	bin := filepath.Join(env.root, "bin", name)
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("%v: run `make tools` (or `make certmanager-tools`)", err)
-	}
-	p, err := cluster.StartProcess(cluster.Command{Name: name, Log: filepath.Join(env.workDir, name+".log"),
-		Argv: []string{bin, "--kubeconfig=" + env.cluster.Kubeconfig}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.Stop(5 * time.Second)
-		if t.Failed() {
-			t.Logf("end of %s:\n%s", p.Log, cluster.Tail(p.Log, 60))
-		}
-	})
-	return p
-}
-
-func countSteps(s summary, op, typ string) int {
-	n := 0
-	for _, st := range s.Steps {
-		if st.Op == op && st.Type == typ {
-			n++
-		}
-	}
-	return n
 }
 
 // webhookPodStates describes each webhook Pod by name, UID, restarts and when its process
@@ -279,14 +229,4 @@ func webhookPodStates(t *testing.T, kube kubernetes.Interface) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func waitNamespaceGone(t *testing.T, kube kubernetes.Interface) {
-	t.Helper()
-	cluster.Eventually(t, time.Minute, "namespace "+webhookNamespace+" to go", func() error {
-		if _, err := kube.CoreV1().Namespaces().Get(context.Background(), webhookNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			return fmt.Errorf("namespace %s still exists (%v)", webhookNamespace, err)
-		}
-		return nil
-	})
 }

@@ -99,6 +99,17 @@ func destroyAtEnd(t *testing.T, then ...func()) {
 	})
 }
 
+// waitNamespaceGone waits until the stack's namespace is deleted, as a destroy leaves it.
+func waitNamespaceGone(t *testing.T, kube kubernetes.Interface) {
+	t.Helper()
+	cluster.Eventually(t, time.Minute, "namespace "+webhookNamespace+" to go", func() error {
+		if _, err := kube.CoreV1().Namespaces().Get(context.Background(), webhookNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s still exists (%v)", webhookNamespace, err)
+		}
+		return nil
+	})
+}
+
 // deploy runs the deploy command, as users do, on the e2e stack.
 func deploy(t *testing.T, args ...string) summary {
 	t.Helper()
@@ -351,12 +362,7 @@ func TestPulumiUpEndToEnd(t *testing.T) {
 		if _, err := kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhookConfig, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("MutatingWebhookConfiguration after destroy: %v", err)
 		}
-		cluster.Eventually(t, time.Minute, "the namespace to go", func() error {
-			if _, err := kube.CoreV1().Namespaces().Get(ctx, webhookNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("namespace %s still exists (%v)", webhookNamespace, err)
-			}
-			return nil
-		})
+		waitNamespaceGone(t, kube)
 		managed := metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=pulumi"}
 		for kind, list := range map[string]func() (int, error){
 			"namespaces": func() (int, error) { l, err := kube.CoreV1().Namespaces().List(ctx, managed); return len(l.Items), err },

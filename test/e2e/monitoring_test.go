@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
@@ -34,20 +33,12 @@ const defaultMetricsPort = "9090"
 // failurePolicy Ignore, and every dashboard query answering with data. The stack is destroyed
 // and its config restored at the end.
 func TestPrometheusWatchesTheWebhook(t *testing.T) {
-	ctx := context.Background()
 	kube := env.cluster.Client
 	promBin := filepath.Join(env.root, "bin", "prometheus")
 	if _, err := os.Stat(promBin); err != nil {
 		t.Fatalf("%s is not built: run `make tools` (tools/prometheus)", promBin)
 	}
-	destroyAtEnd(t, func() {
-		cluster.Eventually(t, time.Minute, "the namespace to go", func() error {
-			if _, err := kube.CoreV1().Namespaces().Get(ctx, webhookNamespace, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("namespace %s still exists (%v)", webhookNamespace, err)
-			}
-			return nil
-		})
-	})
+	destroyAtEnd(t, func() { waitNamespaceGone(t, kube) })
 	must := failNowUnless(t)
 
 	deploy(t, "up", "--config", "failurePolicy=Ignore")
