@@ -4,7 +4,8 @@ ROOT := $(abspath .)
 BIN  := $(ROOT)/bin
 GO   ?= go
 IMAGE ?= ai-webhook:dev
-# The product modules, the test module and make up's command, all in go.work.
+# The product modules, the test module and the local environment of make up (its command and
+# the cluster package every test runs), all in go.work.
 PKGS := ./webhook/... ./infra/... ./test/... ./tools/localcluster/...
 
 include tools/k8s/tools.mk

@@ -120,6 +120,7 @@ require (
 )
 
 require (
+	github.com/ai-webhook/ai-webhook/tools/localcluster v0.0.0
 	github.com/ai-webhook/ai-webhook/webhook v0.0.0
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
@@ -176,3 +177,5 @@ require (
 replace github.com/ai-webhook/ai-webhook/webhook => ../webhook
 
 replace github.com/ai-webhook/ai-webhook/infra => ../infra
+
+replace github.com/ai-webhook/ai-webhook/tools/localcluster => ../tools/localcluster

@@ -11,7 +11,7 @@
 //   - Admission cost, B2 and B3 (micro.go): the handlers in-process on Pods of
 //     growing size, against the floor of decoding and encoding the review.
 //   - Pod creates, B4 (podcreate.go): through a real kube-apiserver and etcd
-//     (package test/cluster) with no webhook and with each server.
+//     (package tools/localcluster/cluster) with no webhook and with each server.
 //   - Overload, B5 (overload.go): the same open-loop load, 2x and 5x the
 //     higher saturated rate, offered to each server.
 //

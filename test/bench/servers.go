@@ -18,8 +18,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/review"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 )
 
 // Server is a webhook server under test, in its own process, and the reviews to send it.

@@ -29,8 +29,9 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
-	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/certmanager"
+	"github.com/ai-webhook/ai-webhook/test/internal/crds"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
@@ -208,7 +209,7 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 			if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != revision {
 				return fmt.Errorf("revision %d; conditions %v", rev, crt.Object["status"])
 			}
-			if !cluster.HasCondition(crt, "Ready", "True") {
+			if !crds.HasCondition(crt, "Ready", "True") {
 				return fmt.Errorf("not Ready: %v", crt.Object["status"])
 			}
 			secret, err := fx.client.CoreV1().Secrets(ns).Get(ctx, secretName, metav1.GetOptions{})

@@ -16,7 +16,7 @@ import (
 
 	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 )
 
 const (

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
-	"github.com/ai-webhook/ai-webhook/test/cluster/netns"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster/netns"
 )
 
 // The test binary runs twice: first in the caller's network namespace, where

@@ -12,7 +12,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
-	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/internal/crds"
 )
 
 // installMonitoringCRDs creates prometheus-operator's PodMonitor and PrometheusRule CRDs, which
@@ -29,7 +29,7 @@ func installMonitoringCRDs(t *testing.T, dyn dynamic.Interface) {
 		}
 		files = append(files, file)
 	}
-	if err := cluster.InstallCRDs(context.Background(), dyn, files); err != nil {
+	if err := crds.InstallCRDs(context.Background(), dyn, files); err != nil {
 		t.Fatal(err)
 	}
 }

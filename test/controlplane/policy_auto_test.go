@@ -12,7 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
-	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 	"github.com/ai-webhook/ai-webhook/webhook/policy"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 )
 
 // Case 9: the serving certificate is rotated on disk (as the kubelet updates

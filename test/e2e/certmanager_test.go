@@ -16,8 +16,9 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/certmanager"
+	"github.com/ai-webhook/ai-webhook/test/internal/crds"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 )
 
 // What the stack creates in certManager mode for the dev stack's name and namespace
@@ -143,7 +144,7 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != 2 || !cluster.HasCondition(crt, "Ready", "True") {
+		if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != 2 || !crds.HasCondition(crt, "Ready", "True") {
 			return fmt.Errorf("revision %d; status %v", rev, crt.Object["status"])
 		}
 		return nil

@@ -30,8 +30,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
-	"github.com/ai-webhook/ai-webhook/test/cluster/netns"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster/netns"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )
 

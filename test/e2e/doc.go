@@ -3,7 +3,7 @@
 // webhookstack.Program) with the Pulumi engine, the Kubernetes provider and
 // the pulumi-tls provider (the test-only stand-in, or the real plugin with
 // AI_WEBHOOK_E2E_TLS_PROVIDER=real) against the cluster `make up` runs
-// (package test/cluster) on which the real webhook binary serves the
+// (package tools/localcluster/cluster) on which the real webhook binary serves the
 // Deployment's Pods. It also walks README's loop on the local stack (`make
 // pulumi ARGS=...`: config set, preview, up, stack output) as printed there.
 //

@@ -29,7 +29,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 	"github.com/ai-webhook/ai-webhook/webhook/audit"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 )

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/ai-webhook/ai-webhook/infra/monitoring"
-	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 )
 
 // defaultMetricsPort is the stack's default metricsPort.

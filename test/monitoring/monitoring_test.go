@@ -25,8 +25,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	imonitoring "github.com/ai-webhook/ai-webhook/infra/monitoring"
-	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 	"github.com/ai-webhook/ai-webhook/webhook/server"
 	"github.com/ai-webhook/ai-webhook/webhook/testpki"

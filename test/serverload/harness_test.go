@@ -17,9 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 	reviews "github.com/ai-webhook/ai-webhook/test/internal/review"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 	"github.com/ai-webhook/ai-webhook/webhook/profile"
 	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )

@@ -7,7 +7,7 @@
 #   make kubectl ARGS="get pods -A"       kubectl against the local cluster
 #   make pulumi  ARGS="stack output"      pulumi on the local dev stack
 #
-# The cluster (package test/cluster: etcd, kube-apiserver,
+# The cluster (package ./cluster: etcd, kube-apiserver,
 # kube-controller-manager, kwok, and the real ai-webhook processes standing in
 # for the webhook's Pods) runs in its own network and PID namespaces; the
 # machine's routing table is never touched. State lives in $(LOCAL_DIR)

@@ -1,5 +1,5 @@
 // Command localcluster runs the local cluster of `make up` (package
-// test/cluster with everything on: etcd, kube-apiserver,
+// cluster, beside it, with everything on: etcd, kube-apiserver,
 // kube-controller-manager, kwok with two GPU nodes, and the workload runner
 // that runs the real ai-webhook for the webhook's Pods) in the background, in
 // its own network and PID namespaces, so the machine's own network
@@ -30,8 +30,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
-	"github.com/ai-webhook/ai-webhook/test/cluster/netns"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster/netns"
 )
 
 const usage = `Usage:

@@ -18,7 +18,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/ai-webhook/ai-webhook/test/cluster"
+	"github.com/ai-webhook/ai-webhook/test/internal/crds"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 )
 
 // Resource is the cert-manager.io/v1 resource of a plural ("certificates").
@@ -37,7 +38,7 @@ func InstallCRDs(ctx context.Context, dyn dynamic.Interface, root string) error 
 	if err != nil {
 		return fmt.Errorf("cert-manager CRDs in %s: %v: run `make tools` (or `make certmanager-tools`)", dir, err)
 	}
-	return cluster.InstallCRDs(ctx, dyn, files)
+	return crds.InstallCRDs(ctx, dyn, files)
 }
 
 // Start runs root/bin/name against c until the test ends, when SIGTERM must stop it cleanly;

@@ -1,4 +1,6 @@
-package cluster
+// Package crds installs CustomResourceDefinitions (cert-manager's, prometheus-operator's) into a
+// test cluster and reads the conditions of their objects.
+package crds
 
 import (
 	"context"
@@ -12,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
+
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 )
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -39,7 +43,7 @@ func InstallCRDs(ctx context.Context, dyn dynamic.Interface, files []string) err
 		}
 	}
 	for _, name := range names {
-		err := Wait(ctx, 30*time.Second, func(ctx context.Context) error {
+		err := cluster.Wait(ctx, 30*time.Second, func(ctx context.Context) error {
 			crd, err := dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return err
