@@ -25,8 +25,8 @@ type Fixture struct {
 	CertDir      string // tls.crt and tls.key
 	ProfilesFile string
 	Profiles     *profile.Set
-	Example      *corev1.Pod // the user's Pod (ExamplePod)
-	Typical      *corev1.Pod // as admitted (AsAdmitted)
+	Example      *corev1.Pod // the user's Pod (TypicalPodFile)
+	Typical      *corev1.Pod // as admitted (AdmittedPodFile)
 	Bodies       [][]byte    // reviews of Typical, distinct UIDs
 }
 
@@ -46,10 +46,12 @@ func NewFixture(root, dir string) (*Fixture, error) {
 	if fx.Profiles, err = profile.Parse(profile.Examples, Domain); err != nil {
 		return nil, err
 	}
-	if fx.Example, err = ExamplePod(root); err != nil {
+	if fx.Example, err = ReadPod(root, TypicalPodFile); err != nil {
 		return nil, err
 	}
-	fx.Typical = AsAdmitted(fx.Example)
+	if fx.Typical, err = ReadPod(root, AdmittedPodFile); err != nil {
+		return nil, err
+	}
 	// Reviews that differ only in their UID, as consecutive API server calls do.
 	fx.Bodies = make([][]byte, 64)
 	for i := range fx.Bodies {

@@ -69,7 +69,7 @@ func RunPodCreates(ctx context.Context, fx *Fixture, root string, cfg PodCreateC
 	defer c.Stop()
 	client := c.Client
 	// The ServiceAccount admission plugin adds the token volume the typical Pod has
-	// (AsAdmitted); with no controller-manager, the default ServiceAccount is made here.
+	// (AdmittedPodFile); with no controller-manager, the default ServiceAccount is made here.
 	_, err = client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podCreateNamespace}}, metav1.CreateOptions{})
 	if err == nil {
 		_, err = client.CoreV1().ServiceAccounts(podCreateNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})

@@ -139,7 +139,7 @@ func runMicro(fx *Fixture, cfg Config) ([]MicroRow, error) {
 		return nil, fmt.Errorf("benchtime: %w", err)
 	}
 	defer restore()
-	return RunMicro(Impls(fx.Profiles), Shapes(fx.Example), cfg.Progress)
+	return RunMicro(Impls(fx.Profiles), Shapes(fx.Typical), cfg.Progress)
 }
 
 // EnvChild makes a benchmark binary (the test binary, benchrun) act as the server kind

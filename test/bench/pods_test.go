@@ -1,0 +1,169 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/ai-webhook/ai-webhook/test/internal/repo"
+	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
+	"github.com/ai-webhook/ai-webhook/webhook/testpki"
+)
+
+var update = flag.Bool("update", false, "rewrite "+AdmittedPodFile+" with what the API server sends")
+
+// The Pod B1-B3 time is the shipped example exactly as the real kube-apiserver hands it to a
+// mutating webhook on CREATE: created through the API server with a webhook registered that
+// keeps what it is sent, it must equal AdmittedPodFile but for the token volume's random
+// suffix and the managed fields' time. After a Kubernetes upgrade changes it, -update rewrites
+// the file (and the benchmark figures move with it).
+func TestTheTypicalPodIsWhatTheAPIServerSendsAWebhook(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starts a control plane (bin/etcd, bin/kube-apiserver)")
+	}
+	root, err := repo.Root(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := cluster.Start(ctx, cluster.Options{BinDir: filepath.Join(root, "bin"), StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("%v (run `make tools` at the repository root)", err)
+	}
+	defer c.Stop()
+
+	var mu sync.Mutex
+	var sent []byte
+	ca, err := testpki.NewCA("capture-ca", 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Serving("capture", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var review admissionv1.AdmissionReview
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
+			http.Error(w, "bad review", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		sent = review.Request.Object.Raw
+		mu.Unlock()
+		review.Response, review.Request = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}, nil
+		_ = json.NewEncoder(w).Encode(&review)
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	defer srv.Close()
+
+	example, err := ReadPod(root, TypicalPodFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := example.Namespace
+	kube := c.Client
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// With no controller-manager, the ServiceAccount admission plugin needs the default one made.
+	if _, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = kube.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "capture"},
+		Webhooks: []admissionregistrationv1.MutatingWebhook{{
+			Name:         "capture." + Domain,
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To(srv.URL + "/mutate"), CABundle: ca.CertPEM},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+			}},
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The create review.Body describes: a training operator's, under its own field manager.
+	cluster.Eventually(t, 30*time.Second, "the API server calls the capturing webhook", func() error {
+		_, err := kube.CoreV1().Pods(ns).Create(ctx, example, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldManager: "training-operator"})
+		if err == nil {
+			mu.Lock()
+			defer mu.Unlock()
+			if sent == nil {
+				return errors.New("not called yet")
+			}
+		}
+		return err
+	})
+
+	file := filepath.Join(root, AdmittedPodFile)
+	if *update {
+		var pod corev1.Pod
+		if err := json.Unmarshal(sent, &pod); err != nil {
+			t.Fatal(err)
+		}
+		out, err := json.MarshalIndent(&pod, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, append(out, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(comparable(t, want), comparable(t, sent)); diff != "" {
+		t.Errorf("the API server sends the webhook another Pod than %s (-file +sent; go test ./test/bench/ -run %s -args -update rewrites it):\n%s",
+			AdmittedPodFile, t.Name(), diff)
+	}
+}
+
+var tokenVolume = regexp.MustCompile(`kube-api-access-[a-z0-9]+`)
+
+// comparable is pod as indented JSON without what differs on every create.
+func comparable(t *testing.T, raw []byte) string {
+	t.Helper()
+	var pod corev1.Pod
+	if err := json.Unmarshal(raw, &pod); err != nil {
+		t.Fatal(err)
+	}
+	for i := range pod.ManagedFields {
+		pod.ManagedFields[i].Time = nil
+	}
+	out, err := json.MarshalIndent(&pod, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokenVolume.ReplaceAllString(string(out), "kube-api-access-*")
+}
