@@ -2,8 +2,8 @@ package bench
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"io"
@@ -25,7 +25,6 @@ import (
 
 	"github.com/ai-webhook/ai-webhook/test/internal/repo"
 	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
-	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
 var update = flag.Bool("update", false, "rewrite "+AdmittedPodFile+" with what the API server sends")
@@ -53,19 +52,8 @@ func TestTheTypicalPodIsWhatTheAPIServerSendsAWebhook(t *testing.T) {
 
 	var mu sync.Mutex
 	var sent []byte
-	ca, err := testpki.NewCA("capture-ca", 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Serving("capture", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(leaf.CertPEM, leaf.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// httptest's certificate (for 127.0.0.1) is its own CA: the caBundle below.
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var review admissionv1.AdmissionReview
 		body, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
@@ -78,8 +66,6 @@ func TestTheTypicalPodIsWhatTheAPIServerSendsAWebhook(t *testing.T) {
 		review.Response, review.Request = &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}, nil
 		_ = json.NewEncoder(w).Encode(&review)
 	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.StartTLS()
 	defer srv.Close()
 
 	example, err := ReadPod(root, TypicalPodFile)
@@ -99,7 +85,7 @@ func TestTheTypicalPodIsWhatTheAPIServerSendsAWebhook(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "capture"},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name:         "capture." + Domain,
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To(srv.URL + "/mutate"), CABundle: ca.CertPEM},
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To(srv.URL + "/mutate"), CABundle: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
