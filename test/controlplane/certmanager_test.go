@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -77,7 +78,7 @@ func TestCertManagerObjectsAreAcceptedAndWired(t *testing.T) {
 	}
 	serving, ok := stored["Certificate/"+ref]
 	if !ok {
-		t.Fatalf("inject-ca-from names Certificate %q, which the stack does not create (created: %v)", ref, keys(stored))
+		t.Fatalf("inject-ca-from names Certificate %q, which the stack does not create (created: %v)", ref, slices.Sorted(maps.Keys(stored)))
 	}
 	str := func(u *unstructured.Unstructured, path ...string) string {
 		s, _, _ := unstructured.NestedString(u.Object, path...)
@@ -140,15 +141,6 @@ func createCertManagerObjects(t *testing.T, dyn dynamic.Interface, cfg webhookst
 }
 
 func webhookServerNameIn(service, ns string) string { return service + "." + ns + ".svc" }
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // cert-manager's real controller (bin/cert-manager-controller: the issuance loops of the
 // cert-manager module, tools/certmanager) issues the stack's CA and serving certificate from

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -1138,25 +1139,16 @@ func (r *corpusReport) log(t *testing.T, variants []string) {
 	t.Helper()
 	for _, v := range variants {
 		var lines []string
-		for _, k := range sortedKeys(r.counts[v]) {
+		for _, k := range slices.Sorted(maps.Keys(r.counts[v])) {
 			lines = append(lines, fmt.Sprintf("    %5d  %s", r.counts[v][k], k))
 		}
 		t.Logf("profile %s:\n%s", v, strings.Join(lines, "\n"))
 	}
-	for _, k := range sortedKeys(r.failures) {
+	for _, k := range slices.Sorted(maps.Keys(r.failures)) {
 		msgs := r.failures[k]
 		shown := msgs[:min(len(msgs), 3)]
 		t.Errorf("%s: %d failure(s), first %d:\n  - %s", k, len(msgs), len(shown), strings.Join(shown, "\n  - "))
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func pickRequirement(g *gen) corev1.NodeSelectorRequirement {

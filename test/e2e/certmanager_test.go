@@ -213,12 +213,12 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 // processes still run.
 func webhookPodStates(t *testing.T, kube kubernetes.Interface) []string {
 	t.Helper()
-	l, err := kube.CoreV1().Pods(webhookNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: cluster.WorkloadLabelKey + "=" + cluster.WorkloadLabelValue})
+	pods, err := listWebhookPods(kube)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, p := range l.Items {
+	for _, p := range pods {
 		state := p.Name + " " + string(p.UID)
 		for _, c := range p.Status.ContainerStatuses {
 			state += fmt.Sprintf(" restarts=%d", c.RestartCount)

@@ -188,12 +188,12 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 // webhookPods names the webhook's Pods that are not being deleted.
 func webhookPods(t *testing.T, kube kubernetes.Interface) []string {
 	t.Helper()
-	l, err := kube.CoreV1().Pods(webhookNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: cluster.WorkloadLabelKey + "=" + cluster.WorkloadLabelValue})
+	pods, err := listWebhookPods(kube)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for _, p := range l.Items {
+	for _, p := range pods {
 		if p.DeletionTimestamp == nil {
 			names = append(names, p.Name)
 		}
@@ -204,16 +204,25 @@ func webhookPods(t *testing.T, kube kubernetes.Interface) []string {
 	return names
 }
 
+// listWebhookPods lists the webhook's Pods (those the workload runner runs).
+func listWebhookPods(kube kubernetes.Interface) ([]corev1.Pod, error) {
+	l, err := kube.CoreV1().Pods(webhookNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: cluster.WorkloadLabelKey + "=" + cluster.WorkloadLabelValue})
+	if err != nil {
+		return nil, err
+	}
+	return l.Items, nil
+}
+
 // waitReplaced waits until none of old exists any more (their processes have
 // ended) and the Deployment is rolled out again.
 func waitReplaced(t *testing.T, kube kubernetes.Interface, old []string) {
 	t.Helper()
 	cluster.Eventually(t, 2*time.Minute, fmt.Sprintf("webhook pods %v to be replaced", old), func() error {
-		l, err := kube.CoreV1().Pods(webhookNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: cluster.WorkloadLabelKey + "=" + cluster.WorkloadLabelValue})
+		pods, err := listWebhookPods(kube)
 		if err != nil {
 			return err
 		}
-		for _, p := range l.Items {
+		for _, p := range pods {
 			if slices.Contains(old, p.Name) {
 				return fmt.Errorf("pod %s still exists", p.Name)
 			}
@@ -230,14 +239,14 @@ func checkGoMemoryLimit(t *testing.T, kube kubernetes.Interface, c corev1.Contai
 	t.Helper()
 	limit := c.Resources.Limits.Memory().Value()
 	want := limit / 10 * 9
-	l, err := kube.CoreV1().Pods(webhookNamespace).List(context.Background(), metav1.ListOptions{LabelSelector: cluster.WorkloadLabelKey + "=" + cluster.WorkloadLabelValue})
+	pods, err := listWebhookPods(kube)
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // reading metrics, not admitting
 	}}
-	for _, p := range l.Items {
+	for _, p := range pods {
 		resp, err := client.Get("https://" + net.JoinHostPort(p.Status.PodIP, "8443") + "/metrics")
 		if err != nil {
 			t.Errorf("pod %s /metrics: %v", p.Name, err)
