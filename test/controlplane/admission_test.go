@@ -9,44 +9,36 @@ import (
 )
 
 // Case 1: what the API server stores for an opted-in Pod is the Pod with the
-// profile applied, through the Service, the caBundle and the JSON patch.
+// profile applied, through the Service, the caBundle and the JSON patch:
+// whether the Pod asks for its profile by label or by annotation, and when
+// its namespace opts in with any spelling a Pod's inject key accepts, as the
+// stack's selector lists them (here TRUE).
 func TestOptedInPodIsStoredWithProfileApplied(t *testing.T) {
 	requireControlPlane(t)
 	ns := optedInNamespace(t)
 	installStackWebhook(t, ns)
+	spelled := newNamespace(t, map[string]string{injectKey: "TRUE"})
 
 	for _, tc := range []struct {
-		name  string
-		optIn func(*corev1.Pod)
+		name, ns string
+		optIn    func(*corev1.Pod)
 	}{
-		{"profile label", optInLabel(gpuProfile)},
-		{"profile annotation", optInAnnotation(gpuProfile)},
+		{"profile label", ns, optInLabel(gpuProfile)},
+		{"profile annotation", ns, optInAnnotation(gpuProfile)},
+		{"namespace opted in with another spelling", spelled, optInLabel(gpuProfile)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.ReplaceAll(tc.name, " ", "-")
-			if _, err := createPod(ns, trainingPod(name, tc.optIn), false); err != nil {
+			if _, err := createPod(tc.ns, trainingPod(name, tc.optIn), false); err != nil {
 				t.Fatalf("create: %v", err)
 			}
-			stored, err := getPod(ns, name)
+			stored, err := getPod(tc.ns, name)
 			if err != nil {
 				t.Fatalf("get stored Pod: %v", err)
 			}
 			expectGPUProfile(t, stored)
 		})
 	}
-}
-
-// A namespace opted in with any spelling a Pod's inject key accepts is selected,
-// as the stack's selector lists them (here TRUE).
-func TestNamespaceOptedInWithAnotherSpellingIsIntercepted(t *testing.T) {
-	requireControlPlane(t)
-	installStackWebhook(t, optedInNamespace(t))
-	ns := newNamespace(t, map[string]string{injectKey: "TRUE"})
-	stored, err := createPod(ns, trainingPod("spelled-"+randSuffix(), optInLabel(gpuProfile)), true)
-	if err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	expectGPUProfile(t, stored)
 }
 
 // Case 2: outside the selected namespaces the API server never calls the

@@ -36,10 +36,13 @@ import (
 	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
 
-// installCertManagerCRDs creates cert-manager's CRDs (once per cluster), waits until each is
-// established, and returns the dynamic client the tests create cert-manager objects with.
-func installCertManagerCRDs(t *testing.T) dynamic.Interface {
+// certManagerTest starts a cert-manager test: it creates cert-manager's CRDs (once per
+// cluster) and waits until each is established, and returns the dynamic client the test
+// creates cert-manager objects with and the stack's certManager-mode configuration in a
+// namespace of the test's own.
+func certManagerTest(t *testing.T) (dynamic.Interface, webhookstack.Config) {
 	t.Helper()
+	requireControlPlane(t)
 	dyn, err := dynamic.NewForConfig(fx.cluster.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +50,7 @@ func installCertManagerCRDs(t *testing.T) dynamic.Interface {
 	if err := certmanager.InstallCRDs(context.Background(), dyn, os.Getenv(envRepoRoot)); err != nil {
 		t.Fatal(err)
 	}
-	return dyn
+	return dyn, certManagerConfig(newNamespace(t, nil))
 }
 
 // The cert-manager objects of the stack's certManager mode are accepted by cert-manager's own
@@ -57,12 +60,9 @@ func installCertManagerCRDs(t *testing.T) dynamic.Interface {
 // webhook configuration's inject-ca-from names it. Nothing is issued here: cert-manager's
 // controller and CA injector run in the test below.
 func TestCertManagerObjectsAreAcceptedAndWired(t *testing.T) {
-	requireControlPlane(t)
 	ctx := context.Background()
-	dyn := installCertManagerCRDs(t)
-	ns := newNamespace(t, nil)
-
-	cfg := certManagerConfig(ns)
+	dyn, cfg := certManagerTest(t)
+	ns := cfg.Namespace
 	stored := createCertManagerObjects(t, dyn, cfg)
 
 	// Strict validation is on: a field the CRD does not know is refused.
@@ -153,11 +153,9 @@ func webhookServerNameIn(service, ns string) string { return service + "." + ns 
 // calls a webhook of the test's own behind the stack's Service that serves the issued Secret,
 // trusting only the injected caBundle.
 func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
-	requireControlPlane(t)
 	ctx := context.Background()
-	dyn := installCertManagerCRDs(t)
-	ns := newNamespace(t, nil)
-	cfg := certManagerConfig(ns)
+	dyn, cfg := certManagerTest(t)
+	ns := cfg.Namespace
 	mwc := createInjectTarget(t, cfg)
 	serving := serveAdmissionForTest(t, cfg, certManagerTestAddress, certManagerTestPort)
 	controller := certmanager.Start(t, fx.cluster, os.Getenv(envRepoRoot), "cert-manager-controller")

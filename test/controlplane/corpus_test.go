@@ -1175,9 +1175,7 @@ func addedDuplicates(sent, stored *corev1.Pod) []string {
 	}
 	check("volume", volumes(sent), volumes(stored))
 	check("toleration", tolerations(sent), tolerations(stored))
-	mine := containersByName(&sent.Spec)
-	for _, c := range runContainers(&stored.Spec) {
-		m := mine[c.Name]
+	for c, m := range storedWithSent(sent, stored) {
 		env := func(c corev1.Container) []string {
 			return mappedNames(c.Env, func(e corev1.EnvVar) string { return e.Name })
 		}
@@ -1223,10 +1221,9 @@ func gpuHidingProblems(sent, stored *corev1.Pod, p *profile.Compiled) []string {
 		return nil
 	}
 	var probs []string
-	mine := containersByName(&sent.Spec)
-	for _, c := range runContainers(&stored.Spec) {
+	for c, sentC := range storedWithSent(sent, stored) {
 		vis := envNamed(c.Env, profile.EnvNvidiaVisibleDevices)
-		own := envNamed(mine[c.Name].Env, profile.EnvNvidiaVisibleDevices)
+		own := envNamed(sentC.Env, profile.EnvNvidiaVisibleDevices)
 		voided := len(vis) > 0 && vis[len(vis)-1].Value == "void" && len(own) == 0
 		switch {
 		case asksForNvidiaGPU(c) && voided:
@@ -1312,10 +1309,9 @@ func ompProblems(sent, stored *corev1.Pod, p *profile.Compiled) []string {
 		return nil
 	}
 	var probs []string
-	mine := containersByName(&sent.Spec)
-	for _, c := range runContainers(&stored.Spec) {
+	for c, sentC := range storedWithSent(sent, stored) {
 		env := envNamed(c.Env, profile.EnvOMPNumThreads)
-		if len(env) == 0 || len(envNamed(mine[c.Name].Env, profile.EnvOMPNumThreads)) > 0 || slices.ContainsFunc(p.Container.Env,
+		if len(env) == 0 || len(envNamed(sentC.Env, profile.EnvOMPNumThreads)) > 0 || slices.ContainsFunc(p.Container.Env,
 			func(e corev1.EnvVar) bool { return e.Name == profile.EnvOMPNumThreads }) {
 			continue // not added, the Pod's own, or a fixed value of the profile
 		}

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 	"slices"
 	"testing"
 
@@ -157,6 +158,19 @@ func runContainers(spec *corev1.PodSpec) []corev1.Container {
 // containersByName are runContainers by name.
 func containersByName(spec *corev1.PodSpec) map[string]corev1.Container {
 	return byName(runContainers(spec), func(c corev1.Container) string { return c.Name })
+}
+
+// storedWithSent yields each run container of stored with the container of the same name
+// in sent (the zero Container when sent had none).
+func storedWithSent(sent, stored *corev1.Pod) iter.Seq2[corev1.Container, corev1.Container] {
+	mine := containersByName(&sent.Spec)
+	return func(yield func(corev1.Container, corev1.Container) bool) {
+		for _, c := range runContainers(&stored.Spec) {
+			if !yield(c, mine[c.Name]) {
+				return
+			}
+		}
+	}
 }
 
 // clone deep-copies a slice of API values through JSON, so a Pod never shares them.

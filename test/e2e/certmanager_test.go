@@ -213,12 +213,8 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 // processes still run.
 func webhookPodStates(t *testing.T, kube kubernetes.Interface) []string {
 	t.Helper()
-	pods, err := listWebhookPods(kube)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for _, p := range pods {
+	for _, p := range mustListWebhookPods(t, kube) {
 		state := p.Name + " " + string(p.UID)
 		for _, c := range p.Status.ContainerStatuses {
 			state += fmt.Sprintf(" restarts=%d", c.RestartCount)

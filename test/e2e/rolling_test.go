@@ -188,12 +188,8 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 // webhookPods names the webhook's Pods that are not being deleted.
 func webhookPods(t *testing.T, kube kubernetes.Interface) []string {
 	t.Helper()
-	pods, err := listWebhookPods(kube)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	for _, p := range pods {
+	for _, p := range mustListWebhookPods(t, kube) {
 		if p.DeletionTimestamp == nil {
 			names = append(names, p.Name)
 		}
@@ -211,6 +207,16 @@ func listWebhookPods(kube kubernetes.Interface) ([]corev1.Pod, error) {
 		return nil, err
 	}
 	return l.Items, nil
+}
+
+// mustListWebhookPods is listWebhookPods, failing the test when it cannot list.
+func mustListWebhookPods(t *testing.T, kube kubernetes.Interface) []corev1.Pod {
+	t.Helper()
+	pods, err := listWebhookPods(kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pods
 }
 
 // waitReplaced waits until none of old exists any more (their processes have
@@ -239,14 +245,10 @@ func checkGoMemoryLimit(t *testing.T, kube kubernetes.Interface, c corev1.Contai
 	t.Helper()
 	limit := c.Resources.Limits.Memory().Value()
 	want := limit / 10 * 9
-	pods, err := listWebhookPods(kube)
-	if err != nil {
-		t.Fatal(err)
-	}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // reading metrics, not admitting
 	}}
-	for _, p := range pods {
+	for _, p := range mustListWebhookPods(t, kube) {
 		resp, err := client.Get("https://" + net.JoinHostPort(p.Status.PodIP, "8443") + "/metrics")
 		if err != nil {
 			t.Errorf("pod %s /metrics: %v", p.Name, err)
