@@ -68,13 +68,7 @@ func RunPodCreates(ctx context.Context, fx *Fixture, root string, cfg PodCreateC
 	}
 	defer c.Stop()
 	client := c.Client
-	// The ServiceAccount admission plugin adds the token volume the typical Pod has
-	// (AdmittedPodFile); with no controller-manager, the default ServiceAccount is made here.
-	_, err = client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: podCreateNamespace}}, metav1.CreateOptions{})
-	if err == nil {
-		_, err = client.CoreV1().ServiceAccounts(podCreateNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
-	}
-	if err != nil {
+	if err := createNamespace(ctx, client, podCreateNamespace); err != nil {
 		res.Err = err
 		return res
 	}
@@ -149,17 +143,38 @@ func switchTo(ctx context.Context, client kubernetes.Interface, fx *Fixture, fro
 	if to == policyCondition {
 		return setPolicies(ctx, client, fx, true)
 	}
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: podCreateWebhookName},
+	cfg := webhookConfig(podCreateWebhookName, "https://"+to.Addr+"/mutate", fx.CA.CertPEM, podCreateNamespace)
+	if _, err := api.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	return waitCalled(ctx, client, fx, to, true)
+}
+
+// createNamespace creates namespace ns and its default ServiceAccount: the ServiceAccount
+// admission plugin adds the token volume the typical Pod has (AdmittedPodFile), and with no
+// controller-manager nothing else makes that ServiceAccount.
+func createNamespace(ctx context.Context, client kubernetes.Interface, ns string) error {
+	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err == nil {
+		_, err = client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	}
+	return err
+}
+
+// webhookConfig registers the server at url, trusted through caBundle, for the Pod creates of
+// namespace ns: failurePolicy Fail, the default 10 s timeout, never reinvoked.
+func webhookConfig(name, url string, caBundle []byte, ns string) *admissionregistrationv1.MutatingWebhookConfiguration {
+	return &admissionregistrationv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name:         "pods." + Domain,
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://" + to.Addr + "/mutate"), CABundle: fx.CA.CertPEM},
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: ptr.To(url), CABundle: caBundle},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 				Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"},
 					Resources: []string{"pods"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
 			}},
-			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": podCreateNamespace}},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
 			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
 			AdmissionReviewVersions: []string{"v1"},
@@ -167,10 +182,6 @@ func switchTo(ctx context.Context, client kubernetes.Interface, fx *Fixture, fro
 			ReinvocationPolicy:      ptr.To(admissionregistrationv1.NeverReinvocationPolicy),
 		}},
 	}
-	if _, err := api.Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	return waitCalled(ctx, client, fx, to, true)
 }
 
 // waitCalled dry-run creates a probe Pod until s is (or is no longer) called for it: a

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"maps"
 	"net"
@@ -22,16 +21,14 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
+	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/utils/ptr"
 
 	"github.com/ai-webhook/ai-webhook/infra/webhookstack"
 	"github.com/ai-webhook/ai-webhook/test/internal/certmanager"
-	"github.com/ai-webhook/ai-webhook/test/internal/crds"
 	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 	"github.com/ai-webhook/ai-webhook/webhook/testpki"
 )
@@ -173,7 +170,7 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return parseCerts(got.Webhooks[0].ClientConfig.CABundle)
+		return certutil.ParseCertsPEM(got.Webhooks[0].ClientConfig.CABundle)
 	}
 
 	createCertManagerObjects(t, dyn, cfg)
@@ -192,15 +189,8 @@ func TestCertManagerIssuesRotatesAndInjectsTheStacksCertificates(t *testing.T) {
 		t.Helper()
 		var got issuedSecret
 		waitFor(fmt.Sprintf("cert-manager to issue Certificate %s (revision %d)", name, revision), func() error {
-			crt, err := certs.Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
+			if err := certmanager.Issued(ctx, certs, name, revision); err != nil {
 				return err
-			}
-			if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != revision {
-				return fmt.Errorf("revision %d; conditions %v", rev, crt.Object["status"])
-			}
-			if !crds.HasCondition(crt, "Ready", "True") {
-				return fmt.Errorf("not Ready: %v", crt.Object["status"])
 			}
 			secret, err := fx.client.CoreV1().Secrets(ns).Get(ctx, secretName, metav1.GetOptions{})
 			if err != nil {
@@ -359,11 +349,11 @@ type issuedSecret struct {
 }
 
 func readIssuedSecret(s *corev1.Secret) (issuedSecret, error) {
-	chain, err := parseCerts(s.Data[corev1.TLSCertKey])
+	chain, err := certutil.ParseCertsPEM(s.Data[corev1.TLSCertKey])
 	if err != nil || len(chain) == 0 {
 		return issuedSecret{}, fmt.Errorf("Secret %s: tls.crt: %d certificates, %v", s.Name, len(chain), err)
 	}
-	cas, err := parseCerts(s.Data["ca.crt"])
+	cas, err := certutil.ParseCertsPEM(s.Data["ca.crt"])
 	if err != nil || len(cas) != 1 {
 		return issuedSecret{}, fmt.Errorf("Secret %s: ca.crt: %d certificates, %v", s.Name, len(cas), err)
 	}
@@ -405,22 +395,6 @@ func checkLifetime(t *testing.T, what string, c *x509.Certificate, hours int) {
 	t.Helper()
 	if got, want := c.NotAfter.Sub(c.NotBefore), time.Duration(hours)*time.Hour; got != want {
 		t.Errorf("%s is valid for %v, the stack configures %v", what, got, want)
-	}
-}
-
-func parseCerts(data []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return out, nil
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
 	}
 }
 
@@ -488,23 +462,7 @@ func serveAdmissionForTest(t *testing.T, cfg webhookstack.Config, ip string, por
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	ctx := context.Background()
-	_, err = fx.client.CoreV1().Services(cfg.Namespace).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: cfg.Name},
-		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromInt32(port)}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = fx.client.DiscoveryV1().EndpointSlices(cfg.Namespace).Create(ctx, &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{Name: cfg.Name + "-manual", Labels: map[string]string{
-			discoveryv1.LabelServiceName: cfg.Name, discoveryv1.LabelManagedBy: "controlplane-test",
-		}},
-		AddressType: discoveryv1.AddressTypeIPv4,
-		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	if err := exposeService(context.Background(), fx.client, cfg.Namespace, cfg.Name, ip, port); err != nil {
 		t.Fatal(err)
 	}
 	return a

@@ -23,23 +23,23 @@ import (
 	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 )
 
-// exposeService creates a Service in the webhook namespace and, by hand (no
+// exposeService creates a Service in namespace ns and, by hand (no
 // controller-manager runs), the EndpointSlice that points it at ip:port. The
 // API server, with --enable-aggregator-routing, dials that address.
-func exposeService(ctx context.Context, c kubernetes.Interface, name, ip string, port int32) error {
+func exposeService(ctx context.Context, c kubernetes.Interface, ns, name, ip string, port int32) error {
 	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: webhookNamespace},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{
 			Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromInt32(port),
 		}}},
 	}
-	if _, err := c.CoreV1().Services(webhookNamespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+	if _, err := c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create Service %s: %w", name, err)
 	}
 	slice := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name + "-manual",
-			Namespace: webhookNamespace,
+			Namespace: ns,
 			Labels: map[string]string{
 				discoveryv1.LabelServiceName: name,
 				discoveryv1.LabelManagedBy:   "controlplane-test",
@@ -52,7 +52,7 @@ func exposeService(ctx context.Context, c kubernetes.Interface, name, ip string,
 		}},
 		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}},
 	}
-	if _, err := c.DiscoveryV1().EndpointSlices(webhookNamespace).Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+	if _, err := c.DiscoveryV1().EndpointSlices(ns).Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create EndpointSlice for %s: %w", name, err)
 	}
 	return nil
@@ -240,7 +240,7 @@ func setAnnotation(p *corev1.Pod, k, v string) {
 func exposeForTest(t *testing.T, name, ip string, port int32) {
 	t.Helper()
 	ctx := context.Background()
-	if err := exposeService(ctx, fx.client, name, ip, port); err != nil {
+	if err := exposeService(ctx, fx.client, webhookNamespace, name, ip, port); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

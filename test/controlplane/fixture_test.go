@@ -167,7 +167,7 @@ func (f *fixture) createClusterObjects(ctx context.Context) error {
 	}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	return exposeService(ctx, f.client, webhookService, webhookAddress, webhookPort)
+	return exposeService(ctx, f.client, webhookNamespace, webhookService, webhookAddress, webhookPort)
 }
 
 // rotateServingCert writes a new serving certificate and key from the same CA

@@ -12,12 +12,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ai-webhook/ai-webhook/test/internal/certmanager"
-	"github.com/ai-webhook/ai-webhook/test/internal/crds"
 	"github.com/ai-webhook/ai-webhook/tools/localcluster/cluster"
 )
 
@@ -140,14 +138,7 @@ func TestCertManagerModeIssuesInjectsAndRenewsInPlace(t *testing.T) {
 		t.Fatalf("request the renewal of Certificate %s: %v", servingCertificate, err)
 	}
 	waitFor("cert-manager to issue revision 2 of "+servingCertificate, func() error {
-		crt, err := certs.Get(ctx, servingCertificate, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != 2 || !crds.HasCondition(crt, "Ready", "True") {
-			return fmt.Errorf("revision %d; status %v", rev, crt.Object["status"])
-		}
-		return nil
+		return certmanager.Issued(ctx, certs, servingCertificate, 2)
 	})
 	renewed := currentStack(t, kube)
 	if bytes.Equal(renewed.cert.Raw, st.cert.Raw) || bytes.Equal(renewed.secret.Data[corev1.TLSPrivateKeyKey], st.secret.Data[corev1.TLSPrivateKeyKey]) {

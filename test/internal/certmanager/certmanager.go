@@ -64,6 +64,19 @@ func Start(t testing.TB, c *cluster.Cluster, root, name string) *cluster.Process
 	return p
 }
 
+// Issued is nil once Certificate name is Ready at revision (status.revision counts the
+// issuances: 1 the first, 2 after one renewal, ...).
+func Issued(ctx context.Context, certs dynamic.ResourceInterface, name string, revision int64) error {
+	crt, err := certs.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if rev, _, _ := unstructured.NestedInt64(crt.Object, "status", "revision"); rev != revision || !crds.HasCondition(crt, "Ready", "True") {
+		return fmt.Errorf("Certificate %s at revision %d, want %d and Ready; status %v", name, rev, revision, crt.Object["status"])
+	}
+	return nil
+}
+
 // RequestRenewal asks cert-manager to renew Certificate name now, as `cmctl renew` does: the
 // Issuing condition set to True through the status subresource.
 func RequestRenewal(ctx context.Context, certs dynamic.ResourceInterface, name string) error {
